@@ -1,0 +1,59 @@
+# Pulse: `make run` serves the whole app locally; `make test` checks it.
+# Both install what is missing first (Debian/Ubuntu packages, a .venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+# Debian's chromium for the page tests (Playwright's own browser download
+# cannot work offline); override with PULSE_CHROMIUM=/path/to/chromium.
+PULSE_CHROMIUM ?= /usr/bin/chromium
+export PULSE_CHROMIUM
+
+.PHONY: run test lint venv system-deps test-system-deps clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    - start the local stack and serve the app on http://127.0.0.1:8000"
+	@echo "make test   - lint and run every test"
+	@echo "make clean  - remove .venv and .local (local data)"
+
+# Install a Debian package only when the command it provides is missing.
+define need
+command -v $(1) >/dev/null 2>&1 || echo $(2)
+endef
+
+system-deps:
+	@missing="$$( $(call need,redis-server,redis-server); $(call need,redis-cli,redis-tools); \
+	  $(call need,memcached,memcached); \
+	  $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || echo python3-venv )"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test-system-deps: system-deps
+	@if [ ! -x "$(PULSE_CHROMIUM)" ]; then \
+	  echo "installing: chromium"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | system-deps
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+run: system-deps venv
+	$(PY) -m local.stack
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: test-system-deps venv lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .local

@@ -1,0 +1,1 @@
+"""Pulse: the logic behind app.py's handlers (one folder per feature)."""

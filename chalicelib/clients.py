@@ -1,0 +1,130 @@
+"""Lazily created clients, one of each per container (Lambda reuses them).
+
+Nothing here connects or imports a client library at import time: each
+handler pays only for the clients it uses (cold starts).  Every client has
+explicit connect/read timeouts so a hung dependency fails fast.
+"""
+from __future__ import annotations
+
+import threading
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import redis
+    from pymemcache.client.hash import HashClient
+
+_lock = threading.Lock()
+
+
+def parse_host_port(server: str, default_port: int = 11211) -> tuple[str, int]:
+    host, _, port = server.rpartition(":")
+    if not host:  # "host" without a port
+        return server, default_port
+    return host.strip("[]"), int(port)
+
+
+@lru_cache(maxsize=1)
+def _boto3_session():
+    import boto3  # deferred: ~150 ms of import
+
+    return boto3.session.Session(region_name=get_settings().region)
+
+
+@cache
+def get_aws_client(service: str):
+    """A boto3 client with botocore's `standard` retry mode and tight timeouts.
+
+    AWS_ENDPOINT_URL (read by botocore itself) points every client at moto's
+    server locally.
+    """
+    from botocore.config import Config
+
+    s = get_settings()
+    config = Config(
+        connect_timeout=s.connect_timeout,
+        read_timeout=s.read_timeout,
+        retries={"mode": "standard", "max_attempts": 3},
+    )
+    with _lock:  # boto3 sessions are not thread-safe while creating clients
+        return _boto3_session().client(service, config=config)
+
+
+@cache
+def get_secret(secret_arn: str) -> str:
+    """A Secrets Manager value, fetched once per container."""
+    return get_aws_client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+
+
+def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    s = get_settings()
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": s.connect_timeout,
+        "socket_timeout": read_timeout,
+        # One quick retry covers a connection the server closed while the
+        # container was frozen; more would break the 2 s answer budget.
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        "decode_responses": True,
+    }
+    if s.redis_username:
+        kwargs["username"] = s.redis_username
+    if s.redis_password_secret_arn:
+        kwargs["password"] = get_secret(s.redis_password_secret_arn)
+    return kwargs
+
+
+def make_redis(read_timeout: float | None = None) -> redis.Redis:
+    """A new Redis client for the configured server or cluster (MemoryDB)."""
+    s = get_settings()
+    kwargs = _redis_kwargs(s.read_timeout if read_timeout is None else read_timeout)
+    if s.redis_cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(s.redis_url, **kwargs)
+    import redis
+
+    return redis.Redis.from_url(s.redis_url, **kwargs)
+
+
+@lru_cache(maxsize=1)
+def get_redis() -> redis.Redis:
+    return make_redis()
+
+
+@lru_cache(maxsize=1)
+def get_memcached() -> HashClient:
+    """pymemcache's HashClient over every node (consistent hashing)."""
+    from pymemcache.client.hash import HashClient
+
+    s = get_settings()
+    return HashClient(
+        [parse_host_port(server) for server in s.memcached_servers],
+        connect_timeout=s.connect_timeout,
+        timeout=s.read_timeout,
+        use_pooling=True,
+        # A dead node is skipped for 30 s instead of being retried on every
+        # request; callers treat a miss/exception as "go to the origin".
+        retry_attempts=1,
+        retry_timeout=1,
+        dead_timeout=30,
+    )
+
+
+def reset_clients() -> None:
+    """Forget cached settings and clients (tests, and after config changes)."""
+    get_settings.cache_clear()
+    for cached in (get_redis, get_memcached):
+        if cached.cache_info().currsize:
+            try:
+                cached().close()
+            except Exception:  # closing a broken client is best effort
+                pass
+        cached.cache_clear()
+    get_aws_client.cache_clear()
+    get_secret.cache_clear()
+    _boto3_session.cache_clear()

@@ -1,0 +1,60 @@
+"""Errors that reach the HTTP caller as JSON with the right status code."""
+from __future__ import annotations
+
+import sys
+
+
+class PulseError(Exception):
+    status_code = 500
+    code = "InternalError"
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self) -> dict:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+class InvalidInput(PulseError):
+    """The caller sent something we cannot accept: say what and where."""
+
+    status_code = 400
+    code = "BadRequest"
+
+
+class NotFound(PulseError):
+    status_code = 404
+    code = "NotFound"
+
+
+class DependencyUnavailable(PulseError):
+    """A backing service (Redis, memcached, AWS) failed or timed out."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
+
+
+def is_dependency_failure(exc: BaseException) -> bool:
+    """True for network/timeout errors of Redis, memcached and botocore.
+
+    Looks only at libraries already imported, so the check itself never
+    pulls a client library into a cold start.
+    """
+    kinds: list[type] = [ConnectionError, TimeoutError]
+    if "redis" in sys.modules:
+        from redis import exceptions as r
+
+        kinds += [r.ConnectionError, r.TimeoutError, r.BusyLoadingError, r.ClusterDownError,
+                  r.ReadOnlyError, r.MaxConnectionsError]
+    if "pymemcache" in sys.modules:
+        from pymemcache import exceptions as m
+
+        kinds += [m.MemcacheUnexpectedCloseError, m.MemcacheServerError]
+    if "botocore" in sys.modules:
+        from botocore import exceptions as b
+
+        kinds += [b.EndpointConnectionError, b.ConnectTimeoutError, b.ReadTimeoutError,
+                  b.ConnectionClosedError]
+    return isinstance(exc, tuple(kinds))

@@ -1,0 +1,75 @@
+"""HTTP helpers shared by the routes: JSON answers and query-string parsing."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from chalicelib.errors import InvalidInput
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_response(body, status_code: int = 200, headers: Mapping[str, str] | None = None):
+    from chalice import Response
+
+    return Response(
+        body=json.dumps(body, default=str),
+        status_code=status_code,
+        headers={**JSON_HEADERS, **(headers or {})},
+    )
+
+
+def query_int(params: Mapping[str, str] | None, name: str, default: int,
+              minimum: int, maximum: int) -> int:
+    raw = (params or {}).get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"'{name}' must be an integer, got {raw[:40]!r}", field=name) from None
+    if not minimum <= value <= maximum:
+        raise InvalidInput(f"'{name}' must be between {minimum} and {maximum}, got {value}",
+                           field=name)
+    return value
+
+
+def query_choice(params: Mapping[str, str] | None, name: str, default: str,
+                 choices: Iterable[str]) -> str:
+    raw = (params or {}).get(name)
+    if raw is None or raw == "":
+        return default
+    allowed = list(choices)
+    if raw not in allowed:
+        raise InvalidInput(f"'{name}' must be one of {', '.join(allowed)}, got {raw[:40]!r}",
+                           field=name)
+    return raw
+
+
+def json_api(view):
+    """Turn our errors and dependency failures into JSON answers.
+
+    Chalice converts any exception raised by a view into a bare 500 before
+    middleware sees it, so the mapping has to sit on the view itself.
+    """
+    import functools
+    import logging
+
+    from chalicelib.errors import DependencyUnavailable, PulseError, is_dependency_failure
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except PulseError as exc:
+            return json_response(exc.to_body(), exc.status_code)
+        except Exception as exc:
+            if not is_dependency_failure(exc):
+                raise
+            logging.getLogger("pulse").warning("dependency failure in %s: %r",
+                                               view.__name__, exc)
+            err = DependencyUnavailable(
+                f"a backing service is unavailable ({type(exc).__name__}); try again shortly")
+            return json_response(err.to_body(), err.status_code)
+
+    return wrapper

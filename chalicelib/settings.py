@@ -1,0 +1,84 @@
+"""Typed settings, read from the environment in one place, once per container.
+
+Defaults point at the local stack that `make run` starts, so `chalice local`,
+the CLI and the tests work with no configuration; the dev/prod stages in
+.chalice/config.json set every value explicitly (see `make configure`).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import lru_cache
+
+# Ports of the local stack; chosen to stay clear of a developer's own
+# Redis (6379), memcached (11211) and moto (5000).
+LOCAL_REDIS_PORT = 16379
+LOCAL_MEMCACHED_PORTS = (21211, 21212)
+LOCAL_MOTO_PORT = 15000
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    # botocore reads AWS_ENDPOINT_URL itself; kept here for /health and logs.
+    aws_endpoint_url: str | None = None
+    redis_url: str = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+    redis_cluster: bool = False
+    redis_username: str | None = None
+    redis_password_secret_arn: str | None = None
+    memcached_servers: tuple[str, ...] = tuple(f"127.0.0.1:{p}" for p in LOCAL_MEMCACHED_PORTS)
+    qr_bucket: str = "pulse-qr-local"
+    qr_table: str = "pulse-qr-cache"
+    event_bus_name: str = "pulse-events"
+    click_stream_name: str = "pulse-clicks"
+    x_bearer_token_secret_arn: str | None = None
+    # Timeouts (seconds) for every network client: a hung dependency must
+    # not hold a request past the 2 s the API promises.
+    connect_timeout: float = 0.5
+    read_timeout: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def get(name: str, default):
+            value = env.get(name)
+            return default if value in (None, "") else value
+
+        servers = get("MEMCACHED_SERVERS", None)
+        return cls(
+            stage=get("PULSE_STAGE", defaults.stage),
+            region=get("AWS_REGION", get("AWS_DEFAULT_REGION", defaults.region)),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL", None),
+            redis_url=get("REDIS_URL", defaults.redis_url),
+            redis_cluster=_bool(get("REDIS_CLUSTER", "false")),
+            redis_username=get("REDIS_USERNAME", None),
+            redis_password_secret_arn=get("REDIS_PASSWORD_SECRET_ARN", None),
+            memcached_servers=(
+                tuple(s.strip() for s in servers.split(",") if s.strip())
+                if servers else defaults.memcached_servers
+            ),
+            qr_bucket=get("QR_BUCKET", defaults.qr_bucket),
+            qr_table=get("QR_TABLE", defaults.qr_table),
+            event_bus_name=get("EVENT_BUS_NAME", defaults.event_bus_name),
+            click_stream_name=get("CLICK_STREAM_NAME", defaults.click_stream_name),
+            x_bearer_token_secret_arn=get("X_BEARER_TOKEN_SECRET_ARN", None),
+            connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
+            read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
+        )
+
+    def as_public_dict(self) -> dict:
+        """Settings safe to show (no secret values are ever held here)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

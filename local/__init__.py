@@ -1,0 +1,1 @@
+"""Local tooling (not deployed): the local stack, its provisioning and the event runner."""

@@ -1,0 +1,280 @@
+"""The local event runner: what `chalice local` cannot do (it serves routes only).
+
+It calls the app's own Chalice handler functions, with the event shapes Lambda
+sends, for:
+- `@app.schedule`: fired on their rate (and, for the demo, once at start);
+- `@app.on_cw_event`: a rule with the handler's event pattern on the app's bus
+  in moto, targeting an SQS queue, so moto's real rule matching decides which
+  events reach the handler; the runner drains the queue into the handler;
+- `@app.on_kinesis_record`: records read from moto's Kinesis shard by shard
+  and delivered in batches of the handler's `batch_size`, retried (not
+  skipped) when the handler fails, as Lambda does by default.
+
+    python -m local.events [--app-dir DIR] [--no-fire-on-start]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.clients import get_aws_client
+from chalicelib.settings import Settings, get_settings
+
+log = logging.getLogger("pulse.events")
+
+ACCOUNT = "123456789012"  # moto's default account
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression) -> float:
+    """Seconds between runs of a `rate(...)` schedule."""
+    text = expression if isinstance(expression, str) else expression.to_string()
+    match = _RATE.match(text.strip())
+    if not match:
+        raise ValueError(f"the local runner supports rate(...) schedules only, got {text!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+def load_app(app_dir: str, module: str = "app"):
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    return importlib.import_module(module).app
+
+
+def _context(name: str, timeout_s: int = 300):
+    from chalice.local import LambdaContext
+
+    return LambdaContext(name, memory_size=512, max_runtime_ms=timeout_s * 1000)
+
+
+@dataclass
+class _Schedule:
+    name: str
+    interval: float
+    next_due: float
+
+
+@dataclass
+class _Shard:
+    stream: str
+    stream_arn: str
+    shard_id: str
+    iterator: str | None
+    last_sequence: str | None = None
+
+
+@dataclass
+class EventRunner:
+    app: Any
+    settings: Settings = field(default_factory=get_settings)
+    clock: Callable[[], float] = time.time
+    prefix: str = "pulse-local"
+    retry_backoff: float = 1.0
+    _schedules: list[_Schedule] = field(default_factory=list)
+    _queues: dict[str, str] = field(default_factory=dict)
+    _shards: dict[str, list[_Shard]] = field(default_factory=dict)
+    _batch_sizes: dict[str, int] = field(default_factory=dict)
+
+    # -- discovery -------------------------------------------------------
+    def _sources(self, kind: str) -> list:
+        return [s for s in self.app.event_sources if type(s).__name__ == kind]
+
+    def setup(self, fire_on_start: bool = False) -> EventRunner:
+        now = self.clock()
+        for src in self._sources("ScheduledEventConfig"):
+            interval = rate_seconds(src.schedule_expression)
+            self._schedules.append(_Schedule(src.name, interval, now if fire_on_start
+                                             else now + interval))
+        for src in self._sources("CloudWatchEventConfig"):
+            self._queues[src.name] = self._route_rule_to_queue(src.name, src.event_pattern)
+        for src in self._sources("KinesisEventConfig"):
+            self._shards[src.name] = self._open_shards(src.stream, src.starting_position)
+            self._batch_sizes[src.name] = src.batch_size
+        return self
+
+    def _route_rule_to_queue(self, name: str, pattern: dict) -> str:
+        """Rule (the handler's pattern, on the app's bus) -> SQS queue the runner drains."""
+        sqs, events = get_aws_client("sqs"), get_aws_client("events")
+        queue_name = f"{self.prefix}-{name}"
+        url = sqs.create_queue(QueueName=queue_name,
+                               Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        bus = self.settings.event_bus_name
+        events.put_rule(Name=queue_name, EventBusName=bus, EventPattern=json.dumps(pattern),
+                        State="ENABLED")
+        events.put_targets(Rule=queue_name, EventBusName=bus,
+                           Targets=[{"Id": "local-runner", "Arn": arn}])
+        return url
+
+    def _open_shards(self, stream: str, starting_position: str) -> list[_Shard]:
+        kinesis = get_aws_client("kinesis")
+        desc = kinesis.describe_stream(StreamName=stream)["StreamDescription"]
+        shards = []
+        for shard in desc["Shards"]:
+            it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                            ShardIteratorType=starting_position)["ShardIterator"]
+            shards.append(_Shard(stream, desc["StreamARN"], shard["ShardId"], it))
+        return shards
+
+    def _invoke(self, name: str, event: dict) -> Any:
+        return self.app.handler_map[name](event, _context(name))
+
+    # -- schedules -------------------------------------------------------
+    def fire_schedule(self, name: str) -> Any:
+        now = datetime.now(UTC)
+        event = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": ACCOUNT,
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.settings.region,
+            "resources": [f"arn:aws:events:{self.settings.region}:{ACCOUNT}:rule/{name}"],
+            "detail": {},
+        }
+        log.info("schedule %s: firing", name)
+        return self._invoke(name, event)
+
+    def run_due_schedules(self) -> int:
+        fired = 0
+        for sched in self._schedules:
+            if self.clock() >= sched.next_due:
+                sched.next_due = self.clock() + sched.interval
+                try:
+                    self.fire_schedule(sched.name)
+                except Exception:  # a failed run waits for its next turn, as in Lambda
+                    log.exception("schedule %s failed", sched.name)
+                fired += 1
+        return fired
+
+    # -- EventBridge -----------------------------------------------------
+    def deliver_events(self, wait_seconds: int = 0) -> int:
+        """Drain each rule's queue into its handler; failed events stay queued for a retry."""
+        sqs = get_aws_client("sqs")
+        delivered = 0
+        for name, url in self._queues.items():
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=wait_seconds).get("Messages", [])
+            for msg in messages:
+                try:
+                    self._invoke(name, json.loads(msg["Body"]))
+                except Exception:
+                    log.exception("event handler %s failed; the event will be retried", name)
+                    continue
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+                delivered += 1
+        return delivered
+
+    # -- Kinesis ---------------------------------------------------------
+    def deliver_records(self) -> int:
+        """One batch per shard per handler; a failing batch is retried from the same place."""
+        kinesis = get_aws_client("kinesis")
+        delivered = 0
+        for name, shards in self._shards.items():
+            for shard in shards:
+                if shard.iterator is None:  # shard closed
+                    continue
+                page = kinesis.get_records(ShardIterator=shard.iterator,
+                                           Limit=self._batch_sizes[name])
+                records = page["Records"]
+                if records:
+                    try:
+                        self._invoke(name, self._kinesis_event(shard, records))
+                    except Exception:
+                        log.exception("kinesis handler %s failed on %s; retrying the batch",
+                                      name, shard.shard_id)
+                        shard.iterator = self._iterator_after(kinesis, shard)
+                        continue
+                    shard.last_sequence = records[-1]["SequenceNumber"]
+                    delivered += len(records)
+                shard.iterator = page.get("NextShardIterator")
+        return delivered
+
+    @staticmethod
+    def _iterator_after(kinesis, shard: _Shard) -> str:
+        if shard.last_sequence is None:
+            kind = {"ShardIteratorType": "TRIM_HORIZON"}
+        else:
+            kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                    "StartingSequenceNumber": shard.last_sequence}
+        return kinesis.get_shard_iterator(StreamName=shard.stream, ShardId=shard.shard_id,
+                                          **kind)["ShardIterator"]
+
+    def _kinesis_event(self, shard: _Shard, records: list[dict]) -> dict:
+        return {"Records": [{
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": r["PartitionKey"],
+                "sequenceNumber": r["SequenceNumber"],
+                "data": base64.b64encode(r["Data"]).decode(),
+                "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{shard.shard_id}:{r['SequenceNumber']}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/pulse-local",
+            "awsRegion": self.settings.region,
+            "eventSourceARN": shard.stream_arn,
+        } for r in records]}
+
+    # -- loop ------------------------------------------------------------
+    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.25) -> None:
+        """Schedules, events and records each on their own thread, like separate Lambdas."""
+        def loop(step: Callable[[], int]) -> None:
+            while not stop.is_set():
+                try:
+                    busy = step()
+                except Exception:
+                    log.exception("event runner step failed")
+                    busy = 0
+                    stop.wait(self.retry_backoff)
+                if not busy:
+                    stop.wait(idle_sleep)
+
+        threads = [threading.Thread(target=loop, args=(step,), daemon=True)
+                   for step in (self.run_due_schedules, self.deliver_events,
+                                self.deliver_records)]
+        for t in threads:
+            t.start()
+        stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app-dir", default=os.getcwd())
+    parser.add_argument("--no-fire-on-start", action="store_true",
+                        help="wait a full interval before the first scheduled run")
+    parser.add_argument("--fire", metavar="NAME", help="fire one schedule now and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[events] %(message)s")
+    runner = EventRunner(load_app(args.app_dir))
+    if args.fire:
+        print(json.dumps(runner.fire_schedule(args.fire), default=str))
+        return 0
+    runner.setup(fire_on_start=not args.no_fire_on_start)
+    log.info("schedules: %s; event rules: %s; kinesis consumers: %s",
+             [s.name for s in runner._schedules] or "none", list(runner._queues) or "none",
+             list(runner._shards) or "none")
+    stop = threading.Event()
+    try:
+        runner.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Create the local stand-ins of the AWS resources in moto's server, idempotently.
+
+Names come from the same settings the app reads, so the app finds them.
+In AWS these resources come from Terraform (infra/).
+"""
+from __future__ import annotations
+
+import logging
+
+from chalicelib.clients import get_aws_client
+from chalicelib.settings import Settings
+
+log = logging.getLogger("pulse.provision")
+
+
+def _exists(call, missing_codes: tuple[str, ...]) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in missing_codes:
+            return False
+        raise
+
+
+def ensure_bucket(name: str, region: str) -> None:
+    s3 = get_aws_client("s3")
+    if not _exists(lambda: s3.head_bucket(Bucket=name), ("404", "NoSuchBucket", "NotFound")):
+        kwargs = {} if region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=name, **kwargs)
+        log.info("created bucket %s", name)
+    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+
+
+def ensure_table(name: str) -> None:
+    """The QR cache table: partition key `pk`, expiry attribute `ttl` (as infra/dynamodb.tf)."""
+    ddb = get_aws_client("dynamodb")
+    if _exists(lambda: ddb.describe_table(TableName=name), ("ResourceNotFoundException",)):
+        return
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "ttl"})
+    log.info("created table %s", name)
+
+
+def ensure_event_bus(name: str) -> str:
+    events = get_aws_client("events")
+    if not _exists(lambda: events.describe_event_bus(Name=name), ("ResourceNotFoundException",)):
+        events.create_event_bus(Name=name)
+        log.info("created event bus %s", name)
+    return events.describe_event_bus(Name=name)["Arn"]
+
+
+def ensure_stream(name: str, shards: int = 2) -> str:
+    kinesis = get_aws_client("kinesis")
+    if not _exists(lambda: kinesis.describe_stream_summary(StreamName=name),
+                   ("ResourceNotFoundException",)):
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        kinesis.get_waiter("stream_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
+        log.info("created stream %s with %d shards", name, shards)
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+
+def provision(settings: Settings) -> dict:
+    """Everything the app expects to find; safe to run on every start."""
+    ensure_bucket(settings.qr_bucket, settings.region)
+    ensure_table(settings.qr_table)
+    bus_arn = ensure_event_bus(settings.event_bus_name)
+    stream_arn = ensure_stream(settings.click_stream_name)
+    return {"bucket": settings.qr_bucket, "table": settings.qr_table,
+            "event_bus_arn": bus_arn, "stream_arn": stream_arn}

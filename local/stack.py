@@ -1,0 +1,106 @@
+"""`make run`: the local stack and the app, in one foreground process.
+
+Starts redis-server, two memcached nodes and moto's server, provisions the
+AWS stand-ins, then runs the event runner and `chalice local --stage local`.
+Ctrl-C (or SIGTERM) stops everything it started; a run after a crash first
+stops what the crashed run left (pid files in .local/run/).
+
+Ports (env): PULSE_REDIS_PORT, PULSE_MEMCACHED_PORTS (comma-separated),
+PULSE_MOTO_PORT, PULSE_HTTP_PORT.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from chalicelib import settings as settings_mod
+from local import processes
+
+ROOT = Path(__file__).resolve().parent.parent
+# All local data, logs and pid files live in one ignored folder.
+DATA = Path(os.environ.get("PULSE_DATA_DIR", ROOT / ".local"))
+
+
+def stack_env() -> dict[str, str]:
+    """The environment the app, the CLI and the event runner see under `make run`."""
+    redis_port = int(os.environ.get("PULSE_REDIS_PORT", settings_mod.LOCAL_REDIS_PORT))
+    mc_ports = [int(p) for p in os.environ.get(
+        "PULSE_MEMCACHED_PORTS", ",".join(map(str, settings_mod.LOCAL_MEMCACHED_PORTS))).split(",")]
+    moto_port = int(os.environ.get("PULSE_MOTO_PORT", settings_mod.LOCAL_MOTO_PORT))
+    env = {
+        "PULSE_STAGE": "local",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "MEMCACHED_SERVERS": ",".join(f"127.0.0.1:{p}" for p in mc_ports),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        # moto accepts any credentials; fixed fake ones keep a developer's
+        # real AWS credentials out of every local call.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    env.pop("AWS_SESSION_TOKEN", None)
+    return env
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[stack] %(message)s")
+    log = logging.getLogger("pulse.stack")
+    env = stack_env()
+    os.environ.update(env)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    run_dir = DATA / "run"
+    started = time.monotonic()
+
+    redis_port = int(env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    servers = [processes.persistent_redis_server(redis_port, DATA / "redis")]
+    for i, node in enumerate(env["MEMCACHED_SERVERS"].split(",")):
+        servers.append(processes.memcached_server(int(node.rsplit(":", 1)[1]), run_dir,
+                                                  name=f"memcached-{i}"))
+    servers.append(processes.moto_server(int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]), run_dir))
+    py = sys.executable
+    http_port = int(os.environ.get("PULSE_HTTP_PORT", "8000"))
+    apps = [
+        processes.Server("events", None, [py, "-m", "local.events", "--app-dir", str(ROOT)],
+                         ROOT, rundir=run_dir),
+        processes.Server("chalice", http_port,
+                         [str(Path(py).parent / "chalice"), "local", "--stage", "local",
+                          "--host", "127.0.0.1", "--port", str(http_port)],
+                         ROOT, rundir=run_dir),
+    ]
+    started_servers: list[processes.Server] = []
+
+    # SIGTERM (kill, systemd, CI) takes the same clean path as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        for server in servers:
+            server.rundir = run_dir  # one folder shows every pid file and log
+            started_servers.append(server.start())
+            log.info("%s on 127.0.0.1:%d (log: %s)", server.name, server.port,
+                     server.logfile.relative_to(ROOT))
+        from local.provision import provision
+
+        resources = provision(settings_mod.Settings.from_env())
+        log.info("AWS resources in moto: %s", resources)
+        for app_proc in apps:
+            started_servers.append(app_proc.start(timeout=60, stream_output=True))
+        log.info("ready in %.1fs: http://127.0.0.1:%d/  (health: /health); Ctrl-C stops all",
+                 time.monotonic() - started, http_port)
+        while all(s.proc.poll() is None for s in started_servers):
+            time.sleep(0.5)
+        log.error("a process of the stack exited; stopping the rest")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for server in reversed(started_servers):
+            server.stop()
+        log.info("stopped everything")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

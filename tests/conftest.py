@@ -1,0 +1,170 @@
+"""Fixtures: real redis-server, memcached, a 3-master Redis Cluster and moto's
+server, each started on free loopback ports once per session; a headless
+Chromium for page tests.  No fakes of our own code."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from chalicelib.clients import reset_clients
+from chalicelib.settings import Settings
+from local import processes
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CHROMIUM = os.environ.get("PULSE_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-quic",
+                 "--disable-sync"]
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/, or a skip where that folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/ is not beside this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def redis_server(stack_dir):
+    server = processes.redis_server(processes.free_port(), stack_dir / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_servers(stack_dir):
+    nodes = [processes.memcached_server(processes.free_port(), stack_dir, name=f"memcached-{i}")
+             .start() for i in range(2)]
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(stack_dir):
+    server = processes.moto_server(processes.free_port(), stack_dir).start(timeout=60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(stack_dir):
+    """A real Redis Cluster, three masters, as MemoryDB always runs in cluster mode."""
+    ports = [processes.free_port() for _ in range(3)]
+    nodes = processes.redis_cluster(ports, stack_dir / "cluster")
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(redis_server, memcached_servers, moto_server) -> dict[str, str]:
+    """The environment the app sees with the session's servers (as `make run` sets it)."""
+    return {
+        "PULSE_STAGE": "local",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "REDIS_CLUSTER": "false",
+        "MEMCACHED_SERVERS": ",".join(n.url for n in memcached_servers),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_server.port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def reset_moto(endpoint: str) -> None:
+    req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+
+
+@pytest.fixture
+def pulse_env(monkeypatch, stack_env) -> Settings:
+    """A clean world per test: empty Redis and memcached, fresh moto resources."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    reset_clients()
+    settings = Settings.from_env()
+    from chalicelib.clients import get_memcached, get_redis
+
+    get_redis().flushall()
+    get_memcached().flush_all()
+    reset_moto(stack_env["AWS_ENDPOINT_URL"])
+    from local.provision import provision
+
+    provision(settings)
+    yield settings
+    reset_clients()
+
+
+@pytest.fixture
+def app_client(pulse_env):
+    """chalice.test.Client over the real app, with the local stage's config."""
+    from chalice.test import Client
+
+    import app as pulse_app
+
+    with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
+        yield client
+
+
+def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture(scope="session")
+def live_server(stack_env, stack_dir):
+    """`chalice local` serving the real app on a free port, against the session's servers."""
+    port = processes.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(stack_env)
+    chalice_bin = str(Path(os.sys.executable).parent / "chalice")
+    server = processes.Server("chalice-local", port,
+                              [chalice_bin, "local", "--stage", "local", "--no-autoreload",
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              ROOT, env=env, rundir=stack_dir)
+    server.start(timeout=60)
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (its own browser download
+    is not used)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found at {CHROMIUM}: `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    pg = context.new_page()
+    yield pg
+    context.close()
