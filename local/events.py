@@ -168,8 +168,12 @@ class EventRunner:
             messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=wait_seconds).get("Messages", [])
             for msg in messages:
+                event = json.loads(msg["Body"])
+                # moto's SQS copy of the event omits `account`, which real
+                # EventBridge always sends and Chalice's event object requires.
+                event.setdefault("account", ACCOUNT)
                 try:
-                    self._invoke(name, json.loads(msg["Body"]))
+                    self._invoke(name, event)
                 except Exception:
                     log.exception("event handler %s failed; the event will be retried", name)
                     continue
@@ -260,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fire", metavar="NAME", help="fire one schedule now and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[events] %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     runner = EventRunner(load_app(args.app_dir))
     if args.fire:
         print(json.dumps(runner.fire_schedule(args.fire), default=str))

@@ -53,6 +53,16 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"{name} did not open port {port} within {timeout}s")
 
 
+def wait_port_closed(port: int, timeout: float = 5.0) -> bool:
+    """True once nothing listens on `port` (a killed server may take a moment to let go)."""
+    deadline = time.monotonic() + timeout
+    while port_open(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -86,7 +96,7 @@ class Server:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         kill_stale(self.pidfile)
-        if self.port is not None and port_open(self.port):
+        if self.port is not None and not wait_port_closed(self.port):
             raise RuntimeError(f"port {self.port} for {self.name} is already in use; "
                                f"set another port (see README) or stop what holds it")
         log = None if stream_output else open(self.logfile, "ab")

@@ -48,6 +48,7 @@ def stack_env() -> dict[str, str]:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[stack] %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     log = logging.getLogger("pulse.stack")
     env = stack_env()
     os.environ.update(env)
@@ -81,7 +82,7 @@ def main() -> int:
             server.rundir = run_dir  # one folder shows every pid file and log
             started_servers.append(server.start())
             log.info("%s on 127.0.0.1:%d (log: %s)", server.name, server.port,
-                     server.logfile.relative_to(ROOT))
+                     server.logfile)
         from local.provision import provision
 
         resources = provision(settings_mod.Settings.from_env())

@@ -147,6 +147,12 @@ def live_server(stack_env, stack_dir):
     server.stop()
 
 
+@pytest.fixture
+def live_app(live_server, pulse_env) -> str:
+    """The live server's URL, with this test's clean, provisioned world."""
+    return live_server
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium, headless, driven by Playwright (its own browser download
