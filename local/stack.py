@@ -46,6 +46,18 @@ def stack_env() -> dict[str, str]:
     return env
 
 
+def code_mtimes() -> dict[str, float]:
+    """What a code reload watches: the deployed code and its config only.
+
+    `chalice local`'s own reloader polls every file under the project,
+    .venv and .local included, and restarts on each Redis append; ours
+    watches just these.
+    """
+    files = [ROOT / "app.py", ROOT / ".chalice" / "config.json",
+             *(ROOT / "chalicelib").rglob("*.py"), *(ROOT / "chalicelib").rglob("*.html")]
+    return {str(f): f.stat().st_mtime for f in files if f.exists()}
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[stack] %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -70,12 +82,14 @@ def main() -> int:
                          ROOT, rundir=run_dir),
         processes.Server("chalice", http_port,
                          [str(Path(py).parent / "chalice"), "local", "--stage", "local",
-                          "--host", "127.0.0.1", "--port", str(http_port)],
+                          "--host", "127.0.0.1", "--port", str(http_port), "--no-autoreload"],
                          ROOT, rundir=run_dir),
     ]
     started_servers: list[processes.Server] = []
 
-    # SIGTERM (kill, systemd, CI) takes the same clean path as Ctrl-C.
+    # SIGTERM (kill, systemd, CI) takes the same clean path as Ctrl-C, and
+    # SIGINT is handled even when a shell started us with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         for server in servers:
@@ -91,13 +105,23 @@ def main() -> int:
             started_servers.append(app_proc.start(timeout=60, stream_output=True))
         log.info("ready in %.1fs: http://127.0.0.1:%d/  (health: /health); Ctrl-C stops all",
                  time.monotonic() - started, http_port)
+        seen = code_mtimes()
         while all(s.proc.poll() is None for s in started_servers):
             time.sleep(0.5)
+            now = code_mtimes()
+            if now != seen:  # reload the app's processes on a code change
+                seen = now
+                log.info("code changed: restarting chalice local and the event runner")
+                for app_proc in apps:
+                    app_proc.stop()
+                    app_proc.start(timeout=60, stream_output=True)
         log.error("a process of the stack exited; stopping the rest")
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for server in reversed(started_servers):
             server.stop()
         log.info("stopped everything")
