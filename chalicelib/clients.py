@@ -60,6 +60,7 @@ def get_secret(secret_arn: str) -> str:
 
 def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
     from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
     s = get_settings()
@@ -67,8 +68,11 @@ def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
         "socket_connect_timeout": s.connect_timeout,
         "socket_timeout": read_timeout,
         # One quick retry covers a connection the server closed while the
-        # container was frozen; more would break the 2 s answer budget.
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        # container was frozen.  Not on timeouts: a server that did not answer
+        # in read_timeout will not answer a retry either, and waiting twice
+        # would break the 2 s answer budget.
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1,
+                       supported_errors=(RedisConnectionError,)),
         "decode_responses": True,
     }
     if s.redis_username:
