@@ -3,10 +3,12 @@
 Keep this import light: client libraries (boto3, redis, tweepy, qrcode/PIL)
 are imported inside the code paths that use them, never here.
 """
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
 from chalicelib.http import json_api, json_response
+from chalicelib.leaderboard import api as leaderboard_api
+from chalicelib.settings import get_settings
 
 app = Chalice(app_name="pulse")
 
@@ -21,3 +23,33 @@ def index() -> Response:
 def health_check() -> Response:
     report = health.check_all()
     return json_response(report.to_body(), 200 if report.ok else 503)
+
+
+@app.route("/leaderboard")
+@json_api
+def leaderboard_top() -> Response:
+    return json_response(leaderboard_api.top(app.current_request.query_params))
+
+
+@app.route("/leaderboard/{hashtag}")
+@json_api
+def leaderboard_tag(hashtag: str) -> Response:
+    return json_response(leaderboard_api.one_tag(hashtag, app.current_request.query_params))
+
+
+@app.schedule(Rate(get_settings().ingest_rate_minutes, unit=Rate.MINUTES),
+              name="ingest_hashtags", description="Count the hashtags of new tweets")
+def ingest_hashtags(event) -> dict:
+    from chalicelib.leaderboard.ingest import run_scheduled_ingest
+
+    # Stop between pages with a third of the time left; the next run resumes the range.
+    margin_ms = event.context.get_remaining_time_in_millis() / 3
+    result = run_scheduled_ingest(
+        should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
+    app.log.info("ingest: %s", result.summary())
+    return result.to_dict()
+
+
+@app.route("/ui/leaderboard")
+def leaderboard_page() -> Response:
+    return web.html_response("leaderboard.html")

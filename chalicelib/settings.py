@@ -38,6 +38,16 @@ class Settings:
     event_bus_name: str = "pulse-events"
     click_stream_name: str = "pulse-clicks"
     x_bearer_token_secret_arn: str | None = None
+    # Hashtag leaderboard.  The source is twitter|archive|synthetic; the local
+    # stage defaults to synthetic (no X account needed), every other to twitter.
+    # The bearer token itself is never held here: it comes from the secret
+    # above in AWS, or from env X_BEARER_TOKEN locally (see leaderboard.sources).
+    leaderboard_name: str = "default"
+    leaderboard_source: str = "synthetic"
+    leaderboard_query: str = "#campaign -is:retweet"
+    leaderboard_archive: tuple[str, ...] = ()  # twarc2 JSONL files for the archive source
+    ingest_max_pages: int = 10  # pages of up to 100 tweets per scheduled run
+    ingest_rate_minutes: int = 5
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
@@ -70,6 +80,16 @@ class Settings:
             event_bus_name=get("EVENT_BUS_NAME", defaults.event_bus_name),
             click_stream_name=get("CLICK_STREAM_NAME", defaults.click_stream_name),
             x_bearer_token_secret_arn=get("X_BEARER_TOKEN_SECRET_ARN", None),
+            leaderboard_name=get("LEADERBOARD_NAME", defaults.leaderboard_name),
+            leaderboard_source=get(
+                "LEADERBOARD_SOURCE",
+                "synthetic" if get("PULSE_STAGE", defaults.stage) == "local" else "twitter",
+            ).strip().lower(),
+            leaderboard_query=get("LEADERBOARD_QUERY", defaults.leaderboard_query),
+            leaderboard_archive=tuple(
+                p.strip() for p in get("LEADERBOARD_ARCHIVE", "").split(",") if p.strip()),
+            ingest_max_pages=int(get("INGEST_MAX_PAGES", defaults.ingest_max_pages)),
+            ingest_rate_minutes=int(get("INGEST_RATE_MINUTES", defaults.ingest_rate_minutes)),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
         )

@@ -28,10 +28,20 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(below: int = 65536) -> int:
+    """A free loopback port; `below` bounds it (a cluster node also needs port+10000)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < below:
+            return port
+    raise RuntimeError(f"no free port below {below}")
+
+
+def free_cluster_port() -> int:
+    """Redis Cluster listens on port+10000 for its bus, so the port must be <= 55535."""
+    return free_port(below=55536)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -62,7 +62,7 @@ def moto_server(stack_dir):
 @pytest.fixture(scope="session")
 def redis_cluster(stack_dir):
     """A real Redis Cluster, three masters, as MemoryDB always runs in cluster mode."""
-    ports = [processes.free_port() for _ in range(3)]
+    ports = [processes.free_cluster_port() for _ in range(3)]
     nodes = processes.redis_cluster(ports, stack_dir / "cluster")
     yield nodes
     for node in nodes:

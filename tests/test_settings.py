@@ -29,3 +29,18 @@ def test_values_come_from_standard_variable_names():
 def test_public_dict_holds_no_secret_values():
     s = Settings.from_env({"REDIS_PASSWORD_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:p"})
     assert "password" not in str(s.as_public_dict()).lower().replace("password_secret_arn", "")
+
+
+def test_leaderboard_settings():
+    local, prod = Settings.from_env({}), Settings.from_env({"PULSE_STAGE": "prod"})
+    assert (local.leaderboard_source, prod.leaderboard_source) == ("synthetic", "twitter")
+    assert (local.leaderboard_name, local.ingest_max_pages, local.ingest_rate_minutes) == (
+        "default", 10, 5)
+    s = Settings.from_env({
+        "LEADERBOARD_SOURCE": " Archive ", "LEADERBOARD_QUERY": "#kpop -is:retweet",
+        "LEADERBOARD_ARCHIVE": "a.jsonl, b.jsonl", "LEADERBOARD_NAME": "kpop",
+        "INGEST_MAX_PAGES": "3", "INGEST_RATE_MINUTES": "15",
+    })
+    assert (s.leaderboard_source, s.leaderboard_query, s.leaderboard_archive) == (
+        "archive", "#kpop -is:retweet", ("a.jsonl", "b.jsonl"))
+    assert (s.leaderboard_name, s.ingest_max_pages, s.ingest_rate_minutes) == ("kpop", 3, 15)

@@ -1,0 +1,110 @@
+"""Read latency: top-10 of each window with 1k to 1M distinct tags, next to a raw ZREVRANGE.
+
+On a redis-server it starts on a free port, fills one board's sorted sets (all time
+and the 1h/24h/7d windows, N distinct tags each, Zipf-like scores; the 20 highest
+tags also get other spellings, so each read works out spellings too) with pipelined
+ZADDs straight into the store's keys, then times, one call after another from
+redis-py: `Leaderboard.top(window, 10)` (one EVALSHA: spellings included; the
+lazy roll runs when the clock enters a new bucket) and one raw
+`ZREVRANGE key 0 9 WITHSCORES` on the same key.
+
+    python -m bench.leaderboard_read [--sizes 1000,10000,100000,1000000] [--iters 2000]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from chalicelib.leaderboard.store import WINDOWS, Leaderboard
+from local import processes
+
+CHUNK = 10_000
+
+
+def fill(r: redis.Redis, board: Leaderboard, n: int) -> float:
+    """N distinct tags in every window of the board, scores ~ 1e6 / rank."""
+    t0 = time.perf_counter()
+    r.flushall()
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, n, CHUNK):
+        mapping = {f"tag{rank:07d}": 1_000_000 // rank + 1
+                   for rank in range(start + 1, min(n, start + CHUNK) + 1)}
+        for window in WINDOWS:
+            pipe.zadd(board.key_window[window], mapping)
+        pipe.execute()
+    for rank in range(1, 21):  # other spellings for the tags a top-10 shows
+        tag = f"tag{rank:07d}"
+        pipe.hset(board.key_variants, tag, f"Tag{rank:07d}\tTAG{rank:07d}")
+        pipe.hset(board.key_spellings, mapping={f"Tag{rank:07d}": 500_000 // rank,
+                                                f"TAG{rank:07d}": 10})
+    pipe.execute()
+    for window in WINDOWS:  # the first read of a new board writes its window heads
+        board.top(window, 10)
+    return time.perf_counter() - t0
+
+
+def timings(fn, iters: int, warmup: int = 200) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - t0)
+    q = statistics.quantiles(samples, n=100)
+    return q[49] / 1000, q[98] / 1000  # p50, p99 in microseconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000,10000,100000,1000000")
+    ap.add_argument("--iters", type=int, default=2000)
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
+    server = processes.redis_server(processes.free_port(), workdir).start()
+    rows = []
+    try:
+        r = redis.Redis(port=server.port, decode_responses=True)
+        board = Leaderboard(r, "bench")
+        for n in sizes:
+            secs = fill(r, board, n)
+            mem = r.info("memory")["used_memory"] / 2**20
+            print(f"{n:>9,} tags per window: loaded in {secs:.1f} s, {mem:,.0f} MiB",
+                  file=sys.stderr)
+            top = board.top("24h", 3)
+            assert [e.hashtag for e in top] == ["Tag0000001", "Tag0000002", "Tag0000003"], top
+            gc.collect()
+            for window in WINDOWS:
+                key = board.key_window[window]
+                ours = timings(lambda w=window: board.top(w, 10), args.iters)
+                raw = timings(lambda k=key: r.zrevrange(k, 0, 9, withscores=True), args.iters)
+                rows.append((n, window, *ours, *raw))
+        r.flushall()
+    finally:
+        server.stop()
+        for p in sorted(workdir.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        workdir.rmdir()
+
+    print(f"\ntop-10 latency from redis-py, {args.iters} calls each, {os.cpu_count()} CPUs, "
+          f"Python {sys.version.split()[0]}, redis-py {redis.__version__}\n")
+    print("| tags | window | `top()` p50 µs | `top()` p99 µs | raw ZREVRANGE p50 µs "
+          "| raw p99 µs | p99 ≤ 2 ms |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for n, window, p50, p99, r50, r99 in rows:
+        print(f"| {n:,} | {window} | {p50:.0f} | {p99:.0f} | {r50:.0f} | {r99:.0f} | "
+              f"{'yes' if p99 <= 2000 else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()

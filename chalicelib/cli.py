@@ -1,0 +1,243 @@
+"""Pulse's command line, with the app's settings (REDIS_URL etc.; by default the
+stack `make run` started).
+
+    python -m chalicelib.cli ingest [--max-pages N] [--json]
+    python -m chalicelib.cli import-archive PATH... [--batch-size N] [--no-progress]
+    python -m chalicelib.cli leaderboard [--window all|1h|24h|7d] [--n N] [--offset N] [--json]
+
+Expected failures (Redis unreachable, a bad archive line, no X token, an X API
+error) end with one line on stderr and exit code 2 (1 for the X API), not
+a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+WINDOWS = ("all", "1h", "24h", "7d")
+
+
+def _settings():
+    from chalicelib.settings import get_settings
+
+    return get_settings()
+
+
+def _redis():
+    from chalicelib.clients import make_redis
+
+    # Batches of ~1000 tweets are one script each: allow more than the API's 1 s.
+    return make_redis(read_timeout=max(_settings().read_timeout, 10.0))
+
+
+def _board(redis=None):
+    from chalicelib.leaderboard.store import Leaderboard
+
+    return Leaderboard(redis if redis is not None else _redis(), _settings().leaderboard_name)
+
+
+def _print_json(obj: Any) -> None:
+    import json
+
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+# --- commands -------------------------------------------------------------------------
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from chalicelib.leaderboard.ingest import run_scheduled_ingest
+
+    result = run_scheduled_ingest(_settings(), redis=_redis(), max_pages=args.max_pages)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(f"ingest from {result.source}: {result.summary()}")
+    return 0
+
+
+def cmd_import_archive(args: argparse.Namespace) -> int:
+    from chalicelib.leaderboard.ingest import import_archive
+    from chalicelib.leaderboard.sources import ArchiveSource
+
+    source = ArchiveSource(args.paths)
+    try:
+        total = source.total_bytes()
+    except OSError as exc:
+        raise SystemExit(f"pulse: cannot read {exc.filename}: {exc.strerror}") from None
+    board = _board()
+    board.progress()  # reach Redis before reading a large file
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        # disable=None: no bar when stderr is not a terminal (CI, pipes)
+        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc="import", disable=None, file=sys.stderr)
+    try:
+        result = import_archive(board, source, batch_size=args.batch_size,
+                                on_bytes=bar.update if bar is not None else None)
+        if bar is not None:
+            bar.update(total - bar.n)  # blank lines carry no page
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        _print_json({"tweets_read": result.tweets_read, "tweets_counted": result.tweets_counted,
+                     "duplicates": result.duplicates, "pages": result.pages,
+                     "files": result.per_file, "seconds": round(result.seconds, 3)})
+    else:
+        print(result.summary())
+    return 0
+
+
+def _width(text: str) -> int:
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    board = _board()
+    entries = board.top(args.window, args.n, args.offset)
+    total = board.size(args.window)
+    updated = board.updated_at()
+    updated_iso = None if updated is None else datetime.fromtimestamp(updated, UTC).isoformat()
+    if args.json:
+        _print_json({"window": args.window, "total": total, "updated_at": updated_iso,
+                     "items": [{"rank": e.rank, "hashtag": e.hashtag, "score": e.score}
+                               for e in entries]})
+        return 0
+    print(f"Top hashtags, window {args.window}: {total} tags"
+          + (f", updated {updated_iso}" if updated_iso else ""))
+    if not entries:
+        if args.window == "all" and args.offset == 0:
+            print("(no hashtags counted yet: run `python -m chalicelib.cli ingest` or "
+                  "`import-archive`)")
+        else:
+            print(f"(no hashtags in window {args.window} from rank {args.offset + 1})")
+        return 0
+    tags = ["#" + e.hashtag for e in entries]
+    rank_w = max(4, len(str(entries[-1].rank)))
+    tag_w = max(7, *(_width(t) for t in tags))
+    score_w = max(5, *(len(str(e.score)) for e in entries))
+    print(f"{'rank':>{rank_w}}  {'hashtag'}{' ' * (tag_w - 7)}  {'score':>{score_w}}")
+    for entry, tag in zip(entries, tags, strict=True):
+        print(f"{entry.rank:>{rank_w}}  {tag}{' ' * (tag_w - _width(tag))}  "
+              f"{entry.score:>{score_w}}")
+    return 0
+
+
+# --- parsing and errors ------------------------------------------------------------------
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chalicelib.cli",
+        description="Pulse hashtag leaderboard: ingest, import archives, show the board.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="one scheduled ingest run now (LEADERBOARD_SOURCE)")
+    p.add_argument("--max-pages", type=_positive, default=None,
+                   help="page cap for this run (default: INGEST_MAX_PAGES)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("import-archive", help="count the tweets of twarc2 JSONL files")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="twarc2 JSONL file(s)")
+    p.add_argument("--batch-size", type=_positive, default=1000,
+                   help="tweets per atomic write (default 1000)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_import_archive)
+
+    p = sub.add_parser("leaderboard", help="show the top hashtags")
+    p.add_argument("--window", choices=WINDOWS, default="all")
+    p.add_argument("--n", type=_positive, default=10, help="how many (default 10)")
+    p.add_argument("--offset", type=_non_negative, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON like GET /leaderboard")
+    p.set_defaults(func=cmd_leaderboard)
+    return parser
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _expected_error(exc: BaseException) -> tuple[str, int] | None:
+    """(one-line message, exit code) for the failures a user can act on; None for bugs."""
+    from chalicelib.leaderboard.sources import ArchiveError, SourceConfigError
+
+    if isinstance(exc, ArchiveError | SourceConfigError):
+        return str(exc), 2
+    if "redis" in sys.modules:
+        from redis import exceptions as rx
+
+        where = _redacted(_settings().redis_url)
+        unreachable = (rx.ConnectionError, rx.TimeoutError, rx.ClusterDownError,
+                       rx.RedisClusterException, rx.AuthenticationError)
+        if isinstance(exc, unreachable):
+            hint = " (is `make run` running?)" if _settings().stage == "local" else ""
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            return f"cannot reach Redis at {where}{hint}: {detail}", 2
+        if isinstance(exc, rx.RedisError):
+            return f"Redis error at {where}: {' '.join(str(exc).split())}", 2
+    if "tweepy" in sys.modules:
+        import tweepy
+
+        if isinstance(exc, tweepy.TweepyException):
+            return f"X API error: {' '.join(str(exc).split())}", 1
+    if "requests" in sys.modules:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            return f"cannot reach the X API: {type(exc).__name__}", 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("pulse: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        expected = _expected_error(exc)
+        if expected is None:
+            raise
+        message, code = expected
+        print(f"pulse: {message}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hashtag leaderboard: X API v2 tweets -> hashtag counts in Redis sorted sets."""

@@ -1,0 +1,215 @@
+"""Exactly-once ingest: pages from a source -> `Leaderboard.record`, with a resumable checkpoint.
+
+Search returns the newest tweets first and pages back in time, so a run reads a
+*range* of ids from the top down.  The checkpoint lives in the board's progress
+hash, and every change to it is made by the same atomic `record` call that
+counts the page it belongs to:
+
+    since_id        every tweet with id <= since_id is counted
+    pending_newest  the newest id of the range being read (set by its first page)
+    pending_until   the oldest id counted so far in that range
+
+A run starts a new range (since_id < id) or, when `pending_newest` is set,
+resumes the unfinished one (since_id < id < pending_until).  Each page is counted
+by one `record(tweets, progress=...)` that also moves `pending_until` down to
+the page's oldest id; the page that ends the range (no `next_token`) sets
+`since_id = pending_newest` and clears the pending fields in that same call.
+A run that stops anywhere (rate limit, page cap, timeout, Redis error, kill)
+therefore leaves exactly the uncounted part of the range to the next run, and
+the per-tweet dedupe markers `record` keeps make any page read twice harmless.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.leaderboard.model import Tweet, tweets_from_page
+from chalicelib.leaderboard.sources import ArchiveSource, RateLimited, Source
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from chalicelib.leaderboard.store import Leaderboard
+    from chalicelib.settings import Settings
+
+log = logging.getLogger("pulse.leaderboard.ingest")
+
+SINCE_ID = "since_id"
+PENDING_NEWEST = "pending_newest"
+PENDING_UNTIL = "pending_until"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    pages: int  # pages read
+    tweets_seen: int  # tweets in those pages
+    tweets_counted: int  # newly counted (not already counted by an earlier read)
+    complete: bool  # the range was read to its end: nothing is pending
+    rate_limited: bool
+    checkpoint: dict[str, str]  # the progress fields after the run
+    stopped: str = "complete"  # complete | page_cap | rate_limited | deadline
+    rate_limit_reset: float | None = None  # epoch seconds, when the source said
+    source: str = ""  # the source's name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        state = {"complete": "range complete", "page_cap": "range pending (page cap)",
+                 "rate_limited": "rate limited, range pending",
+                 "deadline": "out of time, range pending"}[self.stopped]
+        marks = ", ".join(f"{k}={v}" for k, v in sorted(self.checkpoint.items())) or "none"
+        return (f"{self.pages} pages, {self.tweets_seen} tweets seen, {self.tweets_counted} "
+                f"counted; {state}; checkpoint {marks}")
+
+
+def _apply(checkpoint: dict[str, str], update: Mapping[str, str | None]) -> None:
+    for key, value in update.items():
+        if value is None:
+            checkpoint.pop(key, None)
+        else:
+            checkpoint[key] = value
+
+
+def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
+               should_stop: Callable[[], bool] | None = None) -> IngestResult:
+    """Read at most `max_pages` pages of the current range from `source` into `board`.
+
+    `should_stop()` is asked before each page (e.g. the Lambda's remaining time);
+    True ends the run cleanly with the range pending.  A rate limit ends it the
+    same way.  Every other error (Redis, the API, a bad page) propagates: the run
+    fails loudly, and what it committed before is exact.
+    """
+    if max_pages < 1:
+        raise ValueError(f"max_pages must be at least 1, got {max_pages}")
+    checkpoint = dict(board.progress())
+    since = checkpoint.get(SINCE_ID)
+    newest = checkpoint.get(PENDING_NEWEST)  # set: resuming an unfinished range
+    until = checkpoint.get(PENDING_UNTIL) if newest is not None else None
+    log.info("ingest from %s: %s", source.name,
+             f"resuming range ({since}, {until}) up to {newest}" if newest is not None
+             else f"new range after {since}")
+    pages = iter(source.pages(since_id=None if since is None else int(since),
+                              until_id=None if until is None else int(until)))
+    try:
+        n_pages, seen, counted, stopped, reset_at = _read_range(
+            board, pages, checkpoint, newest, max_pages, should_stop)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:  # a generator left mid-range (page cap, rate limit, error)
+            close()
+    result = IngestResult(n_pages, seen, counted, stopped == "complete",
+                          stopped == "rate_limited", checkpoint, stopped, reset_at, source.name)
+    log.info("ingest from %s: %s", source.name, result.summary())
+    return result
+
+
+def _read_range(board, pages, checkpoint, newest, max_pages, should_stop):
+    n_pages = seen = counted = 0
+    stopped, reset_at = "complete", None
+    while True:
+        if n_pages >= max_pages:
+            stopped = "page_cap"
+            break
+        if should_stop is not None and should_stop():
+            stopped = "deadline"
+            break
+        try:
+            page = next(pages)
+        except StopIteration:
+            page = None  # the range ended without a final page: close it below
+        except RateLimited as exc:
+            stopped, reset_at = "rate_limited", exc.reset_at
+            break
+        tweets: list[Tweet] = []
+        last = True
+        if page is not None:
+            n_pages += 1
+            tweets = tweets_from_page(page)
+            seen += len(tweets)
+            last = not (page.get("meta") or {}).get("next_token")
+            if tweets and newest is None:  # the first page of a new range
+                newest = str(max(t.id for t in tweets))
+        update: dict[str, str | None] | None = None
+        if last:
+            if newest is not None:  # close the range: all of it is now counted
+                update = {SINCE_ID: newest, PENDING_NEWEST: None, PENDING_UNTIL: None}
+        elif tweets:
+            update = {PENDING_NEWEST: newest, PENDING_UNTIL: str(min(t.id for t in tweets))}
+        if tweets or update:
+            counted += board.record(tweets, progress=update)
+            _apply(checkpoint, update or {})
+        if last:
+            break
+    return n_pages, seen, counted, stopped, reset_at
+
+
+def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
+                         max_pages: int | None = None,
+                         should_stop: Callable[[], bool] | None = None) -> IngestResult:
+    """One scheduled run with the app's settings (LEADERBOARD_SOURCE, LEADERBOARD_NAME,
+    INGEST_MAX_PAGES): what `@app.schedule` and `cli ingest` do."""
+    from chalicelib.leaderboard.sources import source_from_settings
+    from chalicelib.leaderboard.store import Leaderboard
+
+    if settings is None:
+        from chalicelib.settings import get_settings
+
+        settings = get_settings()
+    if redis is None:
+        from chalicelib.clients import get_redis
+
+        redis = get_redis()
+    board = Leaderboard(redis, settings.leaderboard_name)
+    return run_ingest(board, source_from_settings(settings),
+                      max_pages=max_pages or settings.ingest_max_pages, should_stop=should_stop)
+
+
+# --- bulk import of twarc2 archives -----------------------------------------------------
+
+@dataclass
+class ImportResult:
+    files: int = 0
+    pages: int = 0
+    tweets_read: int = 0
+    tweets_counted: int = 0
+    seconds: float = 0.0
+    per_file: dict[str, int] = field(default_factory=dict)  # tweets read per file
+
+    @property
+    def duplicates(self) -> int:
+        """Tweets read that were already counted (earlier import, or twice in the files)."""
+        return self.tweets_read - self.tweets_counted
+
+    def summary(self) -> str:
+        rate = self.tweets_read / self.seconds if self.seconds else 0.0
+        return (f"{self.tweets_read} tweets read from {self.files} file(s), {self.pages} pages: "
+                f"{self.tweets_counted} counted, {self.duplicates} skipped as duplicates "
+                f"({self.seconds:.1f} s, {rate:,.0f} tweets/s)")
+
+
+def import_archive(board: Leaderboard, source: ArchiveSource, *, batch_size: int = 1000,
+                   on_bytes: Callable[[int], None] | None = None,
+                   clock: Callable[[], float] = time.perf_counter) -> ImportResult:
+    """Count every tweet of the archive files once: batches of ~`batch_size` tweets,
+    one atomic `record` each; the dedupe markers skip tweets already counted (within
+    the markers' TTL).  It leaves the scheduled ingest's checkpoint alone."""
+    started = clock()
+    result = ImportResult(files=len(source.paths))
+    batch: list[Tweet] = []
+    for archived in source.read_pages():
+        tweets = archived.tweets()
+        result.pages += 1
+        result.tweets_read += len(tweets)
+        result.per_file[archived.path] = result.per_file.get(archived.path, 0) + len(tweets)
+        batch.extend(tweets)
+        if len(batch) >= batch_size:
+            result.tweets_counted += board.record(batch)
+            batch = []
+        if on_bytes is not None:
+            on_bytes(archived.nbytes)
+    if batch:
+        result.tweets_counted += board.record(batch)
+    result.seconds = clock() - started
+    return result

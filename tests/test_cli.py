@@ -1,0 +1,132 @@
+"""`python -m chalicelib.cli` on real Redis: in-process through main(argv), and as a
+subprocess with the environment `make run` gives (stack_env)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from chalicelib.cli import main
+from local import processes
+from tests.conftest import ROOT, shared_path
+
+
+def sample(name: str) -> Path:
+    return shared_path("sample-data", "tweets", name)
+
+
+def counts_in(path: Path) -> Counter:
+    """Counted by hand from the file: each tweet once, its entities.hashtags case-folded."""
+    tweets = {}
+    for line in path.read_bytes().splitlines():
+        if line.strip():
+            for tweet in orjson.loads(line).get("data") or ():
+                tweets.setdefault(tweet["id"], tweet)
+    return Counter(h["tag"].lower() for t in tweets.values()
+                   for h in (t.get("entities") or {}).get("hashtags") or ())
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], cwd=ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_import_archive_then_leaderboard_json(pulse_env, stack_env):
+    path = sample("kpop.jsonl")
+    expected = counts_in(path)
+    imported = cli(stack_env, "import-archive", str(path))
+    assert imported.returncode == 0, imported.stderr
+    assert "100 tweets read" in imported.stdout and "100 counted" in imported.stdout
+    assert "0 skipped as duplicates" in imported.stdout
+
+    shown = cli(stack_env, "leaderboard", "--json", "--n", "5")
+    assert shown.returncode == 0, shown.stderr
+    board = json.loads(shown.stdout)
+    assert board["window"] == "all" and board["total"] == len(expected)
+    got = [(item["rank"], item["hashtag"].lower(), item["score"]) for item in board["items"]]
+    best = expected.most_common(5)
+    assert got[0] == (1, "kpop", expected["kpop"]) and expected["kpop"] == 94
+    assert [score for _, _, score in got] == [score for _, score in best]
+    assert {tag: score for _, tag, score in got} == {t: expected[t] for _, t, _ in got}
+
+
+def test_a_second_import_counts_nothing(pulse_env, capsys):
+    paths = [str(sample("kpop.jsonl")), str(sample("2sets.jsonl"))]
+    assert main(["import-archive", "--no-progress", *paths]) == 0
+    first = capsys.readouterr().out
+    assert "300 tweets read from 2 file(s)" in first and "200 counted" in first
+    assert "100 skipped as duplicates" in first  # 2sets.jsonl repeats kpop.jsonl
+    assert main(["import-archive", "--no-progress", "--json", *paths]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (second["tweets_read"], second["tweets_counted"], second["duplicates"]) == (
+        300, 0, 300)
+
+
+def test_leaderboard_table(pulse_env, capsys):
+    assert main(["leaderboard"]) == 0
+    assert "no hashtags counted yet" in capsys.readouterr().out
+    assert main(["import-archive", "--no-progress", str(sample("brexit.jsonl"))]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--window", "all", "--n", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = counts_in(sample("brexit.jsonl"))
+    assert lines[0].startswith(f"Top hashtags, window all: {len(expected)} tags")
+    assert lines[1].split() == ["rank", "hashtag", "score"]
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[0], r[1].lower(), int(r[2])) for r in rows[:2]] == [
+        ("1", "#brexit", expected["brexit"]), ("2", "#borisjohnson", expected["borisjohnson"])]
+    assert len(rows) == 3
+
+
+def test_ingest_runs_the_configured_source(pulse_env, capsys, monkeypatch):
+    # the local stage's default source is the synthetic stream
+    assert main(["ingest"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ingest from synthetic: 5 pages, 500 tweets seen, 500 counted; "
+                          "range complete; checkpoint since_id=")
+    assert main(["ingest", "--json", "--max-pages", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["source"] == "synthetic" and result["complete"] is True
+    assert main(["leaderboard", "--json", "--n", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"][0]["rank"] == 1
+
+
+def test_a_bad_archive_line_is_one_line_naming_file_and_line(pulse_env, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(sample("kpop.jsonl").read_bytes() + b"{truncated\n")
+    assert main(["import-archive", "--no-progress", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"pulse: {bad}:2: not valid JSON") and err.count("\n") == 1
+
+
+def test_missing_file_and_bad_arguments(pulse_env, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import-archive", "/nonexistent/x.jsonl"])
+    assert "cannot read /nonexistent/x.jsonl" in str(exit_info.value.code)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["leaderboard", "--window", "2h"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("args", [["leaderboard"], ["ingest"],
+                                  ["import-archive", "--no-progress", "KPOP"]])
+@pytest.mark.parametrize("cluster", [False, True])
+def test_redis_down_is_a_one_line_error(args, cluster):
+    port = processes.free_port()  # nothing listens there
+    args = [str(sample("kpop.jsonl")) if a == "KPOP" else a for a in args]
+    env = {"PULSE_STAGE": "local", "REDIS_URL": f"redis://:secret@127.0.0.1:{port}/0",
+           "REDIS_CLUSTER": "true" if cluster else "false"}
+    done = cli(env, *args, timeout=20)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"pulse: cannot reach Redis at redis://:***@127.0.0.1:{port}")
+    assert "make run" in done.stderr and "secret" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stdout == ""

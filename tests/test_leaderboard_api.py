@@ -1,0 +1,111 @@
+"""GET /leaderboard and /leaderboard/{hashtag} through chalice.test.Client on real Redis."""
+import time
+
+import pytest
+
+from chalicelib.clients import get_redis, reset_clients
+from chalicelib.leaderboard import api
+from chalicelib.leaderboard.model import Tweet
+from chalicelib.leaderboard.store import Leaderboard
+from local import processes
+
+
+@pytest.fixture
+def board(app_client, pulse_env):
+    api.get_board.cache_clear()
+    yield Leaderboard(get_redis(), pulse_env.leaderboard_name)
+    api.get_board.cache_clear()
+
+
+def tweets(*tag_lists, start_id=1000, age=60.0):
+    now = time.time()
+    return [Tweet(start_id + i, now - age, tuple(tags)) for i, tags in enumerate(tag_lists)]
+
+
+@pytest.fixture
+def counted(board):
+    # kpop 4 (mostly spelled KPop), bts 3, lisa 2, blackpink 1
+    board.record(tweets(["KPop", "bts"], ["KPop", "lisa"], ["kpop", "bts", "lisa"],
+                        ["KPop", "bts", "blackpink"]))
+    return board
+
+
+@pytest.mark.parametrize("query, field", [
+    ("window=bogus", "window"), ("n=0", "n"), ("n=1000", "n"), ("n=abc", "n"),
+    ("offset=-1", "offset"), ("window=", None),
+])
+def test_bad_query_gives_400_naming_the_parameter(app_client, board, query, field):
+    resp = app_client.http.get(f"/leaderboard?{query}")
+    if field is None:  # an empty value means the default
+        assert resp.status_code == 200
+        return
+    assert resp.status_code == 400, resp.body
+    assert resp.json_body["field"] == field and field in resp.json_body["message"]
+
+
+@pytest.mark.parametrize("tag, why", [("a" * 200, "at most 139"), ("123", "not a hashtag"),
+                                      ("no%20space", "not a hashtag")])
+def test_bad_hashtag_gives_400(app_client, board, tag, why):
+    resp = app_client.http.get(f"/leaderboard/{tag}")
+    assert resp.status_code == 400 and why in resp.json_body["message"], resp.body
+
+
+def test_top_lists_ranks_with_the_most_common_spelling(app_client, counted):
+    body = app_client.http.get("/leaderboard?n=3").json_body
+    assert body["window"] == "all" and body["total"] == 4
+    assert body["items"] == [{"rank": 1, "hashtag": "KPop", "score": 4},
+                             {"rank": 2, "hashtag": "bts", "score": 3},
+                             {"rank": 3, "hashtag": "lisa", "score": 2}]
+    assert body["updated_at"] is not None
+    page2 = app_client.http.get("/leaderboard?n=2&offset=2").json_body["items"]
+    assert [(i["rank"], i["hashtag"]) for i in page2] == [(3, "lisa"), (4, "blackpink")]
+
+
+def test_one_tag_is_case_insensitive_with_neighbours(app_client, counted):
+    body = app_client.http.get("/leaderboard/BTS?window=24h").json_body
+    assert (body["rank"], body["hashtag"], body["score"]) == (2, "bts", 3)
+    assert [e["hashtag"] for e in body["above"]] == ["KPop"]
+    assert [e["hashtag"] for e in body["below"]] == ["lisa", "blackpink"]
+    assert app_client.http.get("/leaderboard/%23lisa").json_body["rank"] == 3
+
+
+def test_unknown_tag_is_404(app_client, counted):
+    resp = app_client.http.get("/leaderboard/nosuchtag")
+    assert resp.status_code == 404 and "nosuchtag" in resp.json_body["message"]
+
+
+def test_old_tweets_count_all_time_but_not_in_the_last_hour(app_client, board):
+    board.record(tweets(["fresh"], start_id=1))
+    board.record(tweets(["stale"], start_id=2, age=3 * 3600))
+    hour = [i["hashtag"] for i in app_client.http.get("/leaderboard?window=1h").json_body["items"]]
+    day = [i["hashtag"] for i in app_client.http.get("/leaderboard?window=24h").json_body["items"]]
+    assert hour == ["fresh"] and sorted(day) == ["fresh", "stale"]
+
+
+def test_redis_down_gives_503_json_within_two_seconds(app_client, board, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{processes.free_port()}/0")
+    reset_clients()
+    api.get_board.cache_clear()
+    started = time.perf_counter()
+    resp = app_client.http.get("/leaderboard")
+    assert resp.status_code == 503 and resp.json_body["error"] == "ServiceUnavailable"
+    assert time.perf_counter() - started < 2.0
+
+
+def test_hung_redis_gives_503_within_two_seconds(app_client, monkeypatch, tmp_path):
+    server = processes.redis_server(processes.free_port(), tmp_path).start()
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{server.port}/0")
+    reset_clients()
+    api.get_board.cache_clear()
+    try:
+        assert app_client.http.get("/leaderboard").status_code == 200
+        server.pause()
+        started = time.perf_counter()
+        resp = app_client.http.get("/leaderboard")
+        elapsed = time.perf_counter() - started
+    finally:
+        server.resume()
+        server.stop()
+        api.get_board.cache_clear()
+    assert resp.status_code == 503, resp.body
+    assert elapsed < 2.0

@@ -1,0 +1,555 @@
+"""chalicelib.leaderboard.store on real Redis: a standalone server and a 3-master cluster.
+
+Exact counts for the recorded X API pages in ../shared, exactly-once under replays and
+injected crashes (hypothesis), rolling windows against a model with a fake clock, the
+rank API, and every key of a board in one cluster slot.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+
+from chalicelib.leaderboard.model import Tweet, tweet_from_api
+from chalicelib.leaderboard.store import ROLL_STEP, WINDOWS, Entry, Leaderboard
+from tests.conftest import shared_path
+
+T0 = 1_699_999_800.0  # a fake "now", on a bucket boundary
+BS = 300
+WINDOW_SECONDS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+TWITTER_EPOCH_MS = 1288834974657
+_names = itertools.count()
+
+
+def snowflake(ts: float, seq: int = 0) -> int:
+    return ((int(ts * 1000) - TWITTER_EPOCH_MS) << 22) | seq
+
+
+class Clock:
+    def __init__(self, now: float = T0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- clients ------------------------------------------------------------------------
+
+_clients: dict[tuple[str, bool], redis.Redis] = {}
+
+
+def _client(request, kind: str, decode: bool = True):
+    key = (kind, decode)
+    if key not in _clients:
+        if kind == "standalone":
+            server = request.getfixturevalue("redis_server")
+            _clients[key] = redis.Redis.from_url(f"redis://127.0.0.1:{server.port}/0",
+                                                 decode_responses=decode)
+        else:
+            nodes = request.getfixturevalue("redis_cluster")
+            _clients[key] = RedisCluster(host="127.0.0.1", port=nodes[0].port,
+                                         decode_responses=decode)
+    return _clients[key]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_clients():
+    yield
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def r(request):
+    """A client of each kind (decode_responses=True, as chalicelib.clients makes them)."""
+    client = _client(request, request.param)
+    client.flushall()
+    return client
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def r_bytes(request):
+    """The same servers with decode_responses=False."""
+    client = _client(request, request.param, decode=False)
+    client.flushall()
+    return client
+
+
+def board(r, clock=None, name=None, **kwargs) -> Leaderboard:
+    return Leaderboard(r, name or f"t{next(_names)}", clock=clock or Clock(), **kwargs)
+
+
+# --- helpers ------------------------------------------------------------------------
+
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def zset(lb: Leaderboard, window: str = "all") -> dict[str, int]:
+    """A window's raw sorted set (read after the board rolled it: call lb.size first)."""
+    return {_text(k): int(v) for k, v in
+            lb.redis.zrange(lb.key_window[window], 0, -1, withscores=True)}
+
+
+def counts(lb: Leaderboard, window: str = "all") -> dict[str, int]:
+    lb.size(window)  # rolls the window to the board's clock
+    return zset(lb, window)
+
+
+def snapshot(lb: Leaderboard) -> dict:
+    """Everything a board holds, comparable across boards (key names without the board)."""
+    out = {}
+    for key in lb.keys():
+        name = key[len(lb.prefix):]
+        kind = _text(lb.redis.type(key))
+        if kind == "zset":
+            value = {_text(k): v for k, v in lb.redis.zrange(key, 0, -1, withscores=True)}
+        elif kind == "hash":
+            value = {_text(k): _text(v) for k, v in lb.redis.hgetall(key).items()}
+            if name == "variants":
+                value = {k: sorted(v.split("\t")) for k, v in value.items()}
+        elif kind == "set":
+            value = sorted(_text(m) for m in lb.redis.smembers(key))
+        else:  # a bucket's log: compare its totals
+            total = Counter()
+            for line in _text(lb.redis.get(key)).splitlines():
+                flat = json.loads(line)
+                total.update(dict(zip(flat[::2], flat[1::2], strict=True)))
+            value = dict(total)
+        out[name] = value
+    return out
+
+
+def expected_spelling(spellings: Counter, tag: str) -> str:
+    """Most common spelling of a lower-cased tag; ties: smallest in byte order."""
+    options = [(c, s) for s, c in spellings.items() if s.lower() == tag]
+    best = max(c for c, _ in options)
+    return min((s for c, s in options if c == best), key=lambda s: s.encode())
+
+
+# --- the recorded X API pages ---------------------------------------------------------
+
+def sample_files() -> list[Path]:
+    return sorted(shared_path("sample-data", "tweets").glob("*.jsonl"))
+
+
+def load_sample(path: Path) -> tuple[list[Tweet], Counter, Counter]:
+    """Tweets, and our own count of entities.hashtags: lower-cased, and as spelled."""
+    tweets, lower, spelled = [], Counter(), Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        for raw in json.loads(line).get("data") or ():
+            assert "entities" in raw, "every recorded tweet has entities"
+            tags = [h["tag"] for h in raw["entities"].get("hashtags") or ()]
+            lower.update(t.lower() for t in tags)
+            spelled.update(tags)
+            tweets.append(tweet_from_api(raw))
+    assert tweets, f"{path} holds no tweets"
+    return tweets, lower, spelled
+
+
+@pytest.fixture(params=["kpop.jsonl", "brexit.jsonl", "2sets.jsonl"])
+def sample(request):
+    path = shared_path("sample-data", "tweets", request.param)
+    return load_sample(path)
+
+
+def test_sample_archives_exact_counts(r, sample):
+    tweets, lower, spelled = sample
+    newest = max(t.created_at for t in tweets)
+    clock = Clock(newest + 60)  # the pages span minutes: every tweet is in every window
+    lb = board(r, clock)
+    assert sum(lb.record(tweets[i:i + 37]) for i in range(0, len(tweets), 37)) == len(tweets)
+    for window in WINDOWS:
+        assert counts(lb, window) == dict(lower), window
+        assert lb.size(window) == len(lower)
+    top = lb.top("all", n=len(lower))
+    assert [e.score for e in top] == sorted(lower.values(), reverse=True)
+    assert [e.rank for e in top] == list(range(1, len(lower) + 1))
+    for entry in top:
+        assert entry.hashtag == expected_spelling(spelled, entry.hashtag.lower())
+    # the archives are from 2021: with the real clock they count all time only
+    old = board(r, Clock())
+    old.record(tweets)
+    assert counts(old, "all") == dict(lower)
+    assert all(old.size(w) == 0 for w in ("1h", "24h", "7d"))
+
+
+def test_same_archive_twice_changes_nothing(r):
+    tweets, lower, _ = load_sample(shared_path("sample-data", "tweets", "2sets.jsonl"))
+    clock = Clock(max(t.created_at for t in tweets) + 60)
+    lb = board(r, clock)
+    assert lb.record(tweets[:150], progress={"since_id": "1"}) == 150
+    assert lb.record(tweets[150:], progress={"since_id": "2"}) == len(tweets) - 150
+    before = snapshot(lb)
+    # again, whole, in other batches, and by another process (a fresh instance)
+    assert lb.record(tweets, progress={"since_id": "2"}) == 0
+    again = board(r, clock, name=lb.name)
+    assert sum(again.record(tweets[i:i + 7], progress={"since_id": "2"})
+               for i in range(0, len(tweets), 7)) == 0
+    assert snapshot(lb) == before
+    assert counts(lb) == dict(lower)
+
+
+def test_duplicates_within_one_batch_count_once(r):
+    lb = board(r)
+    tweet = Tweet(snowflake(T0 - 10), T0 - 10, ("Dup",))
+    assert lb.record([tweet, tweet, tweet]) == 1
+    assert counts(lb) == {"dup": 1}
+
+
+def test_a_tag_listed_twice_in_a_tweet_counts_twice(r):
+    lb = board(r)
+    lb.record([Tweet(1, T0 - 10, ("go", "Go", "go"))])
+    assert lb.rank_for("go") == Entry(1, "go", 3)
+
+
+def test_case_insensitive_with_the_most_common_spelling(r):
+    lb = board(r)
+    ids = itertools.count(1)
+
+    def rec(*tags):
+        lb.record([Tweet(next(ids), T0 - 60, (tag,)) for tag in tags])
+
+    rec("KPOP", "KPOP", "KPop", "kpop", "kpop", "kpop")
+    assert lb.rank_for("kPoP") == Entry(1, "kpop", 6)
+    assert lb.rank_for("#KPOP", "1h") == Entry(1, "kpop", 6)
+    rec("KPOP", "KPOP")  # KPOP 4 > kpop 3
+    assert lb.top() == [Entry(1, "KPOP", 8)]
+    rec("kpop")  # a tie, 4 and 4: the smallest in byte order
+    assert lb.top()[0].hashtag == "KPOP"
+    rec("Zürich", "ZÜRICH", "zürich", "ZÜRICH")
+    assert lb.rank_for("zürich") == Entry(2, "ZÜRICH", 4)
+    assert lb.around_me("ZURICH") == []  # other letters, another tag
+
+
+def test_rank_api(r):
+    lb = board(r)
+    tags = [f"t{i}" for i in range(10)]  # t0 10 times ... t9 once
+    tweets = [Tweet(i * 100 + k, T0 - 60, (tag,)) for i, tag in enumerate(tags)
+              for k in range(10 - i)]
+    lb.record(tweets)
+    assert lb.size() == 10
+    assert lb.top(n=3) == [Entry(1, "t0", 10), Entry(2, "t1", 9), Entry(3, "t2", 8)]
+    assert lb.top(n=3, offset=2) == [Entry(3, "t2", 8), Entry(4, "t3", 7), Entry(5, "t4", 6)]
+    assert lb.top(n=5, offset=8) == [Entry(9, "t8", 2), Entry(10, "t9", 1)]
+    assert lb.top(n=5, offset=10) == [] and lb.top(n=0) == []
+    assert lb.rank_for("T4") == Entry(5, "t4", 6)
+    assert lb.rank_for("nope") is None and lb.rank_for("nope", "24h") is None
+    assert lb.around_me("t0") == [Entry(1, "t0", 10), Entry(2, "t1", 9), Entry(3, "t2", 8)]
+    assert [e.rank for e in lb.around_me("t5")] == [4, 5, 6, 7, 8]
+    assert [e.rank for e in lb.around_me("t9", n=1)] == [9, 10]
+    assert lb.around_me("t5", n=0) == [Entry(6, "t5", 5)]
+    assert lb.around_me("nope") == []
+    assert lb.top("7d", n=1) == [Entry(1, "t0", 10)]
+    for bad in (lambda: lb.top("2h"), lambda: lb.size("x"), lambda: lb.top(n=-1),
+                lambda: lb.top(offset=-1), lambda: lb.around_me("t0", n=-1)):
+        with pytest.raises(ValueError):
+            bad()
+    empty = board(r)
+    assert empty.top() == [] and empty.size("24h") == 0 and empty.updated_at() is None
+
+
+def test_progress_moves_with_the_counts(r):
+    clock = Clock()
+    lb = board(r, clock)
+    assert lb.progress() == {}
+    assert lb.record([Tweet(1, T0 - 5, ("a",))],
+                     progress={"since_id": "1", "pending_until": "9"}) == 1
+    assert lb.progress() == {"since_id": "1", "pending_until": "9"}
+    assert lb.updated_at() == T0
+    clock.now += 10
+    assert lb.record([], progress={"pending_until": None, "since_id": "9"}) == 0
+    assert lb.progress() == {"since_id": "9"}
+    assert lb.updated_at() == T0 + 10
+
+
+def test_a_failing_script_writes_nothing(r):
+    lb = board(r)
+    lb.record([Tweet(1, T0 - 5, ("a",))])
+    before = snapshot(lb)
+    r.delete(lb.key_spellings)
+    r.set(lb.key_spellings, "not a hash")  # a key of the wrong type
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        lb.record([Tweet(2, T0 - 5, ("B",))], progress={"since_id": "2"})
+    r.delete(lb.key_spellings)
+    assert snapshot(lb) == before  # no marker, no count, no progress
+    assert lb.record([Tweet(2, T0 - 5, ("B",))]) == 1
+
+
+def test_scripts_come_back_after_a_script_flush(r):
+    lb = board(r)
+    lb.record([Tweet(1, T0 - 5, ("a",))])
+    r.script_flush()  # a failover to a node that never saw them, say
+    assert lb.record([Tweet(2, T0 - 5, ("a",))]) == 1
+    assert lb.top("1h") == [Entry(1, "a", 2)]
+
+
+@pytest.mark.parametrize("encoder", ["orjson", "json"])
+def test_any_text_goes_through(r, monkeypatch, encoder):
+    from chalicelib.leaderboard import store
+
+    if encoder == "json":  # the Lambda package has no orjson
+        monkeypatch.setattr(store, "_dumps", store._json_dumps)
+    lb = board(r)
+    tags = ("東京", "ไทย", "Café", "CAFÉ", "café", "a\ud800b", "quote\"and\\slash/", "")
+    assert lb.record([Tweet(1, T0 - 5, tags), Tweet(2, T0 - 5, ("café",))]) == 2
+    got = {e.hashtag: e.score for e in lb.top(n=20)}
+    assert got == {"café": 4, "東京": 1, "ไทย": 1, "a?b": 1, 'quote"and\\slash/': 1}
+
+
+def test_works_without_decoded_responses(r_bytes):
+    clock = Clock()
+    lb = board(r_bytes, clock)
+    lb.record([Tweet(1, T0 - 60, ("Héllo", "x")), Tweet(2, T0 - 7200, ("héllo",)),
+               Tweet(3, T0 - 60, ("Héllo",))], progress={"since_id": "3"})
+    assert lb.top() == [Entry(1, "Héllo", 3), Entry(2, "x", 1)]
+    assert lb.top("1h") == [Entry(1, "Héllo", 2), Entry(2, "x", 1)]
+    assert lb.rank_for("HÉLLO", "24h") == Entry(1, "Héllo", 3)
+    assert lb.around_me("x", "1h") == [Entry(1, "Héllo", 2), Entry(2, "x", 1)]
+    assert lb.progress() == {"since_id": "3"} and lb.updated_at() == T0
+    assert lb.size("7d") == 2
+
+
+# --- windows --------------------------------------------------------------------------
+
+def test_windows_with_a_fake_clock(r):
+    clock = Clock()
+    lb = board(r, clock)
+    ages = {"m30": 1800, "h5": 5 * 3600, "d3": 3 * 86400, "d10": 10 * 86400}
+    lb.record([Tweet(i, T0 - age, (tag,)) for i, (tag, age) in enumerate(ages.items())])
+
+    def members():
+        return {w: set(counts(lb, w)) for w in WINDOWS}
+
+    assert members() == {"all": set(ages), "1h": {"m30"}, "24h": {"m30", "h5"},
+                         "7d": {"m30", "h5", "d3"}}
+    clock.now = T0 + 29 * 60  # m30 is 59 minutes old
+    assert members()["1h"] == {"m30"}
+    clock.now = T0 + 1800 + BS  # an hour and a bucket: gone from 1h
+    assert members() == {"all": set(ages), "1h": set(), "24h": {"m30", "h5"},
+                         "7d": {"m30", "h5", "d3"}}
+    clock.now = T0 + 19 * 3600 + BS  # h5 is 24 h and a bucket old
+    assert members()["24h"] == {"m30"}
+    clock.now = T0 + 4 * 86400 + BS  # d3 is 7 days and a bucket old
+    assert members()["7d"] == {"m30", "h5"}
+    lb.record([Tweet(10, clock.now - 60, ("fresh",))])  # recording rolls too
+    assert members() == {"all": set(ages) | {"fresh"}, "1h": {"fresh"}, "24h": {"fresh"},
+                         "7d": {"m30", "h5", "fresh"}}
+    clock.now += 30 * 86400  # a long idle time: every window empties at once
+    assert members() == {"all": set(ages) | {"fresh"}, "1h": set(), "24h": set(), "7d": set()}
+    assert counts(lb) == {tag: 1 for tag in [*ages, "fresh"]}
+
+
+def test_a_long_gap_rolls_in_bounded_steps(r):
+    clock = Clock()
+    lb = board(r, clock)
+    # one tweet per hour for 7 days: the 7d window holds 168 buckets
+    lb.record([Tweet(h, T0 - h * 3600 - 1, (f"h{h}",)) for h in range(168)])
+    calls = []
+    script = lb._record_script
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return script(*args, **kwargs)
+
+    lb._record_script = counting
+    clock.now = T0 + 3 * 86400  # 864 buckets leave the 7d window: several bounded steps
+    assert set(counts(lb, "7d")) == {f"h{h}" for h in range(168 - 72)}
+    assert len(calls) >= (3 * 86400 // BS) // ROLL_STEP
+    assert counts(lb, "24h") == {} and counts(lb, "1h") == {}
+    # the buckets that left the 7d window are deleted
+    gone = [lb.bucket_key(int(T0 - h * 3600 - 1) // BS * BS) for h in range(96, 168)]
+    assert not any(r.exists(key) for key in gone)
+
+
+def test_another_process_rolled_first(r):
+    """Two instances (two Lambdas): the one with an outdated view plans again."""
+    clock_a, clock_b = Clock(), Clock()
+    a, b = board(r, clock_a), None
+    b = board(r, clock_b, name=a.name)
+    a.record([Tweet(1, T0 - 60, ("x",))])
+    assert b.top("1h") == [Entry(1, "x", 1)]  # b caches the heads of T0
+    clock_a.now = clock_b.now = T0 + 2 * 3600
+    assert a.top("1h") == []  # a rolls the board forward
+    b.record([Tweet(2, clock_b.now - 60, ("y",))])  # b's plan is stale: replanned
+    assert counts(b, "1h") == {"y": 1} and counts(b, "24h") == {"x": 1, "y": 1}
+    clock_b.now = T0 + 60  # a clock behind the board's never moves it back
+    assert b.record([Tweet(3, T0 - 30, ("z",))]) == 1
+    assert counts(b, "1h") == {"y": 1}  # z's bucket had left the 1h window already
+    assert counts(b, "24h") == {"x": 1, "y": 1, "z": 1}
+
+
+def _window_model(history, now_max_bucket):
+    """What each window must hold: counted tweets whose bucket (clamped to the bucket
+    of the clock they were recorded at) is >= the newest bucket seen - W."""
+    model = {w: Counter() for w in WINDOWS}
+    for bucket, tags in history:
+        model["all"].update(tags)
+        for w, secs in WINDOW_SECONDS.items():
+            if bucket >= now_max_bucket - secs:
+                model[w].update(tags)
+    return {w: {k: v for k, v in c.items() if v} for w, c in model.items()}
+
+
+@st.composite
+def timelines(draw):
+    steps = draw(st.lists(st.tuples(
+        st.sampled_from(["record", "read"]),
+        st.one_of(st.just(0), st.integers(1, 900), st.integers(900, 3 * 86400),
+                  st.integers(3 * 86400, 20 * 86400)),  # how far the clock moves
+        st.lists(st.tuples(st.integers(0, 12 * 86400),  # tweet ages
+                           st.lists(st.sampled_from(["a", "B", "c", "Dd"]), max_size=3)),
+                 max_size=6)),
+        min_size=1, max_size=8))
+    return steps
+
+
+@settings(max_examples=30, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=timelines())
+def test_windows_match_a_model(r, steps):
+    clock = Clock()
+    lb = board(r, clock)
+    history, ids, top_bucket = [], itertools.count(1), None
+    for kind, advance, tweets in steps:
+        clock.now += advance
+        cur = int(clock.now // BS) * BS
+        top_bucket = cur if top_bucket is None else max(top_bucket, cur)
+        if kind == "record":
+            batch = [Tweet(next(ids), clock.now - age, tuple(tags)) for age, tags in tweets]
+            assert lb.record(batch) == len(batch)
+            for t in batch:
+                history.append((min(int(t.created_at // BS) * BS, top_bucket),
+                                [s.lower() for s in t.hashtags]))
+        model = _window_model(history, top_bucket)
+        for window in WINDOWS:
+            assert counts(lb, window) == model[window], (window, kind, advance)
+
+
+# --- exactly once under crashes ----------------------------------------------------
+
+class Crashes:
+    """Make the client fail at chosen commands, as a killed process or a lost
+    connection would: 'before' the command reaches Redis, or 'after' it ran and its
+    reply was lost."""
+
+    def __init__(self, client, plan: dict[int, str]):
+        self.client, self.plan, self.calls, self.fired = client, dict(plan), 0, 0
+        self.inner = client.execute_command
+
+    def __enter__(self):
+        def execute(*args, **kwargs):
+            self.calls += 1
+            mode = self.plan.pop(self.calls, None)
+            if mode == "before":
+                self.fired += 1
+                raise redis.ConnectionError(f"injected crash before {args[0]}")
+            result = self.inner(*args, **kwargs)
+            if mode == "after":
+                self.fired += 1
+                raise redis.ConnectionError(f"injected crash after {args[0]}")
+            return result
+
+        self.client.execute_command = execute
+        return self
+
+    def __exit__(self, *exc):
+        del self.client.execute_command
+
+
+@st.composite
+def crash_runs(draw):
+    n_tweets = draw(st.integers(1, 40))
+    tweets = []
+    for i in range(n_tweets):
+        age = draw(st.sampled_from([30, 1800, 4000, 5 * 3600, 2 * 86400, 6 * 86400,
+                                    9 * 86400]))
+        tags = tuple(draw(st.lists(st.sampled_from(["kpop", "KPop", "KPOP", "bts", "BTS",
+                                                    "Zürich", "zürich", "x"]), max_size=4)))
+        tweets.append((i, age, tags))
+    # batches: consecutive slices; a few tweets are sent again in a later batch
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, n_tweets - 1)), max_size=5)))
+    batches = [tweets[a:b] for a, b in zip([0, *cuts], [*cuts, n_tweets], strict=True)
+               if tweets[a:b]]
+    resend = draw(st.lists(st.integers(0, n_tweets - 1), max_size=3))
+    if len(batches) > 1:
+        batches[-1] = batches[-1] + [tweets[i] for i in resend]
+    first = draw(st.integers(1, len(batches) + 1))  # always reached: one crash at least
+    more = draw(st.lists(st.integers(1, 4 * len(batches) + 8), max_size=3))
+    plan = {i: draw(st.sampled_from(["before", "after"])) for i in {first, *more}}
+    resume = draw(st.sampled_from(["from_start", "from_checkpoint"]))
+    step = draw(st.sampled_from([600, 1800, 2 * 86400]))  # clock between batches
+    return batches, plan, resume, step
+
+
+def _run(lb_factory, batches, clock, resume, step):
+    """Record every batch at its own time, the checkpoint in the same call; each
+    attempt is a new process (a fresh Leaderboard) resuming as `resume` says."""
+    lb = lb_factory()
+    start = int(lb.progress().get("next_batch", 0)) if resume == "from_checkpoint" else 0
+    for i in range(start, len(batches)):
+        clock.now = T0 + i * step
+        tweets = [Tweet(snowflake(T0 - age, seq), T0 - age, tags)
+                  for seq, age, tags in batches[i]]
+        lb.record(tweets, progress={"next_batch": str(i + 1),
+                                    "since_id": str(max(t.id for t in tweets)),
+                                    "pending": None if i % 2 else str(i)})
+
+
+@settings(max_examples=100, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(run=crash_runs())
+def test_crashes_at_random_points_then_resume_count_exactly_once(r, run):
+    batches, plan, resume, step = run
+    clock = Clock()
+    single = f"single{next(_names)}"
+    _run(lambda: Leaderboard(r, single, clock=clock), batches, clock, resume, step)
+
+    crashed = f"crashed{next(_names)}"
+    with Crashes(r, plan) as crashes:
+        for _attempt in range(len(plan) + 1):
+            try:
+                _run(lambda: Leaderboard(r, crashed, clock=clock), batches, clock, resume,
+                     step)
+                break
+            except redis.ConnectionError as exc:
+                assert "injected" in str(exc)
+        else:
+            pytest.fail("the run never finished")
+    assert crashes.fired >= 1
+    a, b = Leaderboard(r, single, clock=clock), Leaderboard(r, crashed, clock=clock)
+    assert snapshot(b) == snapshot(a)
+    for window in WINDOWS:
+        assert b.top(window, 100) == a.top(window, 100)
+    assert b.progress()["next_batch"] == str(len(batches))
+
+
+# --- cluster ------------------------------------------------------------------------
+
+def test_every_key_of_a_board_is_in_one_slot(r):
+    clock = Clock()
+    lb = board(r, clock, name="slots")
+    lb.record([Tweet(snowflake(T0 - age), T0 - age, ("KPop", "kpop", "x"))
+               for age in (60, 4000, 90000, 4 * 86400, 40 * 86400)],
+              progress={"since_id": "1"})
+    clock.now += 3 * 3600
+    lb.top("1h")
+    keys = lb.keys()
+    kinds = {k[len(lb.prefix):].split(":")[0] for k in keys}
+    assert kinds >= {"z", "b", "seen", "spellings", "variants", "meta", "progress"}
+    slots = {key_slot(k.encode()) for k in keys}
+    assert slots == {key_slot(b"slots")}
+    if isinstance(r, RedisCluster):
+        assert {r.cluster_keyslot(k) for k in keys} == slots
+        assert len({r.get_node_from_key(k).name for k in keys}) == 1
