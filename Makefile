@@ -12,6 +12,8 @@ PULSE_CHROMIUM ?= /usr/bin/chromium
 export PULSE_CHROMIUM
 
 .PHONY: run test lint venv system-deps test-system-deps clean
+
+include infra/infra.mk
 .DEFAULT_GOAL := help
 
 help:
@@ -52,7 +54,7 @@ run: system-deps venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: test-system-deps venv lint
+test: test-system-deps venv checkov-venv lint
 	$(PY) -m pytest
 
 clean:

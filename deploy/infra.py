@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Checks of infra/ and the deploy rehearsal against moto's server.
+
+    python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate, checkov
+    python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy
+
+Nothing is written into infra/: Terraform runs on a copy under .local/
+(TF_DATA_DIR, state and lock file included), so the tree stays clean.
+
+The rehearsal starts `python -m moto.server` on a free loopback port, applies
+infra/ with aws_endpoint_url pointing at it (and infra/rehearsal.tfvars, which
+turns off only what moto cannot emulate), runs deploy/configure.py for a
+`rehearsal` stage of a copy of the app, packages that copy with
+`chalice package --pkg-format terraform` plus deploy/chalice_override.tf.json,
+checks the package, and destroys everything again.
+
+Settings: TF_PLUGIN_DIR (a provider mirror for `terraform init -plugin-dir`;
+default /opt/tf-plugins or the first tf-plugins folder found two levels below
+/; empty means plain `terraform init`), CHECKOV (the checkov binary; default
+.venv-checkov/bin/checkov, then PATH).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+INFRA = REPO / "infra"
+LOCAL = REPO / ".local"
+WORK = LOCAL / "rehearsal"
+REHEARSAL_VARS = INFRA / "rehearsal.tfvars"
+CHALICE_OVERRIDE = REPO / "deploy" / "chalice_override.tf.json"
+STAGE = "rehearsal"
+REGION = "us-east-1"
+PACKAGE_LIMIT_BYTES = 15 * 1024 * 1024  # our budget; Lambda's limit is 50 MB zipped
+# What Chalice packages from the project (everything else stays behind).
+APP_FILES = ("app.py", "chalicelib", "vendor", "requirements.txt")
+
+# Resources moto 5.2.5 creates but cannot delete in a way Terraform can wait for:
+# - ElastiCache: DeleteCacheCluster leaves the cluster "deleting" forever, and
+#   there is no DeleteCacheSubnetGroup at all;
+# - MemoryDB: the provider waits a fixed 5 minutes after DeleteCluster before
+#   polling; moto deletes at once, so the rehearsal deletes the cluster itself.
+# They are removed from the state before `terraform destroy`, which then
+# destroys everything else; moto's server is stopped at the end anyway.
+EMULATOR_FORGETS = (
+    "aws_elasticache_cluster.memcached",
+    "aws_elasticache_subnet_group.memcached",
+    "aws_memorydb_cluster.main",
+)
+
+
+class InfraError(Exception):
+    """A failed step, with the tail of its output."""
+
+
+Log = Callable[[str], None]
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --- terraform -------------------------------------------------------------------------
+
+
+def terraform_bin() -> str | None:
+    return shutil.which("terraform")
+
+
+def plugin_dir() -> Path | None:
+    """TF_PLUGIN_DIR if set (empty: none), else /opt/tf-plugins, else a find."""
+    if "TF_PLUGIN_DIR" in os.environ:
+        value = os.environ["TF_PLUGIN_DIR"].strip()
+        return Path(value) if value else None
+    default = Path("/opt/tf-plugins")
+    if default.is_dir():
+        return default
+    try:
+        found = subprocess.run(
+            ["find", "/", "-maxdepth", "2", "-type", "d", "-name", "tf-plugins"],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        found = []
+    return Path(found[0]) if found else None
+
+
+def init_args(backend: bool = True) -> list[str]:
+    args = ["init", "-input=false", "-no-color"]
+    if not backend:
+        args.append("-backend=false")
+    pdir = plugin_dir()
+    if pdir is not None:
+        args.append(f"-plugin-dir={pdir}")
+    return args
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ without the app's settings or any real AWS identity/endpoint."""
+    drop_prefixes = ("AWS_", "PULSE_", "REDIS_", "LEADERBOARD_", "INGEST_")
+    drop = {"MEMCACHED_SERVERS", "QR_BUCKET", "QR_TABLE", "EVENT_BUS_NAME",
+            "CLICK_STREAM_NAME", "X_BEARER_TOKEN", "X_BEARER_TOKEN_SECRET_ARN"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(drop_prefixes) and k not in drop}
+    env.update({"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"})
+    env.update(extra or {})
+    return env
+
+
+def emulator_env() -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def run(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float = 600,
+        check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(list(map(str, cmd)), cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise InfraError(f"{' '.join(map(str, cmd))}: no answer after {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-40:])
+        raise InfraError(f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n{tail}")
+    return proc
+
+
+def terraform(args: Sequence[str], *, cwd: Path, data_dir: Path, env: dict[str, str] | None = None,
+              timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    tf = terraform_bin()
+    if tf is None:
+        raise InfraError("terraform is not on PATH")
+    full_env = clean_env({"TF_DATA_DIR": str(data_dir), **(env or {})})
+    return run([tf, *args], cwd=cwd, env=full_env, timeout=timeout, check=check)
+
+
+def copy_infra(dest: Path) -> Path:
+    """A fresh copy of infra/'s configuration (no state, data dir or lock file)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(INFRA, dest, ignore=shutil.ignore_patterns(
+        ".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.*", "*.md", "*.mk",
+        "requirements-*.txt", "__pycache__"))
+    return dest
+
+
+# --- check: fmt, validate, checkov --------------------------------------------------------
+
+
+def checkov_bin() -> str | None:
+    if os.environ.get("CHECKOV"):
+        return os.environ["CHECKOV"]
+    local = REPO / ".venv-checkov" / "bin" / "checkov"
+    if local.exists():
+        return str(local)
+    return shutil.which("checkov")
+
+
+def fmt_check() -> subprocess.CompletedProcess:
+    # fmt -check only reads; it never rewrites infra/.
+    return terraform(["fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA)],
+                     cwd=REPO, data_dir=LOCAL / "infra-check" / "tfdata", check=False)
+
+
+def validate() -> subprocess.CompletedProcess:
+    base = LOCAL / "infra-check"
+    work = copy_infra(base / "tf")
+    data = base / "tfdata"
+    terraform(init_args(backend=False), cwd=work, data_dir=data, timeout=300)
+    return terraform(["validate", "-no-color"], cwd=work, data_dir=data, check=False)
+
+
+def checkov() -> subprocess.CompletedProcess:
+    binary = checkov_bin()
+    if binary is None:
+        raise InfraError("checkov not found: run `make checkov-venv` (installs .venv-checkov "
+                         "from infra/requirements-checkov.txt) or set CHECKOV")
+    # --skip-download: no calls to the vendor's platform (offline here).
+    return run([binary, "-d", str(INFRA), "--quiet", "--compact", "--skip-download"],
+               cwd=REPO, env=clean_env(), timeout=600, check=False)
+
+
+def check(log: Log = _print) -> None:
+    failures = []
+    for name, step in (("terraform fmt -check", fmt_check), ("terraform validate", validate),
+                       ("checkov -d infra", checkov)):
+        t0 = time.monotonic()
+        proc = step()
+        ok = proc.returncode == 0
+        log(f"{name}: {'ok' if ok else 'FAILED'} ({time.monotonic() - t0:.1f} s)")
+        if not ok:
+            failures.append(f"{name}:\n{(proc.stdout + proc.stderr).strip()}")
+    if failures:
+        raise InfraError("\n\n".join(failures))
+
+
+# --- moto server --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def moto_server(log_path: Path, timeout: float = 60) -> Iterator[str]:
+    """`python -m moto.server` on a free loopback port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=clean_env(emulator_env()),
+            start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise InfraError(f"moto server exited {proc.returncode}; see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise InfraError(f"moto server not up after {timeout} s") from None
+                    time.sleep(0.3)
+            yield url
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+
+
+def boto_client(service: str, endpoint: str):
+    import boto3  # the dev venv's; only the rehearsal needs it
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+# --- the rehearsal --------------------------------------------------------------------
+
+
+def chalice_bin() -> str:
+    beside = Path(sys.executable).parent / "chalice"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("chalice")
+    if found is None:
+        raise InfraError("chalice not found (it is in requirements-dev.txt)")
+    return found
+
+
+def copy_app(dest: Path) -> Path:
+    """The files Chalice packages plus .chalice/config.json; keeps Chalice's cache."""
+    (dest / ".chalice").mkdir(parents=True, exist_ok=True)
+    for name in APP_FILES:
+        src, dst = REPO / name, dest / name
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        elif dst.exists():
+            dst.unlink()
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.exists():
+            shutil.copy2(src, dst)
+    for old in (dest / ".chalice").glob("policy-*.json"):
+        old.unlink()
+    shutil.copy2(REPO / ".chalice" / "config.json", dest / ".chalice" / "config.json")
+    return dest
+
+
+def stage_environment(config: dict, stage: str) -> dict:
+    """What Chalice gives a function: top-level variables, then the stage's."""
+    return {**config.get("environment_variables", {}),
+            **config["stages"][stage].get("environment_variables", {})}
+
+
+def check_chalice_tf(chalice_tf: dict, config: dict, policy: dict, stage: str) -> list[str]:
+    """Every function has the stage's subnets, security groups, environment, policy."""
+    stage_cfg = config["stages"][stage]
+    want_env = stage_environment(config, stage)
+    functions = chalice_tf["resource"].get("aws_lambda_function", {})
+    if not functions:
+        raise InfraError("chalice.tf.json has no aws_lambda_function")
+    for name, fn in functions.items():
+        vpc = fn.get("vpc_config") or {}
+        if vpc.get("subnet_ids") != stage_cfg["subnet_ids"]:
+            raise InfraError(f"function {name}: subnet_ids {vpc.get('subnet_ids')}")
+        if vpc.get("security_group_ids") != stage_cfg["security_group_ids"]:
+            raise InfraError(f"function {name}: security_group_ids {vpc.get('security_group_ids')}")
+        got_env = (fn.get("environment") or {}).get("variables")
+        if got_env != want_env:
+            raise InfraError(f"function {name}: environment {got_env} != {want_env}")
+    for name, rp in chalice_tf["resource"].get("aws_iam_role_policy", {}).items():
+        if json.loads(rp["policy"]) != policy:
+            raise InfraError(f"role policy {name} is not .chalice/policy-{stage}.json")
+    return sorted(functions)
+
+
+def validate_package(package: Path) -> str:
+    """terraform validate where the package's providers install; else say why not."""
+    data = WORK / "package-tfdata"
+    init = terraform(init_args(backend=False), cwd=package, data_dir=data, timeout=300,
+                     check=False)
+    text = init.stdout + init.stderr
+    if init.returncode == 0:
+        terraform(["validate", "-no-color"], cwd=package, data_dir=data)
+        return "terraform validate passed"
+    if "Unsupported Terraform Core version" in text:
+        raise InfraError("the override did not lift chalice.tf.json's required_version:\n" + text)
+    missing = "hashicorp/null" in text and ("not found" in text or "no available releases" in text)
+    if not missing:
+        raise InfraError("terraform init of the Chalice package failed:\n" + text)
+    if 'hashicorp/aws versions matching ">= 5.100.0, < 6.0.0"' not in text:
+        raise InfraError("the override's hashicorp/aws constraint was not used:\n" + text)
+    return ("terraform init stops at hashicorp/null, absent from the provider mirror (the "
+            "override's required_version and aws >= 5.100 were accepted); chalice.tf.json "
+            "asserted instead")
+
+
+def package_sizes(package: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(package.glob("*.zip"))}
+
+
+def check_in_emulator(endpoint: str, outputs: dict, stage_cfg: dict) -> dict:
+    """The ids in the config are real moto resources of the applied VPC."""
+    ec2 = boto_client("ec2", endpoint)
+    vpc_id = outputs["vpc_id"]["value"]
+    subnets = ec2.describe_subnets(SubnetIds=stage_cfg["subnet_ids"])["Subnets"]
+    sgs = ec2.describe_security_groups(GroupIds=stage_cfg["security_group_ids"])["SecurityGroups"]
+    if {s["VpcId"] for s in subnets} != {vpc_id} or {g["VpcId"] for g in sgs} != {vpc_id}:
+        raise InfraError("config subnets/security groups are not in the applied VPC")
+    azs = sorted(s["AvailabilityZone"] for s in subnets)
+    if len(set(azs)) != 2:
+        raise InfraError(f"private subnets are not in two AZs: {azs}")
+    nats = ec2.describe_nat_gateways(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "state", "Values": ["available"]}]
+    )["NatGateways"]
+    nat_subnets = {n["SubnetId"] for n in nats}
+    nat_azs = sorted(s["AvailabilityZone"] for s in
+                     ec2.describe_subnets(SubnetIds=sorted(nat_subnets))["Subnets"])
+    if len(nats) != 2 or len(set(nat_azs)) != 2:
+        raise InfraError(f"expected one NAT gateway per AZ, found {len(nats)} in {nat_azs}")
+    return {"subnets": {s["SubnetId"]: s["AvailabilityZone"] for s in subnets},
+            "security_groups": [g["GroupId"] for g in sgs], "nat_gateway_azs": nat_azs}
+
+
+def rehearse(log: Log = _print) -> dict:
+    """Apply, configure, package, check, destroy. Returns what was seen and timed."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    result: dict = {"timings": timings}
+    t_all = time.monotonic()
+
+    def step(name: str):
+        @contextmanager
+        def timer():
+            t0 = time.monotonic()
+            log(f"rehearse: {name} ...")
+            yield
+            timings[name] = round(time.monotonic() - t0, 1)
+            log(f"rehearse: {name} done in {timings[name]} s")
+        return timer()
+
+    tf_dir = copy_infra(WORK / "tf")
+    data = WORK / "tfdata"
+    state = WORK / "terraform.tfstate"
+    for old in WORK.glob("terraform.tfstate*"):  # a previous run's moto is gone
+        old.unlink()
+
+    with step("terraform init"):
+        terraform(init_args(), cwd=tf_dir, data_dir=data, timeout=300)
+
+    with moto_server(WORK / "moto.log") as endpoint:
+        env = emulator_env()
+        tf_vars = [f"-state={state}", f"-var-file={REHEARSAL_VARS}",
+                   f"-var=aws_endpoint_url={endpoint}"]
+        applied = False
+        try:
+            with step("terraform apply"):
+                applied = True  # a partial apply still needs a destroy
+                terraform(["apply", "-auto-approve", "-no-color", *tf_vars],
+                          cwd=tf_dir, data_dir=data, env=env, timeout=900)
+            outputs = json.loads(terraform(["output", "-json", "-no-color", f"-state={state}"],
+                                           cwd=tf_dir, data_dir=data, env=env).stdout)
+            (WORK / "outputs.json").write_text(json.dumps(outputs, indent=2))
+            result["outputs"] = {k: v["value"] for k, v in outputs.items()}
+
+            with step("configure"):
+                app_dir = copy_app(WORK / "app")
+                config_path = app_dir / ".chalice" / "config.json"
+                # moto has no ElastiCache cache-node data, so MEMCACHED_SERVERS
+                # comes out empty here (never in AWS, where configure refuses it).
+                proc = run([sys.executable, REPO / "deploy" / "configure.py", "--stage", STAGE,
+                            "--outputs-file", WORK / "outputs.json", "--config", config_path,
+                            "--allow-empty", "MEMCACHED_SERVERS"],
+                           cwd=REPO, env=clean_env())
+                log(proc.stdout.strip())
+                config = json.loads(config_path.read_text())
+                policy = json.loads((config_path.parent / f"policy-{STAGE}.json").read_text())
+                result["stage_config"] = config["stages"][STAGE]
+                result["stage_environment"] = stage_environment(config, STAGE)
+                result["policy"] = policy
+
+            with step("emulator checks"):
+                result["emulator"] = check_in_emulator(endpoint, outputs, config["stages"][STAGE])
+                # The generated MemoryDB password must reach neither outputs nor config.
+                password = boto_client("secretsmanager", endpoint).get_secret_value(
+                    SecretId=outputs["memorydb_password_secret_arn"]["value"])["SecretString"]
+                written = [WORK / "outputs.json", config_path,
+                           config_path.parent / f"policy-{STAGE}.json"]
+                leaks = [str(p) for p in written if password in p.read_text()]
+                if len(password) < 16 or leaks:
+                    raise InfraError(f"MemoryDB password found in {leaks}")
+                result["secret_checked_in"] = [p.name for p in written]
+
+            with step("chalice package"):
+                package = WORK / "package"
+                if package.exists():
+                    shutil.rmtree(package)
+                run([chalice_bin(), "package", "--stage", STAGE, "--pkg-format", "terraform",
+                     package], cwd=app_dir, env=clean_env(emulator_env()), timeout=900)
+                shutil.copy2(CHALICE_OVERRIDE, package / "chalice_override.tf.json")
+                chalice_text = (package / "chalice.tf.json").read_text()
+                if password in chalice_text:
+                    raise InfraError("MemoryDB password found in chalice.tf.json")
+                result["secret_checked_in"].append("chalice.tf.json")
+                chalice_tf = json.loads(chalice_text)
+                result["chalice_required_version"] = chalice_tf["terraform"]["required_version"]
+                result["functions"] = check_chalice_tf(chalice_tf, config, policy, STAGE)
+                result["package_sizes"] = sizes = package_sizes(package)
+                total = sum(sizes.values())
+                if not sizes or total >= PACKAGE_LIMIT_BYTES:
+                    raise InfraError(f"package is {total} bytes zipped: {sizes}")
+
+            with step("package validate"):
+                result["package_validation"] = validate_package(package)
+        finally:
+            if applied:
+                with step("terraform destroy"):
+                    listed = terraform(["state", "list", f"-state={state}"], cwd=tf_dir,
+                                       data_dir=data, env=env, check=False).stdout.split()
+                    forget = [r for r in EMULATOR_FORGETS if r in listed]
+                    if forget:
+                        terraform(["state", "rm", f"-state={state}", *forget],
+                                  cwd=tf_dir, data_dir=data, env=env)
+                    if "aws_memorydb_cluster.main" in forget:
+                        memorydb = boto_client("memorydb", endpoint)
+                        for cluster in memorydb.describe_clusters()["Clusters"]:
+                            memorydb.delete_cluster(ClusterName=cluster["Name"])
+                    terraform(["destroy", "-auto-approve", "-no-color", *tf_vars],
+                              cwd=tf_dir, data_dir=data, env=env, timeout=900)
+                    left = terraform(["state", "list", f"-state={state}"], cwd=tf_dir,
+                                     data_dir=data, env=env, check=False).stdout.split()
+                    if left:
+                        raise InfraError(f"left in the state after destroy: {left}")
+                    result["forgotten_before_destroy"] = forget
+    timings["total"] = round(time.monotonic() - t_all, 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["check", "rehearse"])
+    args = parser.parse_args(argv)
+    if terraform_bin() is None:
+        print("infra: terraform is not on PATH", file=sys.stderr)
+        return 1
+    try:
+        if args.command == "check":
+            check()
+        else:
+            result = rehearse()
+            sizes = result["package_sizes"]
+            print(f"rehearse: functions {result['functions']}, package "
+                  + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items())
+                  + f" (total {sum(sizes.values()) / 1e6:.2f} MB zipped)")
+            print(f"rehearse: {result['package_validation']}")
+            print(f"rehearse: timings (s) {result['timings']}")
+    except InfraError as exc:
+        print(f"infra {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+# One customer-managed key for the whole data tier (S3, DynamoDB, Kinesis,
+# Secrets Manager, MemoryDB, the flow-log group): $1/month plus requests.
+resource "aws_kms_key" "data" {
+  description             = "${local.name} data tier"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # Lets IAM policies in this account grant use of the key (the Lambda
+        # role from .chalice/policy-<stage>.json does, via kms:ViaService).
+        Sid       = "AccountAdministersKeyThroughIam"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogsEncryptsFlowLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${local.region}.amazonaws.com" }
+        Action = [
+          "kms:Encrypt",
+          "kms:Decrypt",
+          "kms:ReEncrypt*",
+          "kms:GenerateDataKey*",
+          "kms:Describe*",
+        ]
+        Resource = "*"
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/pulse/${var.stage}/*"
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "data" {
+  name          = "alias/${local.name}-data"
+  target_key_id = aws_kms_key.data.key_id
+}
