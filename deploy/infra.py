@@ -11,7 +11,7 @@ The rehearsal starts `python -m moto.server` on a free loopback port, applies
 infra/ with aws_endpoint_url pointing at it (and infra/rehearsal.tfvars, which
 turns off only what moto cannot emulate), runs deploy/configure.py for a
 `rehearsal` stage of a copy of the app, packages that copy with
-`chalice package --pkg-format terraform` plus deploy/chalice_override.tf.json,
+`chalice package --pkg-format terraform` plus every deploy/*_override.tf.json,
 checks the package, and destroys everything again.
 
 Settings: TF_PLUGIN_DIR (a provider mirror for `terraform init -plugin-dir`;
@@ -40,7 +40,14 @@ INFRA = REPO / "infra"
 LOCAL = REPO / ".local"
 WORK = LOCAL / "rehearsal"
 REHEARSAL_VARS = INFRA / "rehearsal.tfvars"
-CHALICE_OVERRIDE = REPO / "deploy" / "chalice_override.tf.json"
+# Terraform override files merged into the Chalice package: chalice_override.tf.json
+# lifts Chalice's version pins; each feature may add its own `<name>_override.tf.json`
+# (e.g. settings of a packaged event source mapping that Chalice does not expose).
+DEPLOY = REPO / "deploy"
+
+
+def override_files() -> list[Path]:
+    return sorted(DEPLOY.glob("*_override.tf.json"))
 STAGE = "rehearsal"
 REGION = "us-east-1"
 PACKAGE_LIMIT_BYTES = 15 * 1024 * 1024  # our budget; Lambda's limit is 50 MB zipped
@@ -444,7 +451,9 @@ def rehearse(log: Log = _print) -> dict:
                     shutil.rmtree(package)
                 run([chalice_bin(), "package", "--stage", STAGE, "--pkg-format", "terraform",
                      package], cwd=app_dir, env=clean_env(emulator_env()), timeout=900)
-                shutil.copy2(CHALICE_OVERRIDE, package / "chalice_override.tf.json")
+                for override in override_files():
+                    shutil.copy2(override, package / override.name)
+                result["overrides"] = [p.name for p in override_files()]
                 chalice_text = (package / "chalice.tf.json").read_text()
                 if password in chalice_text:
                     raise InfraError("MemoryDB password found in chalice.tf.json")
