@@ -48,6 +48,25 @@ class Settings:
     leaderboard_archive: tuple[str, ...] = ()  # twarc2 JSONL files for the archive source
     ingest_max_pages: int = 10  # pages of up to 100 tweets per scheduled run
     ingest_rate_minutes: int = 5
+    # --- hotspots ---
+    # Click hotspots (issue #8).  Each page keeps a window of its latest clicks: at
+    # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis
+    # arrival time).  Hotspots are HOTSPOTS(window, scan_radius, min_points) in canvas
+    # units (x, y in 0..1): the AWS example's 0.2 on a 10x10 plane is 0.02 here.
+    hotspots_window_clicks: int = 1000
+    hotspots_window_seconds: int = 600
+    hotspots_scan_radius: float = 0.02
+    hotspots_min_points: int = 17
+    # PutRecords calls per POST /clicks: the first plus retries of only the failed
+    # records, with exponential backoff from hotspots_put_backoff seconds.
+    hotspots_put_attempts: int = 4
+    hotspots_put_backoff: float = 0.05
+    # Retries of a failing batch before it is skipped: the event source mapping's
+    # maximum_retry_attempts in AWS (deploy/hotspots_override.tf.json), the local
+    # runner's limit here; skipped batches go to this SQS queue (local stand-in of
+    # the on-failure destination in infra/hotspots.tf).
+    hotspots_retry_limit: int = 2
+    hotspots_failure_queue: str = "pulse-clicks-failed"
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
@@ -90,6 +109,20 @@ class Settings:
                 p.strip() for p in get("LEADERBOARD_ARCHIVE", "").split(",") if p.strip()),
             ingest_max_pages=int(get("INGEST_MAX_PAGES", defaults.ingest_max_pages)),
             ingest_rate_minutes=int(get("INGEST_RATE_MINUTES", defaults.ingest_rate_minutes)),
+            # --- hotspots ---
+            hotspots_window_clicks=int(get("HOTSPOTS_WINDOW_CLICKS",
+                                           defaults.hotspots_window_clicks)),
+            hotspots_window_seconds=int(get("HOTSPOTS_WINDOW_SECONDS",
+                                            defaults.hotspots_window_seconds)),
+            hotspots_scan_radius=float(get("HOTSPOTS_SCAN_RADIUS",
+                                           defaults.hotspots_scan_radius)),
+            hotspots_min_points=int(get("HOTSPOTS_MIN_POINTS", defaults.hotspots_min_points)),
+            hotspots_put_attempts=int(get("HOTSPOTS_PUT_ATTEMPTS",
+                                          defaults.hotspots_put_attempts)),
+            hotspots_put_backoff=float(get("HOTSPOTS_PUT_BACKOFF",
+                                           defaults.hotspots_put_backoff)),
+            hotspots_retry_limit=int(get("HOTSPOTS_RETRY_LIMIT", defaults.hotspots_retry_limit)),
+            hotspots_failure_queue=get("HOTSPOTS_FAILURE_QUEUE", defaults.hotspots_failure_queue),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
         )

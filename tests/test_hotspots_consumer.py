@@ -1,0 +1,143 @@
+"""The Kinesis consumer of clicks (issue #8): idempotent per shard sequence number,
+malformed records skipped, on a standalone Redis and on a Redis Cluster."""
+import base64
+import itertools
+import json
+import logging
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from chalicelib.hotspots.consumer import HotspotConsumer
+from chalicelib.hotspots.store import MALFORMED_KEY, HotspotStore, page_keys
+
+SHARD = "shardId-000000000000"
+T0 = 1_764_460_800.0  # arrival time (s) of the first record
+_pages = itertools.count()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def r(request):
+    if request.param == "standalone":
+        client = redis.Redis(port=request.getfixturevalue("redis_server").port,
+                             decode_responses=True)
+    else:
+        nodes = request.getfixturevalue("redis_cluster")
+        client = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+    client.delete(MALFORMED_KEY)
+    yield client
+    client.close()
+
+
+class Clock:
+    def __init__(self, now=T0 + 10):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def consumer(r, max_clicks=1000, window_seconds=600, clock=None):
+    return HotspotConsumer(HotspotStore(r, max_clicks, window_seconds), scan_radius=0.02,
+                           min_points=5, clock=clock or Clock())
+
+
+def record(page, x, y, seq, shard=SHARD, at=T0, data=None):
+    if data is None:
+        data = json.dumps({"p": page, "s": "sess", "x": x, "y": y, "t": 1}).encode()
+    return {"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "sess",
+                        "sequenceNumber": str(seq),
+                        "data": base64.b64encode(data).decode(),
+                        "approximateArrivalTimestamp": at},
+            "eventSource": "aws:kinesis", "eventID": f"{shard}:{seq}",
+            "eventName": "aws:kinesis:record"}
+
+
+def cluster_of(page, n, x, y, first_seq, **kwargs):
+    """n clicks around (x, y), a hotspot when n >= 5."""
+    return [record(page, x + (i % 3) * 0.001, y + (i // 3) * 0.001, first_seq + i, **kwargs)
+            for i in range(n)]
+
+
+def state(r, page):
+    win, meta, result = page_keys(page)
+    return r.lrange(win, 0, -1), r.hgetall(meta), r.get(result)
+
+
+def test_a_batch_makes_a_window_and_hotspots(r):
+    page = f"p{next(_pages)}"
+    c = consumer(r)
+    got = c.consume(cluster_of(page, 8, 0.5, 0.5, 100) + [record(page, 0.9, 0.1, 200)])
+    assert (got.records, got.applied, got.malformed, got.pages) == (9, 9, 0, {page: 1})
+    saved = c.store.result(page)
+    [spot] = saved["hotspots"]
+    assert spot["count"] == 8 and spot["min"] == [0.5, 0.5]
+    assert saved["clicks"] == 9 and len(c.store.window(page)) == 9
+
+
+def test_a_redelivered_batch_changes_neither_state_nor_hotspots(r):
+    page = f"p{next(_pages)}"
+    c = consumer(r)
+    batch = cluster_of(page, 6, 0.2, 0.2, 10)
+    c.consume(batch)
+    before = state(r, page)
+    c.clock.now += 60  # a later redelivery would have a later computed_at if recomputed
+    again = c.consume(batch)
+    assert again.applied == 0 and again.pages == {page: 1}
+    assert state(r, page) == before
+    # A partial redelivery (Lambda retrying from a checkpoint) adds only the new records.
+    more = c.consume(batch[3:] + cluster_of(page, 2, 0.6, 0.6, 16))
+    assert more.applied == 2
+    assert len(c.store.window(page)) == 8
+
+
+def test_sequence_numbers_are_per_shard_and_compared_as_numbers(r):
+    page = f"p{next(_pages)}"
+    c = consumer(r)
+    c.consume([record(page, 0.1, 0.1, 99, shard="shardId-000000000001")])
+    # a shorter number is smaller even when its first digit is larger ("99" < "100")
+    assert c.consume([record(page, 0.1, 0.1, 100, shard="shardId-000000000001")]).applied == 1
+    assert c.consume([record(page, 0.1, 0.1, 98, shard="shardId-000000000001")]).applied == 0
+    # another shard has its own position
+    assert c.consume([record(page, 0.1, 0.1, 5, shard="shardId-000000000002")]).applied == 1
+
+
+def test_a_poison_record_is_counted_and_does_not_stop_the_records_behind_it(r, caplog):
+    page = f"p{next(_pages)}"
+    c = consumer(r)
+    batch = [record(page, 0.3, 0.3, 1),
+             record(page, 0, 0, 2, data=b"\xff not json"),
+             record(page, 0, 0, 3, data=json.dumps({"p": page, "x": "NaN", "y": 0}).encode()),
+             record(page, 0, 0, 4, data=b'{"p": "x", "x": NaN, "y": 0.5}'),
+             record(page, 0, 0, 5, data=json.dumps({"p": page, "x": 1.5, "y": 0}).encode()),
+             record(page, 0, 0, 6, data=json.dumps([1, 2]).encode()),
+             {"kinesis": {"data": "%%%"}, "eventID": "x"},
+             *cluster_of(page, 5, 0.7, 0.7, 7)]
+    with caplog.at_level(logging.WARNING, logger="pulse.hotspots"):
+        got = c.consume(batch)
+    assert (got.records, got.applied, got.malformed) == (12, 6, 6)
+    assert got.pages == {page: 1}
+    assert int(r.get(MALFORMED_KEY)) == 6
+    assert sum("malformed click record" in m for m in caplog.messages) == 6
+
+
+def test_the_window_is_bounded_by_count_and_by_time(r):
+    page = f"p{next(_pages)}"
+    c = consumer(r, max_clicks=10, window_seconds=60)
+    c.consume(cluster_of(page, 12, 0.4, 0.4, 1))
+    assert len(c.store.window(page)) == 10  # count bound
+    # 2 minutes later: the old clicks leave the window
+    later = c.consume([record(page, 0.9, 0.9, 50, at=T0 + 120)])
+    assert later.pages == {page: 0}
+    assert [(w.x, w.y) for w in c.store.window(page)] == [(0.9, 0.9)]
+
+
+def test_only_the_newer_window_saves_its_hotspots(r):
+    page = f"p{next(_pages)}"
+    store = HotspotStore(r, 1000, 600)
+    first = store.apply(page, SHARD, [("1", 1000, 0.1, 0.1)])
+    second = store.apply(page, "shardId-000000000001", [("1", 1000, 0.2, 0.2)])
+    assert store.save_result(page, second.version, {"hotspots": [], "n": 2})
+    assert not store.save_result(page, first.version, {"hotspots": [], "n": 1})
+    assert store.result(page)["n"] == 2
