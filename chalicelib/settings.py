@@ -65,8 +65,8 @@ class Settings:
     # maximum_retry_attempts in AWS (deploy/hotspots_override.tf.json), the local
     # runner's limit here; skipped batches go to this SQS queue (local stand-in of
     # the on-failure destination in infra/hotspots.tf).
-    hotspots_retry_limit: int = 2
-    hotspots_failure_queue: str = "pulse-clicks-failed"
+    kinesis_max_retry_attempts: int = 2
+    kinesis_failure_queue: str = "pulse-clicks-failed"
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
@@ -121,8 +121,9 @@ class Settings:
                                           defaults.hotspots_put_attempts)),
             hotspots_put_backoff=float(get("HOTSPOTS_PUT_BACKOFF",
                                            defaults.hotspots_put_backoff)),
-            hotspots_retry_limit=int(get("HOTSPOTS_RETRY_LIMIT", defaults.hotspots_retry_limit)),
-            hotspots_failure_queue=get("HOTSPOTS_FAILURE_QUEUE", defaults.hotspots_failure_queue),
+            kinesis_max_retry_attempts=int(get("KINESIS_MAX_RETRY_ATTEMPTS",
+                                               defaults.kinesis_max_retry_attempts)),
+            kinesis_failure_queue=get("KINESIS_FAILURE_QUEUE", defaults.kinesis_failure_queue),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
         )
