@@ -198,8 +198,7 @@ def test_clicks_become_hotspots_once_consumed(app_client, pulse_env):
                              + clicks(3, 0.9, 0.9)})[0] == 202
     from chalicelib.hotspots.api import get_store
 
-    consumer = HotspotConsumer(get_store(), pulse_env.hotspots_scan_radius,
-                               pulse_env.hotspots_min_points)
+    consumer = HotspotConsumer(get_store())
     got = consumer.consume(as_lambda_records(stream_records(pulse_env.click_stream_name)))
     assert got.applied == 23
     resp = app_client.http.get("/hotspots?page=shop")

@@ -1,5 +1,6 @@
 """The Kinesis consumer of clicks (issue #8): idempotent per shard sequence number,
-malformed records skipped, on a standalone Redis and on a Redis Cluster."""
+malformed records skipped; hotspots read once per window version; on a standalone
+Redis and on a Redis Cluster."""
 import base64
 import itertools
 import json
@@ -10,6 +11,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from chalicelib.hotspots.consumer import HotspotConsumer
+from chalicelib.hotspots.reader import HotspotReader
 from chalicelib.hotspots.store import MALFORMED_KEY, HotspotStore, page_keys
 
 SHARD = "shardId-000000000000"
@@ -38,9 +40,12 @@ class Clock:
         return self.now
 
 
-def consumer(r, max_clicks=1000, window_seconds=600, clock=None):
-    return HotspotConsumer(HotspotStore(r, max_clicks, window_seconds), scan_radius=0.02,
-                           min_points=5, clock=clock or Clock())
+def consumer(r, max_clicks=1000, window_seconds=600):
+    return HotspotConsumer(HotspotStore(r, max_clicks, window_seconds))
+
+
+def reader(c, clock=None):
+    return HotspotReader(c.store, scan_radius=0.02, min_points=5, clock=clock or Clock())
 
 
 def record(page, x, y, seq, shard=SHARD, at=T0, data=None):
@@ -69,27 +74,33 @@ def test_a_batch_makes_a_window_and_hotspots(r):
     page = f"p{next(_pages)}"
     c = consumer(r)
     got = c.consume(cluster_of(page, 8, 0.5, 0.5, 100) + [record(page, 0.9, 0.1, 200)])
-    assert (got.records, got.applied, got.malformed, got.pages) == (9, 9, 0, {page: 1})
-    saved = c.store.result(page)
+    assert (got.records, got.applied, got.malformed, got.pages) == (9, 9, 0, {page: 9})
+    saved = reader(c).read(page)
     [spot] = saved["hotspots"]
     assert spot["count"] == 8 and spot["min"] == [0.5, 0.5]
     assert saved["clicks"] == 9 and len(c.store.window(page)) == 9
+    assert reader(c).read("never-clicked") is None
 
 
 def test_a_redelivered_batch_changes_neither_state_nor_hotspots(r):
     page = f"p{next(_pages)}"
     c = consumer(r)
+    clock = Clock()
     batch = cluster_of(page, 6, 0.2, 0.2, 10)
     c.consume(batch)
+    first = reader(c, clock).read(page)
     before = state(r, page)
-    c.clock.now += 60  # a later redelivery would have a later computed_at if recomputed
+    clock.now += 5  # a recomputation now would have a later computed_at
     again = c.consume(batch)
-    assert again.applied == 0 and again.pages == {page: 1}
+    assert again.applied == 0 and again.pages == {page: 0}
     assert state(r, page) == before
+    assert reader(c, clock).read(page) == first
     # A partial redelivery (Lambda retrying from a checkpoint) adds only the new records.
     more = c.consume(batch[3:] + cluster_of(page, 2, 0.6, 0.6, 16))
     assert more.applied == 2
     assert len(c.store.window(page)) == 8
+    after = reader(c, clock).read(page)
+    assert after["clicks"] == 8 and after["computed_at"] == clock.now
 
 
 def test_sequence_numbers_are_per_shard_and_compared_as_numbers(r):
@@ -117,7 +128,8 @@ def test_a_poison_record_is_counted_and_does_not_stop_the_records_behind_it(r, c
     with caplog.at_level(logging.WARNING, logger="pulse.hotspots"):
         got = c.consume(batch)
     assert (got.records, got.applied, got.malformed) == (12, 6, 6)
-    assert got.pages == {page: 1}
+    assert got.pages == {page: 6}
+    assert len(reader(c).read(page)["hotspots"]) == 1
     assert int(r.get(MALFORMED_KEY)) == 6
     assert sum("malformed click record" in m for m in caplog.messages) == 6
 
@@ -127,9 +139,13 @@ def test_the_window_is_bounded_by_count_and_by_time(r):
     c = consumer(r, max_clicks=10, window_seconds=60)
     c.consume(cluster_of(page, 12, 0.4, 0.4, 1))
     assert len(c.store.window(page)) == 10  # count bound
-    # 2 minutes later: the old clicks leave the window
-    later = c.consume([record(page, 0.9, 0.9, 50, at=T0 + 120)])
-    assert later.pages == {page: 0}
+    clock = Clock(T0 + 30)
+    assert len(reader(c, clock).read(page)["hotspots"]) == 1
+    # a minute later with no new click, the hotspot has left the window
+    clock.now = T0 + 61
+    assert reader(c, clock).read(page)["hotspots"] == []
+    # a new click 2 minutes later drops the old ones from the stored window too
+    c.consume([record(page, 0.9, 0.9, 50, at=T0 + 120)])
     assert [(w.x, w.y) for w in c.store.window(page)] == [(0.9, 0.9)]
 
 
@@ -140,4 +156,5 @@ def test_only_the_newer_window_saves_its_hotspots(r):
     second = store.apply(page, "shardId-000000000001", [("1", 1000, 0.2, 0.2)])
     assert store.save_result(page, second.version, {"hotspots": [], "n": 2})
     assert not store.save_result(page, first.version, {"hotspots": [], "n": 1})
-    assert store.result(page)["n"] == 2
+    assert store.current(page) == (second.version, {"hotspots": [], "n": 2,
+                                                    "version": second.version})

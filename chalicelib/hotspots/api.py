@@ -5,7 +5,6 @@ import json
 import math
 import re
 import secrets
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -28,6 +27,14 @@ def get_store():
 
     s = get_settings()
     return HotspotStore(get_redis(), s.hotspots_window_clicks, s.hotspots_window_seconds)
+
+
+def get_reader():
+    from chalicelib.hotspots.reader import HotspotReader
+    from chalicelib.settings import get_settings
+
+    s = get_settings()
+    return HotspotReader(get_store(), s.hotspots_scan_radius, s.hotspots_min_points)
 
 
 def get_writer():
@@ -122,35 +129,19 @@ def _iso(ms: int | float | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-def hotspots(params: Mapping[str, str] | None, store=None, settings=None,
-             clock=time.time) -> dict:
+def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
     """GET /hotspots?page=<id>: the hotspots of the page's current window."""
-    from chalicelib.hotspots.consumer import hotspots_of
-    from chalicelib.settings import get_settings
-
     page = _ident(params or {}, "page", PAGE_ID, required=True)
-    store = store or get_store()
-    s = settings or get_settings()
-    saved = store.result(page)
-    if saved is None:
-        if store.version(page) is None:
-            raise NotFound(f"page {page!r} has no clicks", page=page)
-        saved = {"hotspots": [], "clicks": 0, "oldest_ms": None, "newest_ms": None,
-                 "computed_at": clock()}
-    since = int(clock() * 1000) - store.window_ms
-    if saved["oldest_ms"] is not None and saved["oldest_ms"] < since:
-        # Clicks left the window since the consumer computed: recompute without them
-        # (not saved: the consumer stays the only writer of results).
-        spots, used, oldest, newest = hotspots_of(store.window(page), since,
-                                                  s.hotspots_scan_radius, s.hotspots_min_points)
-        saved = {"hotspots": spots, "clicks": used, "oldest_ms": oldest, "newest_ms": newest,
-                 "computed_at": clock()}
+    reader = reader or get_reader()
+    result = reader.read(page)
+    if result is None:
+        raise NotFound(f"page {page!r} has no clicks", page=page)
     return {
         "page": page,
-        "window": {"clicks": saved["clicks"], "max_clicks": store.max_clicks,
-                   "seconds": store.window_ms // 1000, "from": _iso(saved["oldest_ms"]),
-                   "to": _iso(saved["newest_ms"]), "scan_radius": s.hotspots_scan_radius,
-                   "min_points": s.hotspots_min_points},
-        "hotspots": saved["hotspots"],
-        "computed_at": _iso(saved["computed_at"] * 1000),
+        "window": {"clicks": result["clicks"], "max_clicks": reader.store.max_clicks,
+                   "seconds": reader.store.window_ms // 1000,
+                   "from": _iso(result["oldest_ms"]), "to": _iso(result["newest_ms"]),
+                   "scan_radius": reader.scan_radius, "min_points": reader.min_points},
+        "hotspots": result["hotspots"],
+        "computed_at": _iso(result["computed_at"] * 1000),
     }

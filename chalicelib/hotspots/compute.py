@@ -32,14 +32,18 @@ grid of square cells of side scan_radius / sqrt(2) instead of all-pairs distance
 - only the remaining points are counted one by one, stopping at min_points;
 - two cells' core points are joined once one pair within scan_radius is found
   (union-find over cells, not points).
+- before all that, a coarse pass (cells of side scan_radius, block sums of 3x3
+  cells) drops the sparse parts of the window, which cannot hold a core point.
 The result is exactly DBSCAN's core points and their clusters (tests/test_hotspots_compute.py
 checks it against scikit-learn's DBSCAN on random layouts).
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import add
 
 MIN_SIDE = 1e-3  # a thousandth of the canvas: about one pixel of a 1000 px canvas
 _SQRT2 = math.sqrt(2.0)
@@ -91,6 +95,47 @@ def _find(parent: dict[int, int], a: int) -> int:
     return a
 
 
+def _box3(rows: list[list[int]]) -> list[list[int]]:
+    """Sum of each cell's 3x3 block on a dense grid, with C-level map/add only."""
+    def along(row):
+        padded = [0, *row, 0]
+        return list(map(add, map(add, padded[:-2], padded[1:-1]), padded[2:]))
+
+    sums = [along(row) for row in rows]
+    zero = [0] * len(rows[0])
+    sums = [zero, *sums, zero]
+    return [list(map(add, map(add, sums[i], sums[i + 1]), sums[i + 2]))
+            for i in range(len(rows))]
+
+
+def _prefilter(xs: Sequence[float], ys: Sequence[float], eps: float,
+               min_points: int) -> list[int] | None:
+    """The points the exact pass needs, or None for all of them.
+
+    On a coarse grid of side eps, a point's eps-neighbours all lie in the 3x3 block
+    around its cell, so a cell whose block holds fewer than min_points points has no
+    core point.  The exact pass needs the other cells and their 3x3 neighbours (whose
+    counts it then underestimates, harmlessly: they are below min_points anyway).
+    Worth it where most of a window is sparse noise; the block sums run on a dense
+    grid with C-level map(), so this is skipped when that grid would be much larger
+    than the window."""
+    n = len(xs)
+    inv = 1.0 / eps
+    x0, y0 = min(xs), min(ys)
+    nx, ny = int((max(xs) - x0) * inv) + 1, int((max(ys) - y0) * inv) + 1
+    if nx * ny > 4 * n or nx < 4 or ny < 4:
+        return None
+    keys = [int((x - x0) * inv) * ny + int((y - y0) * inv) for x, y in zip(xs, ys, strict=True)]
+    flat = [0] * (nx * ny)
+    for key, count in Counter(keys).items():
+        flat[key] = count
+    blocks = _box3([flat[i * ny:(i + 1) * ny] for i in range(nx)])
+    near_core = _box3([[b >= min_points for b in row] for row in blocks])
+    needed = [v > 0 for row in near_core for v in row]
+    keep = [i for i, key in enumerate(keys) if needed[key]]
+    return keep if len(keep) < n else None
+
+
 def dbscan(xs: Sequence[float], ys: Sequence[float], eps: float, min_points: int) -> Clustering:
     """DBSCAN of the points (xs[i], ys[i]); see the module docstring for the method."""
     n = len(xs)
@@ -98,6 +143,23 @@ def dbscan(xs: Sequence[float], ys: Sequence[float], eps: float, min_points: int
     core = bytearray(n)
     if n == 0 or n < min_points:
         return Clustering(labels, core)
+    keep = _prefilter(xs, ys, eps, min_points)
+    if keep is not None:
+        if not keep:
+            return Clustering(labels, core)
+        part = _dbscan_grid([xs[i] for i in keep], [ys[i] for i in keep], eps, min_points)
+        for j, i in enumerate(keep):
+            labels[i] = part.labels[j]
+            core[i] = part.core[j]
+        return Clustering(labels, core)
+    return _dbscan_grid(xs, ys, eps, min_points)
+
+
+def _dbscan_grid(xs: Sequence[float], ys: Sequence[float], eps: float,
+                 min_points: int) -> Clustering:
+    n = len(xs)
+    labels = [-1] * n
+    core = bytearray(n)
     e2 = eps * eps
     cells, offsets = _grid(xs, ys, eps / _SQRT2)
 

@@ -1,4 +1,4 @@
-"""The Kinesis consumer: records -> per-page click windows -> hotspots.
+"""The Kinesis consumer: records -> per-page click windows.
 
 A record is one click, as the writer puts it: JSON {"p": page, "s": session,
 "x": 0..1, "y": 0..1, "t": epoch ms}.  A record that is not that (bad base64, bad
@@ -8,10 +8,15 @@ until it expires.  Any other failure (Redis down) raises, so Lambda retries the
 batch as the event source mapping says (maximum_retry_attempts, bisecting, then the
 on-failure queue; deploy/hotspots_override.tf.json).
 
-Per page of the batch: one `HotspotStore.apply` script (idempotent, see store.py),
-then the hotspots of the window are computed and saved for that window version.  A
-redelivered batch applies nothing; if the hotspots of the current version are
-already saved, nothing is computed or written either.
+Per page of the batch: one `HotspotStore.apply` script (idempotent, see store.py).
+A redelivered batch applies nothing, so the window and its version stay as they were.
+
+Hotspots are computed from the window by readers (reader.py), once per window version
+and cached, not here after every batch: one computation over a 1,000-click window
+costs as much as consuming a few thousand clicks, and with batches of 100 the
+consumer would spend most of its time recomputing hotspots nobody has asked for yet
+(see BENCHMARKS.md).  Pages are read every second or so; batches arrive much more
+often under load.
 """
 from __future__ import annotations
 
@@ -19,12 +24,10 @@ import base64
 import binascii
 import json
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from chalicelib.hotspots.compute import find_hotspots
-from chalicelib.hotspots.store import Click, HotspotStore
+from chalicelib.hotspots.store import HotspotStore
 
 log = logging.getLogger("pulse.hotspots")
 
@@ -84,30 +87,16 @@ class ConsumeResult:
     records: int = 0
     applied: int = 0
     malformed: int = 0
-    pages: dict[str, int] = field(default_factory=dict)  # page -> hotspots after the batch
+    pages: dict[str, int] = field(default_factory=dict)  # page -> clicks applied
 
     def to_dict(self) -> dict:
         return {"records": self.records, "applied": self.applied,
                 "malformed": self.malformed, "pages": self.pages}
 
 
-def hotspots_of(window: Iterable[Click], since_ms: int, scan_radius: float,
-                min_points: int) -> tuple[list[dict], int, int | None, int | None]:
-    """(hotspots, clicks used, oldest and newest arrival) of the clicks at or after since_ms."""
-    clicks = [c for c in window if c.arrival_ms >= since_ms]
-    spots = find_hotspots([(c.x, c.y) for c in clicks], scan_radius, min_points)
-    arrivals = [c.arrival_ms for c in clicks]
-    return ([h.to_dict() for h in spots], len(clicks),
-            min(arrivals) if arrivals else None, max(arrivals) if arrivals else None)
-
-
 class HotspotConsumer:
-    def __init__(self, store: HotspotStore, scan_radius: float, min_points: int,
-                 clock=time.time):
+    def __init__(self, store: HotspotStore):
         self.store = store
-        self.scan_radius = scan_radius
-        self.min_points = min_points
-        self.clock = clock
 
     def group(self, records: Iterable[Mapping],
               result: ConsumeResult) -> dict[tuple[str, str], list[tuple]]:
@@ -133,23 +122,11 @@ class HotspotConsumer:
         for (page, shard), clicks in groups.items():
             applied = self.store.apply(page, shard, clicks)
             result.applied += applied.applied
-            saved = self.store.result(page)
-            if saved is not None and saved.get("version") == applied.version:
-                result.pages[page] = len(saved["hotspots"])
-                continue  # a redelivery: these hotspots are already there
-            since = applied.newest_ms - self.store.window_ms
-            spots, used, oldest, newest = hotspots_of(applied.window, since, self.scan_radius,
-                                                      self.min_points)
-            self.store.save_result(page, applied.version, {
-                "hotspots": spots, "clicks": used, "oldest_ms": oldest, "newest_ms": newest,
-                "computed_at": self.clock()})
-            result.pages[page] = len(spots)
+            result.pages[page] = result.pages.get(page, 0) + applied.applied
         return result
 
 
 def get_consumer() -> HotspotConsumer:
     from chalicelib.hotspots.api import get_store
-    from chalicelib.settings import get_settings
 
-    s = get_settings()
-    return HotspotConsumer(get_store(), s.hotspots_scan_radius, s.hotspots_min_points)
+    return HotspotConsumer(get_store())

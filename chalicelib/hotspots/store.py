@@ -8,7 +8,8 @@ slot and one script may touch all of them (MemoryDB always runs as a cluster):
                                   shard; version (bumped by every change of the window);
                                   newest (latest arrival_ms seen)
     pulse:hs:{page}:result  STR   JSON of the hotspots last computed, with the window
-                                  version they were computed from
+                                  version they were computed from (a cache: readers
+                                  compute on a version change, see reader.py)
     pulse:hs:malformed      STR   count of records the consumer skipped as malformed
 
 Idempotence: Kinesis and Lambda deliver at least once, so `apply` is one Lua script
@@ -25,8 +26,8 @@ the arrival order across shards is only roughly the list order, so readers also
 filter by time).
 
 `save_result` writes the hotspots only when the window's version is still the one
-they were computed from: two consumers (two shards) may touch one page at once, and
-the one holding the newer window must win.
+they were computed from: a reader computing from an older window must not
+overwrite a newer result.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def page_keys(page: str) -> tuple[str, str, str]:
 
 
 # KEYS: win, meta.  ARGV: shard, max_clicks, window_ms, then (seq, arrival_ms, item) per
-# record in shard order.  Returns {applied, version, newest, window items...}.
+# record in shard order.  Returns {applied, version}.
 _LUA_APPLY = r"""
 local function check(key, want)
   local t = redis.call('TYPE', key)
@@ -92,10 +93,12 @@ if #items > 0 then
 else
   version = tonumber(redis.call('HGET', KEYS[2], 'version') or '0')
 end
-local out = {#items, version, newest}
-local win = redis.call('LRANGE', KEYS[1], 0, -1)
-for i = 1, #win do out[#out + 1] = win[i] end
-return out
+return {#items, version}
+"""
+
+# KEYS: meta, result.  Returns {version or false, result JSON or false} in one round trip.
+_LUA_CURRENT = r"""
+return {redis.call('HGET', KEYS[1], 'version'), redis.call('GET', KEYS[2])}
 """
 
 # KEYS: meta, result.  ARGV: version, result JSON.  Writes only for the current version.
@@ -118,8 +121,6 @@ class Click:
 class Applied:
     applied: int  # records that were new
     version: int  # the window's version after the script
-    newest_ms: int  # latest arrival in the window's history
-    window: list[Click]
 
 
 def encode_click(arrival_ms: int, x: float, y: float) -> str:
@@ -140,31 +141,30 @@ class HotspotStore:
         self.window_ms = window_seconds * 1000
         self._apply = redis.register_script(_LUA_APPLY)
         self._save = redis.register_script(_LUA_SAVE)
+        self._current = redis.register_script(_LUA_CURRENT)
 
     def apply(self, page: str, shard: str,
               records: Sequence[tuple[str, int, float, float]]) -> Applied:
         """Add the records (sequence number, arrival ms, x, y) of one shard, in shard order,
-        that are newer than the last applied from that shard; return the window."""
+        that are newer than the last applied from that shard."""
         win, meta, _ = page_keys(page)
         args: list = [shard, self.max_clicks, self.window_ms]
         for seq, at, x, y in records:
             args += (seq, at, encode_click(at, x, y))
         out = self._apply(keys=[win, meta], args=args)
-        return Applied(int(out[0]), int(out[1]), int(out[2]),
-                       [decode_click(item) for item in out[3:]])
+        return Applied(int(out[0]), int(out[1]))
 
     def save_result(self, page: str, version: int, result: dict) -> bool:
         _, meta, key = page_keys(page)
         body = json.dumps({**result, "version": version}, separators=(",", ":"))
         return bool(self._save(keys=[meta, key], args=[version, body]))
 
-    def result(self, page: str) -> dict | None:
-        raw = self.redis.get(page_keys(page)[2])
-        return None if raw is None else json.loads(raw)
-
-    def version(self, page: str) -> int | None:
-        raw = self.redis.hget(page_keys(page)[1], "version")
-        return None if raw is None else int(raw)
+    def current(self, page: str) -> tuple[int | None, dict | None]:
+        """(window version or None for a page never clicked, last saved result or None)."""
+        _, meta, key = page_keys(page)
+        version, raw = self._current(keys=[meta, key])
+        return (None if version is None else int(version),
+                None if raw is None else json.loads(raw))
 
     def window(self, page: str) -> list[Click]:
         return [decode_click(item) for item in self.redis.lrange(page_keys(page)[0], 0, -1)]
