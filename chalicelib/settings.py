@@ -67,6 +67,9 @@ class Settings:
     # the on-failure destination in infra/hotspots.tf).
     kinesis_max_retry_attempts: int = 2
     kinesis_failure_queue: str = "pulse-clicks-failed"
+    # That queue in AWS (infra/hotspots.tf), written by `make configure`; the packaged
+    # event source mapping reads it from the function's environment.
+    click_failure_queue_arn: str | None = None
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
@@ -124,6 +127,7 @@ class Settings:
             kinesis_max_retry_attempts=int(get("KINESIS_MAX_RETRY_ATTEMPTS",
                                                defaults.kinesis_max_retry_attempts)),
             kinesis_failure_queue=get("KINESIS_FAILURE_QUEUE", defaults.kinesis_failure_queue),
+            click_failure_queue_arn=get("CLICK_FAILURE_QUEUE_ARN", None),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
         )

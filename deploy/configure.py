@@ -40,6 +40,7 @@ APP_ENV_VARS = (
     "QR_TABLE",
     "EVENT_BUS_NAME",
     "CLICK_STREAM_NAME",
+    "CLICK_FAILURE_QUEUE_ARN",
     "X_BEARER_TOKEN_SECRET_ARN",
 )
 
@@ -57,6 +58,7 @@ REQUIRED_OUTPUTS = (
     "qr_table_arn",
     "event_bus_arn",
     "click_stream_arn",
+    "click_failure_queue_arn",
     "x_bearer_token_secret_arn",
     "memorydb_password_secret_arn",
     "lambda_environment",
@@ -199,6 +201,14 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
             "Resource": [stream_arn, f"{stream_arn}/consumer/*"],
         },
         {
+            # The click consumer's event source mapping sends what it gives up on
+            # here (its on-failure destination): Lambda uses the function's role.
+            "Sid": "ClickConsumerFailureQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [out["click_failure_queue_arn"]],
+        },
+        {
             "Sid": "ReadAppSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
@@ -207,7 +217,7 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
         {
             # The data-tier CMK, only through the services that use it:
             # Decrypt to read (S3, DynamoDB, Kinesis, secrets), GenerateDataKey
-            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB).
+            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB, SQS SendMessage).
             "Sid": "DataKeyThroughServices",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
@@ -216,7 +226,7 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
                 "StringEquals": {
                     "kms:ViaService": [
                         f"{svc}.{region}.amazonaws.com"
-                        for svc in ("s3", "dynamodb", "kinesis", "secretsmanager")
+                        for svc in ("s3", "dynamodb", "kinesis", "secretsmanager", "sqs")
                     ]
                 }
             },

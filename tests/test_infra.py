@@ -118,6 +118,7 @@ def test_rehearsal_policy_names_resources(rehearsal):
     outputs = rehearsal["outputs"]
     text = str(rehearsal["policy"])
     for arn in ("qr_bucket_arn", "qr_table_arn", "event_bus_arn", "click_stream_arn",
+                "click_failure_queue_arn",
                 "x_bearer_token_secret_arn", "memorydb_password_secret_arn", "kms_key_arn"):
         assert outputs[arn] in text, arn
 
@@ -134,6 +135,25 @@ def test_rehearsal_package_is_small_and_wired_to_the_stage(rehearsal):
     assert "< 1.4.0" in rehearsal["chalice_required_version"]
     assert ("terraform validate passed" in rehearsal["package_validation"]
             or "hashicorp/null" in rehearsal["package_validation"])
+
+
+@pytest.mark.slow
+def test_rehearsal_click_consumer_mapping_does_not_block_its_shard(rehearsal):
+    # Chalice exposes none of these; deploy/hotspots_override.tf.json sets them.
+    from chalicelib.settings import Settings
+
+    assert "hotspots_override.tf.json" in rehearsal["overrides"]
+    mapping = rehearsal["event_source_mappings"]["consume_clicks-kinesis-event-source"]
+    assert mapping["maximum_retry_attempts"] == Settings().kinesis_max_retry_attempts
+    assert mapping["bisect_batch_on_function_error"] is True
+    # the queue's ARN comes from the function's environment, which configure wrote
+    assert mapping["destination_config"]["on_failure"]["destination_arn"] == (
+        "${aws_lambda_function.consume_clicks.environment[0].variables.CLICK_FAILURE_QUEUE_ARN}")
+    queue_arn = rehearsal["outputs"]["click_failure_queue_arn"]
+    assert queue_arn.startswith("arn:aws:sqs:") and queue_arn.endswith("-clicks-failed")
+    assert rehearsal["stage_environment"]["CLICK_FAILURE_QUEUE_ARN"] == queue_arn
+    assert mapping["event_source_arn"].endswith(":stream/pulse-rehearsal-clicks")
+    assert (mapping["starting_position"], mapping["batch_size"]) == ("TRIM_HORIZON", 100)
 
 
 @pytest.mark.slow
