@@ -103,6 +103,17 @@ def test_a_redelivered_batch_changes_neither_state_nor_hotspots(r):
     assert after["clicks"] == 8 and after["computed_at"] == clock.now
 
 
+def test_a_batch_of_many_pages_is_applied_in_one_round_trip_and_only_once(r):
+    pages = [f"p{next(_pages)}" for _ in range(5)]  # spread over the cluster's slots
+    c = consumer(r)
+    batch = [record(pages[i % 5], 0.1 * (i % 5), 0.5, 1000 + i) for i in range(50)]
+    r.script_flush()  # the pipeline meets NOSCRIPT and runs those scripts again, once
+    got = c.consume(batch)
+    assert got.applied == 50 and got.pages == {p: 10 for p in pages}
+    assert c.consume(batch).applied == 0
+    assert [len(c.store.window(p)) for p in pages] == [10] * 5
+
+
 def test_sequence_numbers_are_per_shard_and_compared_as_numbers(r):
     page = f"p{next(_pages)}"
     c = consumer(r)

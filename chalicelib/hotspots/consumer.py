@@ -8,7 +8,8 @@ until it expires.  Any other failure (Redis down) raises, so Lambda retries the
 batch as the event source mapping says (maximum_retry_attempts, bisecting, then the
 on-failure queue; deploy/hotspots_override.tf.json).
 
-Per page of the batch: one `HotspotStore.apply` script (idempotent, see store.py).
+Per page of the batch: one `HotspotStore.apply` script (idempotent, see store.py), all
+of them pipelined in one round trip.
 A redelivered batch applies nothing, so the window and its version stay as they were.
 
 Hotspots are computed from the window by readers (reader.py), once per window version
@@ -20,7 +21,6 @@ often under load.
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -30,56 +30,52 @@ from dataclasses import dataclass, field
 from chalicelib.hotspots.store import HotspotStore
 
 log = logging.getLogger("pulse.hotspots")
+# The json module's C scanner, called directly: json.loads() spends more time around
+# it (encoding detection, whitespace regexes) than in it for a 60-byte click.
+_scan_json = json.JSONDecoder().scan_once
+
+
+def _json_object(raw: bytes):
+    text = raw.decode()
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:  # not a JSON value at index 0 (perhaps leading whitespace)
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)  # json.loads says what's wrong
 
 
 class MalformedRecord(ValueError):
     """A record no retry can fix."""
 
 
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not a number")
-
-
 def _unit(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # type() is: bool (an int subclass) is not a coordinate
+    if type(value) is not float and type(value) is not int:
         raise MalformedRecord(f"{name} is not a number")
-    if not 0.0 <= value <= 1.0:  # also false for NaN
+    if not 0.0 <= value <= 1.0:  # also false for NaN and Infinity, which json.loads lets in
         raise MalformedRecord(f"{name} is outside [0, 1]")
-    return float(value)
+    return value
 
 
-@dataclass(frozen=True)
-class ClickRecord:
-    page: str
-    shard: str
-    seq: str
-    arrival_ms: int
-    x: float
-    y: float
-
-
-def parse_record(record: Mapping) -> ClickRecord:
-    """One Lambda Kinesis record -> ClickRecord, or MalformedRecord saying why."""
+def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float]:
+    """One Lambda Kinesis record -> (page, shard, sequence number, arrival ms, x, y), or
+    MalformedRecord saying why.  This runs once per click: it is written for speed
+    (plain tuples, binascii, one try block; see BENCHMARKS.md)."""
     try:
         kinesis = record["kinesis"]
         seq = kinesis["sequenceNumber"]
         shard = record["eventID"].rpartition(":")[0] or "shard"
         arrival_ms = int(float(kinesis["approximateArrivalTimestamp"]) * 1000)
-        data = json.loads(base64.b64decode(kinesis["data"], validate=True),
-                          parse_constant=_no_constants)
+        data = _json_object(binascii.a2b_base64(kinesis["data"], strict_mode=True))
+        page = data["p"]
+        x, y = data["x"], data["y"]
     except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
-        if isinstance(exc, MalformedRecord):
-            raise
         raise MalformedRecord(f"unreadable record: {type(exc).__name__}: {exc}") from None
-    if not isinstance(data, dict):
-        raise MalformedRecord("data is not a JSON object")
-    page = data.get("p")
-    if not isinstance(page, str) or not page or len(page) > 64 or "{" in page or "}" in page:
-        raise MalformedRecord("p (page) is missing or invalid")
-    if not isinstance(seq, str) or not seq.isdigit():
+    if type(page) is not str or not page or len(page) > 64 or "{" in page or "}" in page:
+        raise MalformedRecord("p (page) is invalid")
+    if type(seq) is not str or not seq.isdigit():
         raise MalformedRecord("sequenceNumber is not decimal")
-    return ClickRecord(page, shard, seq, arrival_ms, _unit(data.get("x"), "x"),
-                       _unit(data.get("y"), "y"))
+    return page, shard, seq, arrival_ms, _unit(x, "x"), _unit(y, "y")
 
 
 @dataclass
@@ -102,27 +98,32 @@ class HotspotConsumer:
               result: ConsumeResult) -> dict[tuple[str, str], list[tuple]]:
         """Parse and group by (page, shard), in shard order; malformed ones counted."""
         groups: dict[tuple[str, str], list[tuple]] = {}
+        parse = parse_record
         for record in records:
             result.records += 1
             try:
-                click = parse_record(record)
+                page, shard, seq, arrival_ms, x, y = parse(record)
             except MalformedRecord as exc:
                 result.malformed += 1
                 event_id = record.get("eventID") if isinstance(record, Mapping) else None
                 log.warning("skipping malformed click record %s: %s", event_id, exc)
                 continue
-            groups.setdefault((click.page, click.shard), []).append(
-                (click.seq, click.arrival_ms, click.x, click.y))
+            key = (page, shard)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = group = []
+            group.append((seq, arrival_ms, x, y))
         return groups
 
     def consume(self, records: Iterable[Mapping]) -> ConsumeResult:
         result = ConsumeResult()
         groups = self.group(records, result)
         self.store.count_malformed(result.malformed)
-        for (page, shard), clicks in groups.items():
-            applied = self.store.apply(page, shard, clicks)
-            result.applied += applied.applied
-            result.pages[page] = result.pages.get(page, 0) + applied.applied
+        applied = self.store.apply_many([(page, shard, clicks)
+                                         for (page, shard), clicks in groups.items()])
+        for (page, _), done in zip(groups, applied, strict=True):
+            result.applied += done.applied
+            result.pages[page] = result.pages.get(page, 0) + done.applied
         return result
 
 

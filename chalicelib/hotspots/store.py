@@ -143,16 +143,44 @@ class HotspotStore:
         self._save = redis.register_script(_LUA_SAVE)
         self._current = redis.register_script(_LUA_CURRENT)
 
-    def apply(self, page: str, shard: str,
-              records: Sequence[tuple[str, int, float, float]]) -> Applied:
-        """Add the records (sequence number, arrival ms, x, y) of one shard, in shard order,
-        that are newer than the last applied from that shard."""
+    def _apply_call(self, page: str, shard: str,
+                    records: Sequence[tuple[str, int, float, float]]) -> tuple[list, list]:
         win, meta, _ = page_keys(page)
         args: list = [shard, self.max_clicks, self.window_ms]
         for seq, at, x, y in records:
             args += (seq, at, encode_click(at, x, y))
-        out = self._apply(keys=[win, meta], args=args)
+        return [win, meta], args
+
+    def apply(self, page: str, shard: str,
+              records: Sequence[tuple[str, int, float, float]]) -> Applied:
+        """Add the records (sequence number, arrival ms, x, y) of one shard, in shard order,
+        that are newer than the last applied from that shard."""
+        keys, args = self._apply_call(page, shard, records)
+        out = self._apply(keys=keys, args=args)
         return Applied(int(out[0]), int(out[1]))
+
+    def apply_many(self, batches: Sequence[tuple[str, str, Sequence]]) -> list[Applied]:
+        """`apply` for several (page, shard, records) in one round trip (a pipeline of the
+        script; per node on a cluster).  A script the server does not have cached yet
+        (NOSCRIPT) is run again on its own: the script is idempotent, so that is safe."""
+        if len(batches) <= 1:
+            return [self.apply(*batch) for batch in batches]
+        from redis.exceptions import NoScriptError
+
+        pipe = self.redis.pipeline(transaction=False)
+        calls = [self._apply_call(*batch) for batch in batches]
+        for keys, args in calls:
+            # execute_command: ClusterPipeline blocks its evalsha() method, not the command
+            pipe.execute_command("EVALSHA", self._apply.sha, len(keys), *keys, *args)
+        results = pipe.execute(raise_on_error=False)
+        applied = []
+        for (keys, args), out in zip(calls, results, strict=True):
+            if isinstance(out, NoScriptError):
+                out = self._apply(keys=keys, args=args)
+            elif isinstance(out, Exception):
+                raise out
+            applied.append(Applied(int(out[0]), int(out[1])))
+        return applied
 
     def save_result(self, page: str, version: int, result: dict) -> bool:
         _, meta, key = page_keys(page)
