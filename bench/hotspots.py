@@ -84,6 +84,8 @@ def bench_consumer(repeat: int, redis_port: int) -> list[tuple]:
 
 
 def aws_layout(n: int, seed: int) -> list[tuple[float, float]]:
+    """The AWS HOTSPOTS example on the unit square: uniform, 20% inside [0.3, 0.4] x [0.5, 0.6]
+    (also the known-answer layout of tests/test_hotspots_compute.py)."""
     rng = random.Random(seed)
     hot = n // 5
     pts = [(0.3 + rng.random() * 0.1, 0.5 + rng.random() * 0.1) for _ in range(hot)]

@@ -11,18 +11,14 @@ import random
 
 import pytest
 
+from bench.hotspots import aws_layout
 from chalicelib.hotspots.compute import MIN_SIDE, dbscan, find_hotspots
 
 
 def aws_example(seed: int, n: int = 1000):
     """The AWS example scaled to the unit square: n points uniform, 20% of them inside
     one square of side 0.1 (1x1 on the 10x10 plane), at [0.3, 0.4] x [0.5, 0.6]."""
-    rng = random.Random(seed)
-    hot = n // 5
-    points = [(0.3 + rng.random() * 0.1, 0.5 + rng.random() * 0.1) for _ in range(hot)]
-    points += [(rng.random(), rng.random()) for _ in range(n - hot)]
-    rng.shuffle(points)
-    return points
+    return aws_layout(n, seed)
 
 
 @pytest.mark.parametrize("seed", range(5))

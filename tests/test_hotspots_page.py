@@ -1,7 +1,9 @@
 """/ui/clicks in headless Chromium (issue #8): clicks are drawn, batched and sent to the
 real `chalice local`; the local event runner feeds the stream to the app's consumer;
 the page polls GET /hotspots and paints the hotspot as a translucent red square."""
+import json
 import threading
+import time
 
 import pytest
 
@@ -11,8 +13,7 @@ pytestmark = pytest.mark.browser
 
 PIXEL_NEAR_HOTSPOT = """([dx, dy]) => {
   const c = document.getElementById('board');
-  const li = document.querySelector('#hotspots li');
-  if (!li || !window.__spot) return null;
+  if (!window.__spot) return null;
   const s = window.__spot, ratio = c.width / c.clientWidth;
   // just outside the box's top-left corner, inside the painted padding: no dot there
   const x = Math.round(s.min[0] * c.width - dx * ratio);
@@ -67,3 +68,16 @@ def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_p
     assert page.evaluate(PIXEL_NEAR_HOTSPOT, [-300, -150])[3] == 0
     board.screenshot(path=str(tmp_path / "clicks.png"))
     assert (tmp_path / "clicks.png").stat().st_size > 1000
+
+    # When the hotspot leaves the answer, its square fades out rather than vanishing.
+    page.route("**/hotspots?*", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps({"page": "e2e", "window": {}, "hotspots": [], "computed_at": None})))
+    alphas = [red[3]]
+    deadline = time.monotonic() + 10
+    while alphas[-1] > 0 and time.monotonic() < deadline:
+        alphas.append(page.evaluate(PIXEL_NEAR_HOTSPOT, [3, 3])[3])
+        time.sleep(0.03)
+    assert alphas[-1] == 0, alphas
+    assert any(0 < a < red[3] - 20 for a in alphas), alphas  # seen part-way faded
+    assert page.locator("#hotspots li").count() == 0
