@@ -49,6 +49,7 @@ from itertools import chain, compress, groupby
 from operator import add
 
 MIN_SIDE = 1e-3  # a thousandth of the canvas: about one pixel of a 1000 px canvas
+_WHOLE_CELL = 24  # cells at least this full are first tested whole (4 distances, not n)
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -73,7 +74,8 @@ class Clustering:
 
 
 def _grid(xs: Sequence[float], ys: Sequence[float], side: float):
-    """Cells as {key: [point index...]}, the key stride, and the 21 neighbour offsets."""
+    """Cells as {key: [point index...]}, the 21 neighbour offsets, and a function giving
+    a cell's four corners as complex numbers."""
     inv = 1.0 / side
     x0, y0 = min(xs), min(ys)
     # +2 margins on both axes so key + offset never wraps into another column
@@ -88,7 +90,12 @@ def _grid(xs: Sequence[float], ys: Sequence[float], side: float):
     near = sorted(((dx, dy) for dx in range(-2, 3) for dy in range(-2, 3)
                    if not (abs(dx) == 2 and abs(dy) == 2) and (dx, dy) != (0, 0)),
                   key=lambda d: d[0] * d[0] + d[1] * d[1])
-    return cells, [dx * stride + dy for dx, dy in near]
+
+    def corners(key: int) -> tuple[complex, ...]:
+        low = complex(x0 + (key // stride - 2) * side, y0 + (key % stride - 2) * side)
+        return low, low + side, low + side * 1j, low + side + side * 1j
+
+    return cells, [dx * stride + dy for dx, dy in near], corners
 
 
 def _find(parent: dict[int, int], a: int) -> int:
@@ -170,12 +177,13 @@ def _dbscan_grid(xs: Sequence[float], ys: Sequence[float], eps: float,
     n = len(xs)
     labels = [-1] * n
     core = bytearray(n)
-    cells, offsets = _grid(xs, ys, eps / _SQRT2)
+    cells, offsets, corners = _grid(xs, ys, eps / _SQRT2)
     # Points as complex numbers: abs(q - p) is their distance, and counting the
     # neighbours of p in a cell is map/abs/sum, C-level loops with no Python bytecode
     # per pair (about 3x faster than a for loop over (x, y) tuples).
     points = {key: [complex(xs[i], ys[i]) for i in members] for key, members in cells.items()}
     within = eps.__ge__  # within(d) is d <= eps
+    inside = eps * (1 - 1e-9)  # a hair less: a cell's computed corners may be off by an ulp
 
     # 1. core points
     for key, members in cells.items():
@@ -185,17 +193,28 @@ def _dbscan_grid(xs: Sequence[float], ys: Sequence[float], eps: float,
                 core[i] = 1
             continue
         near_pts = [points[key + o] for o in offsets if key + o in points]
-        if m + sum(map(len, near_pts)) < min_points:
+        total = sum(map(len, near_pts))
+        if m + total < min_points:
             continue
         need = min_points - m  # the point's own cell is all within eps
+        # a big cell whose four corners are all within eps of p is counted whole
+        boxes = [corners(key + o) if len(points[key + o]) >= _WHOLE_CELL else ()
+                 for o in offsets if key + o in points]
         for i, p in zip(members, points[key], strict=True):
             found = 0
+            left = total  # points not looked at yet: an upper bound on what may come
             towards = p.__rsub__  # towards(q) is q - p
-            for pts in near_pts:
-                found += sum(map(within, map(abs, map(towards, pts))))
+            for pts, box in zip(near_pts, boxes, strict=True):
+                left -= len(pts)
+                if box and max(map(abs, map(towards, box))) <= inside:
+                    found += len(pts)
+                else:
+                    found += sum(map(within, map(abs, map(towards, pts))))
                 if found >= need:
                     core[i] = 1
                     break
+                if found + left < need:
+                    break  # cannot reach min_points any more
 
     # 2. join cells whose core points reach each other (union-find over cells)
     core_pts = {}
