@@ -34,11 +34,13 @@ def _boto3_session():
 
 
 @cache
-def get_aws_client(service: str):
+def get_aws_client(service: str, max_attempts: int = 3):
     """A boto3 client with botocore's `standard` retry mode and tight timeouts.
 
     AWS_ENDPOINT_URL (read by botocore itself) points every client at moto's
-    server locally.
+    server locally.  botocore's `max_attempts` counts the retries after the first
+    call; 0 is for callers that retry by themselves within a deadline (botocore's
+    backoff would not know it).
     """
     from botocore.config import Config
 
@@ -46,7 +48,7 @@ def get_aws_client(service: str):
     config = Config(
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "max_attempts": max_attempts},
     )
     with _lock:  # boto3 sessions are not thread-safe while creating clients
         return _boto3_session().client(service, config=config)

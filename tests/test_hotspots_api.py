@@ -1,13 +1,15 @@
 """POST /clicks and GET /hotspots (issue #8), through chalice.test.Client against moto's
 Kinesis and a real Redis; PutRecords partial failures injected with botocore event hooks."""
 import json
+import socket
 import time
 
 import pytest
 
-from chalicelib.clients import get_aws_client
+from chalicelib.clients import get_aws_client, reset_clients
 from chalicelib.hotspots.consumer import HotspotConsumer
 from chalicelib.hotspots.writer import ClickWriter
+from local import processes
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -121,12 +123,50 @@ def test_partial_failure_retries_only_the_failed_records_until_all_are_in(pulse_
 
 
 def test_clicks_still_failing_are_named_in_the_answer(app_client, pulse_env):
-    FailSomeRecords(get_aws_client("kinesis"), {0: {2}, **{k: {0} for k in range(1, 10)}})
+    from chalicelib.hotspots.api import get_writer
+
+    FailSomeRecords(get_writer().kinesis, {0: {2}, **{k: {0} for k in range(1, 10)}})
     status, body = post(app_client, {"page": "home", "clicks": clicks(5)})
     assert status == 503
     assert body["accepted"] == 4
     assert body["failed"] == [{"index": 2, "code": "ProvisionedThroughputExceededException"}]
     assert len(stream_records(pulse_env.click_stream_name)) == 4
+
+
+def test_hung_kinesis_answers_503_within_two_seconds_naming_every_click(app_client,
+                                                                        monkeypatch):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        reset_clients()
+        from chalicelib.hotspots.api import get_writer
+
+        get_writer()  # a warm container: the client exists (creating one takes ~0.5 s)
+        started = time.perf_counter()
+        status, body = post(app_client, {"page": "home", "clicks": clicks(3)})
+        elapsed = time.perf_counter() - started
+    assert status == 503 and body["accepted"] == 0
+    assert [f["index"] for f in body["failed"]] == [0, 1, 2]
+    assert elapsed < 2.0
+
+
+def test_hung_redis_gives_503_for_hotspots_within_two_seconds(app_client, monkeypatch,
+                                                              tmp_path):
+    server = processes.redis_server(processes.free_port(), tmp_path).start()
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{server.port}/0")
+    reset_clients()
+    try:
+        assert app_client.http.get("/hotspots?page=home").status_code == 404
+        server.pause()
+        started = time.perf_counter()
+        resp = app_client.http.get("/hotspots?page=home")
+        elapsed = time.perf_counter() - started
+    finally:
+        server.resume()
+        server.stop()
+    assert resp.status_code == 503 and json.loads(resp.body)["error"] == "ServiceUnavailable"
+    assert elapsed < 2.0
 
 
 def test_posted_clicks_reach_the_stream_keyed_by_session(app_client, pulse_env):
