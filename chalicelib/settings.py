@@ -6,6 +6,7 @@ the CLI and the tests work with no configuration; the dev/prod stages in
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -16,6 +17,22 @@ from functools import lru_cache
 LOCAL_REDIS_PORT = 16379
 LOCAL_MEMCACHED_PORTS = (21211, 21212)
 LOCAL_MOTO_PORT = 15000
+# --- cache ---
+# The demo upstream API that `make run` starts (local/demo_upstream.py).
+LOCAL_DEMO_UPSTREAM_PORT = 18080
+
+
+def default_upstreams(stage: str, demo_port: int = LOCAL_DEMO_UPSTREAM_PORT) -> str:
+    """UPSTREAMS when none is set: the local demo API, or the seed's example API."""
+    if stage == "local":
+        base = f"http://127.0.0.1:{demo_port}/api/v1"
+        return json.dumps({"demo": {"url": f"{base}/employees",
+                                    "item_url": base + "/employee/{item}",
+                                    "ttl": 30, "timeout": 1.0, "negative_ttl": 10}})
+    base = "https://dummy.restapiexample.com/api/v1"
+    return json.dumps({"employees": {"url": f"{base}/employees",
+                                     "item_url": base + "/employee/{item}",
+                                     "ttl": 300, "timeout": 1.2, "negative_ttl": 60}})
 
 
 def _bool(value: str) -> bool:
@@ -52,6 +69,24 @@ class Settings:
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
     read_timeout: float = 1.0
+    # --- cache ---
+    # memcached in AWS: TLS when ElastiCache's in-transit encryption is on (the stage
+    # config sets it from Terraform); a CA bundle only for a private CA (the tests'
+    # own certificate; AWS's verify against the system store).  With a configuration
+    # endpoint (host:port) the nodes come from ElastiCache auto discovery, checked
+    # every memcached_discovery_seconds, instead of memcached_servers.  A node that
+    # fails once is left out (its keys rehash) for memcached_dead_seconds.
+    memcached_tls: bool = False
+    memcached_tls_ca_file: str | None = None
+    memcached_config_endpoint: str | None = None
+    memcached_discovery_seconds: float = 60.0
+    memcached_dead_seconds: float = 30.0
+    # The read-through cache's upstream APIs, JSON {name: {url, item_url, ttl, timeout,
+    # negative_ttl, stale_ttl}} (see chalicelib/cache/upstream.py); empty: the stage's
+    # default (local: the demo upstream; other stages: the seed's example API).  TTLs
+    # are shortened by up to cache_ttl_jitter (a fraction) so keys do not expire together.
+    upstreams: str = ""
+    cache_ttl_jitter: float = 0.1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +127,17 @@ class Settings:
             ingest_rate_minutes=int(get("INGEST_RATE_MINUTES", defaults.ingest_rate_minutes)),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
+            # --- cache ---
+            memcached_tls=_bool(get("MEMCACHED_TLS", "false")),
+            memcached_tls_ca_file=get("MEMCACHED_TLS_CA_FILE", None),
+            memcached_config_endpoint=get("MEMCACHED_CONFIG_ENDPOINT", None),
+            memcached_discovery_seconds=float(
+                get("MEMCACHED_DISCOVERY_SECONDS", defaults.memcached_discovery_seconds)),
+            memcached_dead_seconds=float(
+                get("MEMCACHED_DEAD_SECONDS", defaults.memcached_dead_seconds)),
+            upstreams=get("UPSTREAMS", None) or default_upstreams(
+                get("PULSE_STAGE", defaults.stage)),
+            cache_ttl_jitter=float(get("CACHE_TTL_JITTER", defaults.cache_ttl_jitter)),
         )
 
     def as_public_dict(self) -> dict:

@@ -1,12 +1,13 @@
 """`make run`: the local stack and the app, in one foreground process.
 
-Starts redis-server, two memcached nodes and moto's server, provisions the
-AWS stand-ins, then runs the event runner and `chalice local --stage local`.
+Starts redis-server, two memcached nodes, moto's server and the slow demo
+upstream API (local/demo_upstream.py), provisions the AWS stand-ins, then runs
+the event runner and `chalice local --stage local`.
 Ctrl-C (or SIGTERM) stops everything it started; a run after a crash first
 stops what the crashed run left (pid files in .local/run/).
 
 Ports (env): PULSE_REDIS_PORT, PULSE_MEMCACHED_PORTS (comma-separated),
-PULSE_MOTO_PORT, PULSE_HTTP_PORT.
+PULSE_MOTO_PORT, PULSE_DEMO_UPSTREAM_PORT, PULSE_HTTP_PORT.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def stack_env() -> dict[str, str]:
     mc_ports = [int(p) for p in os.environ.get(
         "PULSE_MEMCACHED_PORTS", ",".join(map(str, settings_mod.LOCAL_MEMCACHED_PORTS))).split(",")]
     moto_port = int(os.environ.get("PULSE_MOTO_PORT", settings_mod.LOCAL_MOTO_PORT))
+    demo_port = demo_upstream_port()
     env = {
         "PULSE_STAGE": "local",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
@@ -41,9 +43,14 @@ def stack_env() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "UPSTREAMS": settings_mod.default_upstreams("local", demo_port),
     }
     env.pop("AWS_SESSION_TOKEN", None)
     return env
+
+
+def demo_upstream_port() -> int:
+    return int(os.environ.get("PULSE_DEMO_UPSTREAM_PORT", settings_mod.LOCAL_DEMO_UPSTREAM_PORT))
 
 
 def code_mtimes() -> dict[str, float]:
@@ -76,6 +83,9 @@ def main() -> int:
                                                   name=f"memcached-{i}"))
     servers.append(processes.moto_server(int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]), run_dir))
     py = sys.executable
+    servers.append(processes.Server(
+        "demo-upstream", demo_upstream_port(),
+        [py, "-m", "local.demo_upstream", "--port", str(demo_upstream_port())], ROOT))
     http_port = int(os.environ.get("PULSE_HTTP_PORT", "8000"))
     apps = [
         processes.Server("events", None, [py, "-m", "local.events", "--app-dir", str(ROOT)],
