@@ -75,7 +75,10 @@ class Settings:
     # own certificate; AWS's verify against the system store).  With a configuration
     # endpoint (host:port) the nodes come from ElastiCache auto discovery, checked
     # every memcached_discovery_seconds, instead of memcached_servers.  A node that
-    # fails once is left out (its keys rehash) for memcached_dead_seconds.
+    # fails once is left out (its keys rehash) for memcached_dead_seconds.  memcached
+    # answers in well under a millisecond inside the VPC: memcached_timeout (connect
+    # and read, seconds) bounds what a dead or hung node adds to a request.
+    memcached_timeout: float = 0.25
     memcached_tls: bool = False
     memcached_tls_ca_file: str | None = None
     memcached_config_endpoint: str | None = None
@@ -128,6 +131,7 @@ class Settings:
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
             # --- cache ---
+            memcached_timeout=float(get("MEMCACHED_TIMEOUT", defaults.memcached_timeout)),
             memcached_tls=_bool(get("MEMCACHED_TLS", "false")),
             memcached_tls_ca_file=get("MEMCACHED_TLS_CA_FILE", None),
             memcached_config_endpoint=get("MEMCACHED_CONFIG_ENDPOINT", None),

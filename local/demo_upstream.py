@@ -58,7 +58,8 @@ class DemoUpstream:
             return sum(self.calls.values())
 
     def start(self) -> DemoUpstream:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -34,8 +34,8 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 def make_memcached(settings: Settings) -> HashClient:
     """A HashClient over the configuration endpoint's nodes, or over MEMCACHED_SERVERS."""
     options = {
-        "connect_timeout": settings.connect_timeout,
-        "timeout": settings.read_timeout,
+        "connect_timeout": settings.memcached_timeout,
+        "timeout": settings.memcached_timeout,
         "use_pooling": True,  # connections live as long as the container
         "no_delay": True,
         "retry_attempts": 0,

@@ -148,8 +148,8 @@ class ReadThroughCache:
             stale = entry if entry is not None and not entry.too_large else None
             if self._lock(key, policy):
                 return self._refresh(key, load, policy, deadline, stale)
-        except CACHE_ERRORS as exc:
-            return self._bypass(key, load, policy, deadline, exc)
+        except CACHE_ERRORS as exc:  # the load gets its whole timeout after memcached's
+            return self._bypass(key, load, policy, self._monotonic() + policy.timeout, exc)
         if stale is not None:  # another caller is refreshing, or just failed to
             return Result(stale, CacheStatus.STALE, self._age(stale, self._clock()))
         return self._wait(key, load, policy, deadline)
@@ -168,6 +168,13 @@ class ReadThroughCache:
 
     def _refresh(self, key, load, policy, deadline, stale: Entry | None) -> Result:
         """The lock holder: load, store, unlock; on failure the stale copy or the error."""
+        # Read again under the lock: a caller that was slow between its read and its
+        # add may get the lock only after the previous holder stored and unlocked.
+        entry = self._read(key)
+        now = self._clock()
+        if entry is not None and entry.is_fresh(now) and not entry.too_large:
+            self.mc.delete(key + ":lock", noreply=False)
+            return Result(entry, CacheStatus.HIT, self._age(entry, now))
         try:
             entry = self._entry(load(deadline), policy)
         except (UpstreamFailed, UpstreamTimeout) as exc:

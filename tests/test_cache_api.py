@@ -1,0 +1,102 @@
+"""GET /upstream/{name} and /upstream/{name}/{item} through the app (chalice's test
+client), real memcached, the test's loopback upstream."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.cache.upstream import UpstreamConfigError, parse_upstreams
+from chalicelib.settings import Settings
+
+
+def get(client, path):
+    resp = client.http.get(path)
+    return resp.status_code, resp.headers, resp.body
+
+
+def test_list_and_item_miss_then_hit_with_headers(cache_client, demo_upstream):
+    status, headers, body = get(cache_client, "/upstream/demo")
+    assert status == 200 and headers["X-Cache"] == "MISS" and headers["Age"] == "0"
+    assert headers["Content-Type"].startswith("application/json")
+    assert len(json.loads(body)["data"]) == 24
+    status, headers, again = get(cache_client, "/upstream/demo")
+    assert (status, headers["X-Cache"], again) == (200, "HIT", body)
+
+    status, headers, body = get(cache_client, "/upstream/demo/7")
+    assert (status, headers["X-Cache"]) == (200, "MISS")
+    assert json.loads(body)["data"]["id"] == 7
+    assert get(cache_client, "/upstream/demo/7")[1]["X-Cache"] == "HIT"
+    assert demo_upstream.calls == {"/api/v1/employees": 1, "/api/v1/employee/7": 1}
+
+
+def test_missing_item_is_a_404_json_and_is_cached(cache_client, demo_upstream):
+    status, headers, body = get(cache_client, "/upstream/demo/999")
+    assert (status, headers["X-Cache"]) == (404, "MISS")
+    assert json.loads(body) == {"error": "NotFound", "message": "upstream 'demo' has no item "
+                                "'999'", "upstream": "demo", "item": "999"}
+    status, headers, _ = get(cache_client, "/upstream/demo/999")
+    assert (status, headers["X-Cache"]) == (404, "HIT")
+    assert demo_upstream.calls["/api/v1/employee/999"] == 1
+
+
+def test_unknown_name_is_404_and_never_reaches_an_upstream(cache_client, demo_upstream):
+    status, _, body = get(cache_client, "/upstream/nope")
+    assert status == 404
+    assert json.loads(body)["error"] == "NotFound" and "demo" in json.loads(body)["message"]
+    assert demo_upstream.total_calls() == 0
+
+
+@pytest.mark.parametrize("item", ["..", ".", "a%2Fb", "%2e%2e", "x%3Fy=1", "a%40evil.com",
+                                  "%20", "a" * 101])
+def test_item_must_be_one_plain_path_segment(cache_client, demo_upstream, item):
+    status, _, body = get(cache_client, f"/upstream/demo/{item}")
+    assert status == 400, body
+    assert json.loads(body)["field"] == "item"
+    assert demo_upstream.total_calls() == 0
+
+
+def test_upstream_failure_without_a_copy_is_a_502_json(cache_client, demo_upstream):
+    demo_upstream.mode = "fail"
+    status, _, body = get(cache_client, "/upstream/demo/1")
+    assert status == 502
+    assert json.loads(body) == {"error": "BadGateway", "message": "upstream 'demo' answered "
+                                "HTTP 500", "upstream": "demo", "upstream_status": 500}
+
+
+def test_upstream_hanging_without_a_copy_is_a_504_json(cache_client, demo_upstream):
+    demo_upstream.mode = "hang"
+    status, _, body = get(cache_client, "/upstream/demo/1")
+    assert status == 504
+    assert json.loads(body)["error"] == "GatewayTimeout"
+    assert "within 1s" in json.loads(body)["message"]
+
+
+def test_prod_default_is_the_seeds_example_api_and_local_the_demo():
+    prod = parse_upstreams(Settings.from_env({"PULSE_STAGE": "prod"}).upstreams)
+    assert list(prod) == ["employees"]
+    assert prod["employees"].url == "https://dummy.restapiexample.com/api/v1/employees"
+    assert prod["employees"].url_for("5") == \
+        "https://dummy.restapiexample.com/api/v1/employee/5"
+    local = parse_upstreams(Settings.from_env({}).upstreams)
+    assert local["demo"].url == "http://127.0.0.1:18080/api/v1/employees"
+
+
+def test_item_is_percent_encoded_into_the_configured_url_only():
+    up = parse_upstreams(json.dumps({"a": {"url": "https://api.example/v1/x",
+                                           "ttl": 5, "timeout": 2}}))["a"]
+    assert up.url_for("1~2") == "https://api.example/v1/x/1~2"
+    assert (up.ttl, up.timeout, up.negative_ttl, up.stale_ttl) == (5, 2, 5, 3600)
+
+
+@pytest.mark.parametrize("raw, problem", [
+    ("not json", "not JSON"),
+    ('{"Bad Name": {"url": "https://a.example"}}', "names are"),
+    ('{"a": {"url": "ftp://a.example"}}', "'url'"),
+    ('{"a": {"url": "https://a.example", "item_url": "https://{item}.example/"}}', "'item_url'"),
+    ('{"a": {"url": "https://a.example", "timeout": 60}}', "'timeout'"),
+    ('{"a": {"url": "https://a.example", "ttl": -1}}', "'ttl'"),
+])
+def test_bad_upstreams_setting_is_named(raw, problem):
+    with pytest.raises(UpstreamConfigError, match=problem):
+        parse_upstreams(raw)
