@@ -100,6 +100,7 @@ class DemoUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as a real API
+            disable_nagle_algorithm = True  # headers and body go out at once
 
             def do_GET(self):  # noqa: N802 - http.server's name
                 status, body = upstream.answer(self.path.split("?")[0])

@@ -15,7 +15,6 @@ from chalicelib.cache.memcached import make_memcached
 from chalicelib.cache.readthrough import (
     CacheStatus,
     Entry,
-    Policy,
     ReadThroughCache,
     decode,
     encode,
@@ -34,9 +33,9 @@ def demo_cfg(demo_upstream, **entry):
 
 def read(cache, upstream, item=None):
     """One read through the cache, as the route does it."""
-    policy = Policy(upstream.ttl, upstream.negative_ttl, upstream.stale_ttl, upstream.timeout)
     return cache.get(cache_api.cache_key(upstream, item),
-                     cache_api.load_from(upstream, item, UpstreamClient()), policy)
+                     cache_api.load_from(upstream, item, UpstreamClient()),
+                     cache_api.policy_of(upstream))
 
 
 @pytest.fixture

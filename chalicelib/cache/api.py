@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed
+from chalicelib.http import json_response
 
 # One path segment of unreserved characters (RFC 3986), not "." or "..": it can only
 # ever name something below the upstream's own URL.
@@ -81,17 +83,20 @@ def load_from(upstream, item: str | None, client=None):
     return load
 
 
+@lru_cache(maxsize=64)
+def policy_of(upstream):
+    from chalicelib.cache.readthrough import Policy
+
+    return Policy(ttl=upstream.ttl, negative_ttl=upstream.negative_ttl,
+                  stale_ttl=upstream.stale_ttl, timeout=upstream.timeout)
+
+
 def proxy(name: str, item: str | None = None, cache=None, client=None):
     """GET one upstream URL through the cache: the upstream's body, or a 404 JSON."""
-    from chalicelib.cache.readthrough import Policy
-    from chalicelib.http import json_response
-
     upstream = upstream_named(name)
     item = parse_item(item)
-    policy = Policy(ttl=upstream.ttl, negative_ttl=upstream.negative_ttl,
-                    stale_ttl=upstream.stale_ttl, timeout=upstream.timeout)
     result = (cache or get_cache()).get(cache_key(upstream, item),
-                                        load_from(upstream, item, client), policy)
+                                        load_from(upstream, item, client), policy_of(upstream))
     headers = {"X-Cache": str(result.status), "Age": str(result.age)}
     if result.entry.value is None:
         what = f"no item {item!r}" if item is not None else "nothing"
