@@ -100,3 +100,41 @@ def test_item_is_percent_encoded_into_the_configured_url_only():
 def test_bad_upstreams_setting_is_named(raw, problem):
     with pytest.raises(UpstreamConfigError, match=problem):
         parse_upstreams(raw)
+
+
+def test_a_trickling_upstream_is_cut_at_the_total_deadline():
+    """Headers at once, then one byte every 50 ms: each read is quick, the whole is not."""
+    import socket
+    import threading
+    import time
+
+    from chalicelib.cache.upstream import UpstreamClient
+    from chalicelib.errors import UpstreamTimeout
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n")
+            while not stop.wait(0.05):
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    port = listener.getsockname()[1]
+    up = parse_upstreams(json.dumps({"slow": {"url": f"http://127.0.0.1:{port}/x",
+                                              "timeout": 0.5}}))["slow"]
+    started = time.monotonic()
+    try:
+        with pytest.raises(UpstreamTimeout):
+            UpstreamClient().fetch(up, None, time.monotonic() + up.timeout)
+        assert time.monotonic() - started < 0.9
+    finally:
+        stop.set()
+        listener.close()
