@@ -139,12 +139,9 @@ class ReadThroughCache:
     def get(self, key: str, load: Callable[[float], Loaded], policy: Policy) -> Result:
         deadline = self._monotonic() + policy.timeout
         try:
-            entry = self._read(key)
-            now = self._clock()
-            if entry is not None and entry.is_fresh(now):
-                if entry.too_large:
-                    return self._load_uncached(load, deadline, policy)
-                return Result(entry, CacheStatus.HIT, self._age(entry, now))
+            entry, answer = self._cached(key, load, policy, deadline)
+            if answer is not None:
+                return answer
             stale = entry if entry is not None and not entry.too_large else None
             if self._lock(key, policy):
                 return self._refresh(key, load, policy, deadline, stale)
@@ -160,6 +157,17 @@ class ReadThroughCache:
         raw = self.mc.get(key)
         return None if raw is None else decode(raw)
 
+    def _cached(self, key, load, policy, deadline) -> tuple[Entry | None, Result | None]:
+        """The key's entry, and the answer when it is fresh: a HIT, or for a value known
+        to be too large to store, a load straight from the upstream."""
+        entry = self._read(key)
+        now = self._clock()
+        if entry is None or not entry.is_fresh(now):
+            return entry, None
+        if entry.too_large:
+            return entry, self._load_uncached(load, deadline, policy)
+        return entry, Result(entry, CacheStatus.HIT, self._age(entry, now))
+
     def _lock(self, key: str, policy: Policy) -> bool:
         # Held at most until the holder's deadline has passed; a holder that dies
         # (a Lambda timing out) frees the key when memcached expires the lock.
@@ -170,11 +178,10 @@ class ReadThroughCache:
         """The lock holder: load, store, unlock; on failure the stale copy or the error."""
         # Read again under the lock: a caller that was slow between its read and its
         # add may get the lock only after the previous holder stored and unlocked.
-        entry = self._read(key)
-        now = self._clock()
-        if entry is not None and entry.is_fresh(now) and not entry.too_large:
+        _, answer = self._cached(key, load, policy, deadline)
+        if answer is not None:
             self.mc.delete(key + ":lock", noreply=False)
-            return Result(entry, CacheStatus.HIT, self._age(entry, now))
+            return answer
         try:
             entry = self._entry(load(deadline), policy)
         except (UpstreamFailed, UpstreamTimeout) as exc:
@@ -186,10 +193,13 @@ class ReadThroughCache:
         status = CacheStatus.MISS
         try:
             self._store(key, entry, policy)
-            self.mc.delete(key + ":lock", noreply=False)
         except CACHE_ERRORS as exc:
             log.warning("memcached failed storing %s: %r", key, exc)
             status = CacheStatus.BYPASS
+        try:  # unlock even when the store failed: waiters then load for themselves
+            self.mc.delete(key + ":lock", noreply=False)
+        except CACHE_ERRORS:
+            pass  # the lock expires by itself
         return Result(entry, status, 0)
 
     def _wait(self, key, load, policy, deadline) -> Result:
@@ -199,12 +209,9 @@ class ReadThroughCache:
             self._sleep(delay)
             delay = min(delay * 1.5, 0.05)
             try:
-                entry = self._read(key)
-                now = self._clock()
-                if entry is not None and entry.is_fresh(now):
-                    if entry.too_large:
-                        return self._load_uncached(load, deadline, policy)
-                    return Result(entry, CacheStatus.HIT, self._age(entry, now))
+                _, answer = self._cached(key, load, policy, deadline)
+                if answer is not None:
+                    return answer
                 held = self.mc.get(key + ":lock")
                 if held is not None and held.startswith(_FAILURE):
                     raise self._failure(held)

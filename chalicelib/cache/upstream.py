@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
@@ -133,32 +134,35 @@ class UpstreamClient:
     def fetch(self, upstream: Upstream, item: str | None, deadline: float) -> Fetched:
         """GET the upstream; `deadline` is a time.monotonic() value."""
         import urllib3
-        from urllib3.exceptions import HTTPError, TimeoutError
 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._timeout(upstream)
-        try:
+        with self._failures(upstream, "could not be reached"):
             resp = self._pool.request(
                 "GET", upstream.url_for(item), redirect=False, preload_content=False,
                 headers={"Accept": "application/json", "User-Agent": USER_AGENT},
                 timeout=urllib3.Timeout(total=remaining,
                                         connect=min(self._connect_timeout, remaining)))
-        except TimeoutError:
-            raise self._timeout(upstream) from None
-        except HTTPError as exc:
-            raise UpstreamFailed(f"upstream {upstream.name!r} could not be reached "
-                                 f"({type(exc).__name__})", upstream=upstream.name) from None
         try:
-            body = self._read_body(resp, upstream, deadline)
-        except TimeoutError:
-            raise self._timeout(upstream) from None
-        except HTTPError as exc:
-            raise UpstreamFailed(f"upstream {upstream.name!r} broke off its answer "
-                                 f"({type(exc).__name__})", upstream=upstream.name) from None
+            with self._failures(upstream, "broke off its answer"):
+                body = self._read_body(resp, upstream, deadline)
         finally:
             resp.release_conn()
         return Fetched(resp.status, body, resp.headers.get("Content-Type", "application/json"))
+
+    @contextmanager
+    def _failures(self, upstream: Upstream, what: str):
+        """urllib3's errors as our 504 (a timeout) or 502 (any other failure)."""
+        from urllib3.exceptions import HTTPError, TimeoutError
+
+        try:
+            yield
+        except TimeoutError:
+            raise self._timeout(upstream) from None
+        except HTTPError as exc:
+            raise UpstreamFailed(f"upstream {upstream.name!r} {what} ({type(exc).__name__})",
+                                 upstream=upstream.name) from None
 
     def _read_body(self, resp, upstream: Upstream, deadline: float) -> bytes:
         # The read timeout bounds each socket read, not the whole body: a server
