@@ -91,7 +91,7 @@ def main() -> int:
         processes.Server("events", None, [py, "-m", "local.events", "--app-dir", str(ROOT)],
                          ROOT, rundir=run_dir),
         processes.Server("chalice", http_port,
-                         [str(Path(py).parent / "chalice"), "local", "--stage", "local",
+                         [py, "-m", "local.chalice_local", "local", "--stage", "local",
                           "--host", "127.0.0.1", "--port", str(http_port), "--no-autoreload"],
                          ROOT, rundir=run_dir),
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -27,7 +26,7 @@ def cache_site(stack_env, tmp_path_factory):
     env.update(stack_env, UPSTREAMS=upstreams_json(f"http://127.0.0.1:{demo_port}/api/v1",
                                                    ttl=60, timeout=1.5))
     site = processes.Server("chalice-cache", port,
-                            [str(Path(sys.executable).parent / "chalice"), "local", "--stage",
+                            [sys.executable, "-m", "local.chalice_local", "local", "--stage",
                              "local", "--no-autoreload", "--host", "127.0.0.1", "--port",
                              str(port)], ROOT, env=env, rundir=run_dir).start(timeout=60)
     yield f"http://127.0.0.1:{port}"
