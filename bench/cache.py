@@ -17,6 +17,10 @@ client (the Lambda handler path, without an HTTP server in front), one call afte
 - MISS:       the same, with the entry deleted before each call (the upstream's 300 ms);
 - BYPASS:     the same with both memcached nodes stopped (straight to the upstream).
 
+Then, as a person sees it under `make run`: HIT over HTTP from `chalice local` on one kept-
+alive connection, started as `make run` starts it (local/chalice_local.py, Nagle off) and as
+plain `chalice local` (Nagle on: the body waits for the client's delayed ACK).
+
 The fast paths run in interleaved rounds (raw, overhead, 404, HIT, raw, ...), so that
 the machine's noise falls on all of them alike.
 
@@ -67,6 +71,37 @@ def interleaved(paths: dict, iters: int, rounds: int = 10) -> dict[str, tuple[fl
         for name, fn in paths.items():
             samples[name] += sample(fn, iters // rounds)
     return {name: percentiles(s) for name, s in samples.items()}
+
+
+def http_hits(workdir: Path, iters: int) -> dict[str, tuple[float, float]]:
+    """HIT p50/p99 over HTTP from chalice local, with and without Nagle's delay."""
+    import http.client
+    import sys
+
+    servers, calls = [], {}
+    launchers = {"HTTP HIT, make run's chalice local": [sys.executable, "-m",
+                                                        "local.chalice_local"],
+                 "HTTP HIT, plain chalice local": [str(Path(sys.executable).parent / "chalice")]}
+    try:
+        for name, launcher in launchers.items():
+            port = processes.free_port()
+            servers.append(processes.Server(
+                f"chalice-{port}", port, [*launcher, "local", "--stage", "local",
+                                          "--no-autoreload", "--port", str(port)],
+                ROOT, env=dict(os.environ), rundir=workdir).start(timeout=60))
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+            def call(conn=conn):
+                conn.request("GET", "/upstream/demo/3")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.getheader("X-Cache") == "HIT"
+
+            calls[name] = call
+        return interleaved(calls, iters, rounds=5)
+    finally:
+        for server in servers:
+            server.stop()
 
 
 class DictMemcached:
@@ -133,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                 "404 route": lambda: call("/upstream/nope", None),
                 "HIT": lambda: call("/upstream/demo/3", "HIT"),
             }, args.iters)
+            rows.update(http_hits(workdir, max(100, args.iters // 10)))
             rows["MISS"] = percentiles(sample(lambda: call("/upstream/demo/3", "MISS"),
                                               args.slow_iters,
                                               before=lambda: mc.delete(key, noreply=False)))
