@@ -33,12 +33,14 @@ BIG_BYTES = 2 * 1024 * 1024
 
 
 class DemoUpstream:
-    """The server and its controls: `delay`, `mode` (ok|fail|hang), request counts."""
+    """The server and its controls: `delay`, `mode` (ok|fail|hang), request and
+    connection counts."""
 
     def __init__(self, port: int = 0, delay: float = 0.3, host: str = "127.0.0.1"):
         self.delay = delay
         self.mode = "ok"
         self.calls: collections.Counter[str] = collections.Counter()
+        self.connections = 0  # TCP connections accepted: a pooled client reuses one
         self._lock = threading.Lock()
         self._released = threading.Event()  # ends every hanging request
         self.server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -101,6 +103,11 @@ class DemoUpstream:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as a real API
             disable_nagle_algorithm = True  # headers and body go out at once
+
+            def setup(self):
+                super().setup()
+                with upstream._lock:
+                    upstream.connections += 1
 
             def do_GET(self):  # noqa: N802 - http.server's name
                 status, body = upstream.answer(self.path.split("?")[0])

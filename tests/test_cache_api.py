@@ -40,6 +40,36 @@ def test_missing_item_is_a_404_json_and_is_cached(cache_client, demo_upstream):
     assert demo_upstream.calls["/api/v1/employee/999"] == 1
 
 
+def test_connections_are_reused_across_invocations(cache_client, demo_upstream,
+                                                   memcached_env):
+    """The seed opened a memcached connection per invocation (and an HTTP one per fetch)."""
+    from pymemcache.client.base import Client as PlainClient
+
+    from chalicelib.clients import parse_host_port
+
+    def memcached_connections() -> int:
+        """Connections the nodes ever accepted, minus the ones this function made."""
+        total = 0
+        for server in memcached_env.memcached_servers:
+            plain = PlainClient(parse_host_port(server), connect_timeout=1, timeout=1)
+            total += int(plain.stats()[b"total_connections"])
+            plain.close()
+        probes.append(len(memcached_env.memcached_servers))
+        return total - sum(probes)
+
+    probes: list[int] = []
+
+    get(cache_client, "/upstream/demo/1")  # the first call opens what it needs
+    before, upstream_before = memcached_connections(), demo_upstream.connections
+    for item in range(2, 12):  # ten MISSes, then ten HITs
+        get(cache_client, f"/upstream/demo/{item}")
+        get(cache_client, f"/upstream/demo/{item}")
+    assert demo_upstream.total_calls() == 11
+    assert demo_upstream.connections == upstream_before == 1
+    # The first call used one node; the other may have been opened once since, no more.
+    assert memcached_connections() - before <= 1
+
+
 def test_unknown_name_is_404_and_never_reaches_an_upstream(cache_client, demo_upstream):
     status, _, body = get(cache_client, "/upstream/nope")
     assert status == 404
@@ -138,3 +168,18 @@ def test_a_trickling_upstream_is_cut_at_the_total_deadline():
     finally:
         stop.set()
         listener.close()
+
+
+def test_cache_settings_come_from_their_variables():
+    s = Settings.from_env({
+        "MEMCACHED_TLS": "true", "MEMCACHED_TLS_CA_FILE": "/ca.pem",
+        "MEMCACHED_CONFIG_ENDPOINT": "cfg.example:11211", "MEMCACHED_DISCOVERY_SECONDS": "30",
+        "MEMCACHED_DEAD_SECONDS": "5", "MEMCACHED_TIMEOUT": "0.1", "CACHE_TTL_JITTER": "0.2",
+        "UPSTREAMS": '{"x": {"url": "https://x.example/a"}}'})
+    assert (s.memcached_tls, s.memcached_tls_ca_file, s.memcached_config_endpoint) == (
+        True, "/ca.pem", "cfg.example:11211")
+    assert (s.memcached_discovery_seconds, s.memcached_dead_seconds, s.memcached_timeout,
+            s.cache_ttl_jitter) == (30, 5, 0.1, 0.2)
+    assert list(parse_upstreams(s.upstreams)) == ["x"]
+    defaults = Settings.from_env({})
+    assert not defaults.memcached_tls and defaults.memcached_config_endpoint is None
