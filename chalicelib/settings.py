@@ -85,10 +85,10 @@ class Settings:
     memcached_discovery_seconds: float = 60.0
     memcached_dead_seconds: float = 30.0
     # The read-through cache's upstream APIs, JSON {name: {url, item_url, ttl, timeout,
-    # negative_ttl, stale_ttl}} (see chalicelib/cache/upstream.py); empty: the stage's
+    # negative_ttl, stale_ttl}} (see chalicelib/cache/upstream.py); unset: the stage's
     # default (local: the demo upstream; other stages: the seed's example API).  TTLs
     # are shortened by up to cache_ttl_jitter (a fraction) so keys do not expire together.
-    upstreams: str = ""
+    upstreams: str = default_upstreams("local")
     cache_ttl_jitter: float = 0.1
 
     @classmethod
