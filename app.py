@@ -9,9 +9,11 @@ from chalicelib import health, web
 from chalicelib.cache import api as cache_api
 from chalicelib.http import json_api, json_response
 from chalicelib.leaderboard import api as leaderboard_api
+from chalicelib.logs import configure_app_logging
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="pulse")
+configure_app_logging(app.log, get_settings().log_level)
 
 
 @app.route("/")
