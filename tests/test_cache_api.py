@@ -183,3 +183,14 @@ def test_cache_settings_come_from_their_variables():
     assert list(parse_upstreams(s.upstreams)) == ["x"]
     defaults = Settings.from_env({})
     assert not defaults.memcached_tls and defaults.memcached_config_endpoint is None
+
+
+def test_invalid_upstreams_setting_is_a_500_naming_it(cache_client, monkeypatch):
+    from chalicelib.clients import reset_clients
+
+    monkeypatch.setenv("UPSTREAMS", '{"demo": {"url": "gopher://x"}}')
+    reset_clients()
+    status, _, body = get(cache_client, "/upstream/demo")
+    assert status == 500
+    assert "UPSTREAMS 'demo': 'url' must be an http(s) URL" in json.loads(body)["message"]
+    assert cache_client.http.get("/ui/cache").status_code == 200  # the rest still works
