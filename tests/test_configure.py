@@ -153,6 +153,7 @@ def test_writes_the_stage_and_keeps_everything_else(chalice_dir):
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
         "CLICK_FAILURE_QUEUE_ARN": FAILED_QUEUE_ARN,
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
+        "MEMCACHED_TLS": "true",
     }
 
 
