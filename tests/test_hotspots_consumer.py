@@ -134,15 +134,16 @@ def test_a_poison_record_is_counted_and_does_not_stop_the_records_behind_it(r, c
              record(page, 0, 0, 4, data=b'{"p": "x", "x": NaN, "y": 0.5}'),
              record(page, 0, 0, 5, data=json.dumps({"p": page, "x": 1.5, "y": 0}).encode()),
              record(page, 0, 0, 6, data=json.dumps([1, 2]).encode()),
+             record(page, 0, 0, 7, data=b"[" * 200_000),  # too deep for any parser
              {"kinesis": {"data": "%%%"}, "eventID": "x"},
-             *cluster_of(page, 5, 0.7, 0.7, 7)]
+             *cluster_of(page, 5, 0.7, 0.7, 8)]
     with caplog.at_level(logging.WARNING, logger="pulse.hotspots"):
         got = c.consume(batch)
-    assert (got.records, got.applied, got.malformed) == (12, 6, 6)
+    assert (got.records, got.applied, got.malformed) == (13, 6, 7)
     assert got.pages == {page: 6}
     assert len(reader(c).read(page)["hotspots"]) == 1
-    assert int(r.get(MALFORMED_KEY)) == 6
-    assert sum("malformed click record" in m for m in caplog.messages) == 6
+    assert int(r.get(MALFORMED_KEY)) == 7
+    assert sum("malformed click record" in m for m in caplog.messages) == 7
 
 
 def test_the_window_is_bounded_by_count_and_by_time(r):

@@ -60,7 +60,8 @@ def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float]:
         data = _json_object(binascii.a2b_base64(kinesis["data"], strict_mode=True))
         page = data["p"]
         x, y = data["x"], data["y"]
-    except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, binascii.Error,
+            RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise MalformedRecord(f"unreadable record: {type(exc).__name__}: {exc}") from None
     if type(page) is not str or not page or len(page) > 64 or "{" in page or "}" in page:
         raise MalformedRecord("p (page) is invalid")
