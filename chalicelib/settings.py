@@ -48,6 +48,16 @@ class Settings:
     leaderboard_archive: tuple[str, ...] = ()  # twarc2 JSONL files for the archive source
     ingest_max_pages: int = 10  # pages of up to 100 tweets per scheduled run
     ingest_rate_minutes: int = 5
+    # --- qr ---
+    # Cache entries and their images live this long (the bucket's lifecycle
+    # deletes objects after 1 day: keep this <= 86400).  Presigned URLs are
+    # valid until the entry expires, at most qr_presign_seconds.
+    qr_ttl_seconds: int = 86400
+    qr_presign_seconds: int = 3600
+    # SQS queue the `qr.created` rule feeds; Chalice needs its name when it
+    # packages the handler (infra/qr.tf output qr_events_queue_name).
+    qr_events_queue: str = "pulse-qr-events"
+    qr_recent_max: int = 20  # recent creations kept for the page
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
@@ -90,6 +100,10 @@ class Settings:
                 p.strip() for p in get("LEADERBOARD_ARCHIVE", "").split(",") if p.strip()),
             ingest_max_pages=int(get("INGEST_MAX_PAGES", defaults.ingest_max_pages)),
             ingest_rate_minutes=int(get("INGEST_RATE_MINUTES", defaults.ingest_rate_minutes)),
+            qr_ttl_seconds=int(get("QR_TTL_SECONDS", defaults.qr_ttl_seconds)),
+            qr_presign_seconds=int(get("QR_PRESIGN_SECONDS", defaults.qr_presign_seconds)),
+            qr_events_queue=get("QR_EVENTS_QUEUE", defaults.qr_events_queue),
+            qr_recent_max=int(get("QR_RECENT_MAX", defaults.qr_recent_max)),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
         )
