@@ -75,9 +75,10 @@ def decode_png(data: bytes) -> list[str]:
     return [r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
-def rasterise_svg(page, svg: bytes) -> bytes:
-    """A PNG screenshot of the SVG as Chromium draws it (on a white page)."""
-    page.set_content('<html><body style="margin:0;background:#fff">'
+def rasterise_svg(page, svg: bytes, ground: str = "#ffffff") -> bytes:
+    """A PNG screenshot of the SVG as Chromium draws it, on a page of colour `ground`
+    (a code with border 0 relies on what surrounds it for its quiet zone)."""
+    page.set_content(f'<html><body style="margin:0;background:{ground}">'
                      '<img id="qr" style="display:block;padding:16px"></body></html>')
     page.evaluate("svg => new Promise(done => { const img = document.getElementById('qr');"
                   " img.onload = done; img.src = URL.createObjectURL("
