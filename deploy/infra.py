@@ -116,7 +116,7 @@ def init_args(backend: bool = True) -> list[str]:
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """os.environ without the app's settings or any real AWS identity/endpoint."""
-    drop_prefixes = ("AWS_", "PULSE_", "REDIS_", "LEADERBOARD_", "INGEST_")
+    drop_prefixes = ("AWS_", "PULSE_", "REDIS_", "LEADERBOARD_", "INGEST_", "QR_")
     drop = {"MEMCACHED_SERVERS", "QR_BUCKET", "QR_TABLE", "EVENT_BUS_NAME",
             "CLICK_STREAM_NAME", "X_BEARER_TOKEN", "X_BEARER_TOKEN_SECRET_ARN"}
     env = {k: v for k, v in os.environ.items()
@@ -328,6 +328,46 @@ def check_chalice_tf(chalice_tf: dict, config: dict, policy: dict, stage: str) -
     return sorted(functions)
 
 
+def check_qr_event_wiring(chalice_tf: dict, outputs: dict, endpoint: str) -> dict:
+    """`qr.created` reaches the handler: the rule on the app's bus (applied from
+    infra/qr.tf) targets the queue, the queue redrives to its DLQ, and the package
+    subscribes the `qr_created` function to that queue (an SQS event source mapping)."""
+    out = {k: v["value"] for k, v in outputs.items()}
+    queue_name, queue_arn = out["qr_events_queue_name"], out["qr_events_queue_arn"]
+    rule_arn, bus = out["qr_created_rule_arn"], out["event_bus_name"]
+    rule_name = rule_arn.rsplit("/", 1)[1]
+    events = boto_client("events", endpoint)
+    rule = events.describe_rule(Name=rule_name, EventBusName=bus)
+    pattern = json.loads(rule["EventPattern"])
+    if pattern.get("detail-type") != ["qr.created"] or rule.get("State") != "ENABLED":
+        raise InfraError(f"rule {rule_name}: pattern {pattern}, state {rule.get('State')}")
+    targets = [t["Arn"] for t in
+               events.list_targets_by_rule(Rule=rule_name, EventBusName=bus)["Targets"]]
+    if targets != [queue_arn]:
+        raise InfraError(f"rule {rule_name} targets {targets}, not the queue {queue_arn}")
+    sqs = boto_client("sqs", endpoint)
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    redrive = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+    if redrive["deadLetterTargetArn"] != out["qr_events_dlq_arn"]:
+        raise InfraError(f"queue {queue_name} redrives to {redrive}, not the DLQ")
+    mappings = chalice_tf["resource"].get("aws_lambda_event_source_mapping", {})
+    triggers = {name: m for name, m in mappings.items()
+                if m["event_source_arn"].endswith(f":sqs:${{data.aws_region.chalice.name}}:"
+                                                  f"${{data.aws_caller_identity.chalice"
+                                                  f".account_id}}:{queue_name}")
+                or m["event_source_arn"] == queue_arn}
+    if len(triggers) != 1:
+        raise InfraError(f"no single SQS trigger on {queue_name} in the package: {mappings}")
+    (trigger_name, trigger), = triggers.items()
+    if "aws_lambda_function.qr_created." not in trigger["function_name"]:
+        raise InfraError(f"{trigger_name} triggers {trigger['function_name']}, not qr_created")
+    return {"rule": rule_name, "pattern": pattern, "bus": bus, "targets": targets,
+            "dlq": redrive["deadLetterTargetArn"],
+            "max_receive_count": int(redrive["maxReceiveCount"]),
+            "trigger": {"name": trigger_name, **trigger}}
+
+
 def validate_package(package: Path) -> str:
     """terraform validate where the package's providers install; else say why not."""
     data = WORK / "package-tfdata"
@@ -449,8 +489,12 @@ def rehearse(log: Log = _print) -> dict:
                 package = WORK / "package"
                 if package.exists():
                     shutil.rmtree(package)
+                # The queue's name is read when Chalice imports the app (like the
+                # schedule's rate): the packager's environment must carry it.
+                queue_env = {"QR_EVENTS_QUEUE": outputs["qr_events_queue_name"]["value"]}
                 run([chalice_bin(), "package", "--stage", STAGE, "--pkg-format", "terraform",
-                     package], cwd=app_dir, env=clean_env(emulator_env()), timeout=900)
+                     package], cwd=app_dir, env=clean_env({**emulator_env(), **queue_env}),
+                    timeout=900)
                 for override in override_files():
                     shutil.copy2(override, package / override.name)
                 result["overrides"] = [p.name for p in override_files()]
@@ -461,6 +505,7 @@ def rehearse(log: Log = _print) -> dict:
                 chalice_tf = json.loads(chalice_text)
                 result["chalice_required_version"] = chalice_tf["terraform"]["required_version"]
                 result["functions"] = check_chalice_tf(chalice_tf, config, policy, STAGE)
+                result["qr_event_wiring"] = check_qr_event_wiring(chalice_tf, outputs, endpoint)
                 result["package_sizes"] = sizes = package_sizes(package)
                 total = sum(sizes.values())
                 if not sizes or total >= PACKAGE_LIMIT_BYTES:
@@ -525,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearse: functions {result['functions']}, package "
                   + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items())
                   + f" (total {sum(sizes.values()) / 1e6:.2f} MB zipped)")
+            wiring = result["qr_event_wiring"]
+            print(f"rehearse: qr.created: rule {wiring['rule']} on {wiring['bus']} -> "
+                  f"{wiring['targets']} (DLQ after {wiring['max_receive_count']} receives) -> "
+                  f"{wiring['trigger']['name']} -> {wiring['trigger']['function_name']}")
             print(f"rehearse: {result['package_validation']}")
             print(f"rehearse: timings (s) {result['timings']}")
     except InfraError as exc:

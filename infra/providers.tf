@@ -26,6 +26,7 @@ provider "aws" {
     memorydb       = var.aws_endpoint_url
     s3             = var.aws_endpoint_url
     secretsmanager = var.aws_endpoint_url
+    sqs            = var.aws_endpoint_url
     sts            = var.aws_endpoint_url
   }
 

@@ -12,7 +12,10 @@ import pytest
 from chalicelib.clients import get_aws_client, reset_clients
 from local.events import EventRunner
 from local.provision import QR_MAX_RECEIVES
+from tests import test_local_stack
 from tests.qr_support import post
+
+stack_ports = test_local_stack.stack_ports  # free ports + a data dir for `make run`
 
 
 @pytest.fixture
@@ -97,28 +100,19 @@ def test_a_failing_handler_is_retried_then_the_event_goes_to_the_dlq(
 
 
 @pytest.mark.slow
-def test_make_run_delivers_qr_created_to_the_handler(tmp_path):
+def test_make_run_delivers_qr_created_to_the_handler(stack_ports):
     """`python -m local.stack` (what `make run` runs): create a code over HTTP, see it counted."""
-    import os
     import signal
 
-    from local import processes
+    from tests.conftest import http_json
     from tests.qr_support import post_http
-    from tests.test_local_stack import start_stack, wait_healthy
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "MEMC"))}
-    ports = {"PULSE_REDIS_PORT": processes.free_port(), "PULSE_MOTO_PORT": processes.free_port(),
-             "PULSE_HTTP_PORT": processes.free_port(),
-             "PULSE_MEMCACHED_PORTS": f"{processes.free_port()},{processes.free_port()}"}
-    env.update({k: str(v) for k, v in ports.items()}, PULSE_DATA_DIR=str(tmp_path))
-    proc = start_stack(env)
+    proc = test_local_stack.start_stack(stack_ports)
     try:
-        wait_healthy(env, proc)
-        base = f"http://127.0.0.1:{ports['PULSE_HTTP_PORT']}"
+        test_local_stack.wait_healthy(stack_ports, proc)
+        base = f"http://127.0.0.1:{stack_ports['PULSE_HTTP_PORT']}"
         status, _ = post_http(base, {"url": "https://run.example/hello"})
         assert status == 201
-        from tests.conftest import http_json
-
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             _, got = http_json(base + "/qr")
