@@ -172,6 +172,13 @@ def test_valid_international_urls_are_accepted_in_ascii_form(app_client):
     assert body["url"] == "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4#frag"
 
 
+def ok_http():
+    """The HTTP side of an injected PutEvents answer: 200, as AWS answers a partial failure."""
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("http://events.injected/", 200, {}, None)
+
+
 def test_events_are_retried_after_a_partial_putevents_failure(app_client, pulse_env):
     events = get_aws_client("events")
     calls = []
@@ -179,7 +186,7 @@ def test_events_are_retried_after_a_partial_putevents_failure(app_client, pulse_
     def fail_first_entry(params, **_):  # params: the serialised request
         calls.append(len(json.loads(params["body"])["Entries"]))
         if len(calls) == 1:  # the first call answers 200 with the entry not accepted
-            return None, {"FailedEntryCount": 1, "Entries": [
+            return ok_http(), {"FailedEntryCount": 1, "Entries": [
                 {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}]}
         return None  # later calls go to moto
 
@@ -200,7 +207,8 @@ def test_request_succeeds_even_when_every_putevents_attempt_fails(app_client):
     events = get_aws_client("events")
 
     def always_fail(params, **_):
-        return None, {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException"}]}
+        return ok_http(), {"FailedEntryCount": 1,
+                           "Entries": [{"ErrorCode": "ThrottlingException"}]}
 
     events.meta.events.register("before-call.events.PutEvents", always_fail)
     try:
@@ -248,3 +256,33 @@ def test_twenty_concurrent_creations_in_process_race_to_one_item(pulse_env):
     assert sorted(status for _, status in answers) == [200] * 19 + [201]
     assert len({a["id"] for a, _ in answers}) == 1
     assert len(objects(pulse_env)) == 1 and len(items(pulse_env)) == 1
+
+
+def test_an_unreachable_event_bus_does_not_fail_or_hold_the_request(app_client):
+    from botocore.exceptions import ReadTimeoutError
+
+    events = get_aws_client("events")
+
+    def time_out(**_):
+        raise ReadTimeoutError(endpoint_url="http://events.invalid")
+
+    events.meta.events.register("before-call.events.PutEvents", time_out)
+    try:
+        started = time.monotonic()
+        status, _ = post(app_client, {"url": "https://example.com/bus-down"})
+        elapsed = time.monotonic() - started
+    finally:
+        events.meta.events.unregister("before-call.events.PutEvents", time_out)
+    assert status == 201 and elapsed < 2.0
+
+
+def test_aws_unreachable_is_a_503_within_two_seconds(app_client, monkeypatch):
+    from chalicelib.clients import reset_clients
+    from local import processes
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{processes.free_port()}")  # nobody
+    reset_clients()
+    started = time.monotonic()
+    status, body = post(app_client, {"url": "https://example.com/aws-down"})
+    assert time.monotonic() - started < 2.0
+    assert (status, body["error"]) == (503, "ServiceUnavailable")

@@ -43,9 +43,11 @@ class EventPublisher:
                 self.sleep(self.base_delay * 2 ** (attempt - 1))  # 50, 100, 200 ms
             try:
                 resp = self.events.put_events(Entries=pending)
-            except Exception as exc:  # botocore already retried the call itself
-                log.warning("PutEvents failed (attempt %d): %r", attempt + 1, exc)
-                continue
+            except Exception as exc:
+                # botocore has already retried the call itself (standard mode);
+                # more tries here would only hold the caller longer.
+                log.error("PutEvents failed, %d entries dropped: %r", len(pending), exc)
+                return accepted
             failed = [e for e, r in zip(pending, resp.get("Entries", []), strict=False)
                       if r.get("ErrorCode")]
             accepted += len(pending) - len(failed)
