@@ -60,11 +60,13 @@ def test_image_url_is_a_sigv4_presigned_get_of_the_private_object(app_client, pu
     status, headers, data = fetch(body["image_url"])
     assert status == 200 and headers["content-type"] == "image/png"
     assert decode_png(data) == ["https://example.com/presigned"]
-    # The object itself is private: an unsigned GET is refused.
-    unsigned = body["image_url"].split("?")[0]
-    assert get_aws_client("s3").get_public_access_block(Bucket=pulse_env.qr_bucket)[
+    # The object is private (the seed wrote public-read objects): its ACL grants
+    # its owner only, and the bucket blocks public access.
+    s3 = get_aws_client("s3")
+    acl = s3.get_object_acl(Bucket=pulse_env.qr_bucket, Key=f"qr/{body['id']}.png")
+    assert [g["Grantee"].get("URI") for g in acl["Grants"]] == [None]
+    assert s3.get_public_access_block(Bucket=pulse_env.qr_bucket)[
         "PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
-    assert unsigned.startswith(pulse_env.aws_endpoint_url or "http://127.0.0.1")
 
 
 def test_expired_item_still_in_the_table_is_a_miss(app_client, pulse_env):
