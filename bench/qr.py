@@ -68,13 +68,16 @@ def main(argv: list[str] | None = None) -> None:
         reset_clients()
         provision(Settings.from_env())
         aws_time = [0.0]
+        per_call: dict[str, list[float]] = {}
 
         def started(context, **_):
             context["bench_t0"] = time.perf_counter()
 
-        def finished(context, **_):
+        def finished(context, event_name, **_):
             if "bench_t0" in context:
-                aws_time[0] += time.perf_counter() - context["bench_t0"]
+                spent = time.perf_counter() - context["bench_t0"]
+                aws_time[0] += spent
+                per_call.setdefault(event_name.split(".")[-1], []).append(spent)
 
         for service in ("s3", "dynamodb", "events"):
             events = get_aws_client(service).meta.events
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     p50 = {name: pct(s, 50) for name, s in rows}
     print(f"miss / hit (p50): {p50['POST /qr miss'] / p50['POST /qr hit']:.1f}x")
     print(f"miss / raw (p50): {p50['POST /qr miss'] / p50['raw qrcode render (PNG)']:.2f}x")
+    print("AWS calls, p50 ms: " + ", ".join(
+        f"{op} {pct(t[20:], 50):.2f}" for op, t in sorted(per_call.items())))
     rest = [m - a for m, a in zip(miss, miss_aws, strict=True)]
     print(f"miss without its AWS calls / raw (p50): "
           f"{pct(rest, 50) / p50['raw qrcode render (PNG)']:.2f}x")
