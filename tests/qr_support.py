@@ -19,15 +19,16 @@ def post(client, body, raw: bytes | None = None):
     return resp.status_code, json.loads(resp.body)
 
 
-def post_http(base: str, body: dict, timeout: float = 10.0) -> tuple[int, dict]:
+def post_http(base: str, body, timeout: float = 10.0, raw: bytes | None = None
+              ) -> tuple[int, dict]:
     """POST /qr over real HTTP (chalice local).
 
     A connection reset is tried again, as any HTTP client would: `chalice local`
     listens with the standard library's backlog of 5, so a burst of 20 connects
     may be reset before the app sees the request.
     """
-    req = urllib.request.Request(base + "/qr", data=json.dumps(body).encode(), headers=JSON,
-                                 method="POST")
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(base + "/qr", data=data, headers=JSON, method="POST")
     for attempt in range(5):
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -14,16 +14,13 @@ from tests.qr_support import decode_png, fetch, items, objects, post, post_http
 
 
 @pytest.fixture(scope="module")
-def validation_client(stack_env):
-    """One provisioned world for the tests that must store nothing (faster than a
-    clean world per case); each still checks the bucket stays empty."""
-    from chalice.test import Client
-
-    import app as pulse_app
+def validation_world(stack_env, live_server):
+    """`chalice local` over one provisioned world for the tests that must store nothing
+    (faster than a clean world per case); each still checks the bucket stays empty."""
     from chalicelib.clients import reset_clients
     from chalicelib.settings import Settings
     from local.provision import provision
-    from tests.conftest import ROOT, reset_moto
+    from tests.conftest import reset_moto
 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in stack_env.items():
@@ -33,9 +30,7 @@ def validation_client(stack_env):
         settings = Settings.from_env()
         reset_moto(stack_env["AWS_ENDPOINT_URL"])
         provision(settings)
-        with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
-            client.settings = settings
-            yield client
+        yield live_server, settings
         reset_clients()
 
 
@@ -107,10 +102,11 @@ def test_get_by_id_serves_bytes_or_redirects(app_client):
     ("/qr/" + "a" * 32 + "?redirect=yes", 400, "redirect"),
     ("/qr/" + "a" * 32, 404, None),
 ])
-def test_get_by_id_rejects_malformed_and_unknown_ids(validation_client, path, status, field):
-    resp = validation_client.http.get(path)
-    body = json.loads(resp.body)
-    assert resp.status_code == status, body
+def test_get_by_id_rejects_malformed_and_unknown_ids(validation_world, path, status, field):
+    base, _ = validation_world
+    got, _, raw = fetch(base + path)
+    body = json.loads(raw)
+    assert got == status, body
     assert body.get("field") == field
 
 
@@ -148,11 +144,12 @@ LONG = "https://example.com/" + "a" * 2029  # 2,049 characters
     ({"url": "https://e.com", "colour": "#000000"}, "colour"),  # unknown field
     ({"url": "https://example.com/" + "a" * 2000, "error_correction": "H"}, "url"),  # too big
 ])
-def test_each_bad_input_is_a_400_naming_its_field(validation_client, body, field):
-    status, answer = post(validation_client, body)
+def test_each_bad_input_is_a_400_naming_its_field(validation_world, body, field):
+    base, settings = validation_world
+    status, answer = post_http(base, body)
     assert status == 400, answer
     assert answer["error"] == "BadRequest" and answer["field"] == field, answer
-    assert objects(validation_client.settings) == []  # nothing was rendered or stored
+    assert objects(settings) == []  # nothing was rendered or stored
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -163,8 +160,8 @@ def test_each_bad_input_is_a_400_naming_its_field(validation_client, body, field
     (b"\xff\xfe{}", "body"),
     (json.dumps({"url": "https://e.com/", "pad": "x" * 9000}).encode(), "body"),
 ])
-def test_malformed_bodies_are_400_naming_the_body(validation_client, raw, field):
-    status, answer = post(validation_client, None, raw=raw)
+def test_malformed_bodies_are_400_naming_the_body(validation_world, raw, field):
+    status, answer = post_http(validation_world[0], None, raw=raw)
     assert (status, answer["field"]) == (400, field), answer
 
 

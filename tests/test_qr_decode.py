@@ -2,14 +2,15 @@
 (zxing-cpp), across formats, sizes, borders, error-correction levels, colours, a
 2,000-character URL and non-ASCII URLs (issue #7).  SVG is rasterised by Chromium.
 
-The images are the ones the service stored: POST /qr, then GET /qr/{id}."""
+The images are the ones the service stored, over real HTTP through `chalice local`:
+POST /qr, then GET /qr/{id}."""
 from __future__ import annotations
 
 import itertools
 
 import pytest
 
-from tests.qr_support import decode_png, post, rasterise_svg
+from tests.qr_support import decode_png, fetch, post, post_http, rasterise_svg
 
 DARK_ON_LIGHT = ("#000000", "#ffffff")
 NAVY_ON_CREAM = ("#1a237e", "#fff8e1")
@@ -36,34 +37,35 @@ def combos(formats, sizes):
                "border": next(borders), "fg": fg, "bg": bg}
 
 
-def stored_image(client, body: dict) -> tuple[str, bytes]:
-    status, answer = post(client, body)
+def stored_image(base: str, body: dict) -> tuple[str, bytes]:
+    status, answer = post_http(base, body)
     assert status == 201, answer
-    resp = client.http.get(f"/qr/{answer['id']}", headers={"Accept": "*/*"})
-    assert resp.status_code == 200
-    return answer["url"], resp.body
+    status, headers, data = fetch(f"{base}/qr/{answer['id']}", headers={"Accept": "*/*"})
+    assert status == 200 and headers["Content-Type"] == f"image/{answer['format']}" + (
+        "+xml" if answer["format"] == "svg" else "")
+    return answer["url"], data
 
 
-def test_png_codes_decode_to_their_url(app_client):
+def test_png_codes_decode_to_their_url(live_app):
     cases = list(combos(["png"], [1, 2, 3, 5, 10, 40])) + [
         {"url": LONG_URL, "error_correction": "L", "size": 2},
         {"url": LONG_URL, "error_correction": "M", "size": 1, "fg": "#1a237e", "bg": "#fff8e1"},
     ]
     wrong = []
     for body in cases:
-        url, data = stored_image(app_client, body)
+        url, data = stored_image(live_app, body)
         if decode_png(data) != [url]:
             wrong.append(body)
     assert not wrong, f"{len(wrong)} of {len(cases)} codes did not decode: {wrong}"
 
 
 @pytest.mark.browser
-def test_svg_codes_decode_to_their_url_once_chromium_draws_them(app_client, page):
+def test_svg_codes_decode_to_their_url_once_chromium_draws_them(live_app, page):
     cases = list(combos(["svg"], [2, 3, 6])) + [
         {"url": LONG_URL, "format": "svg", "error_correction": "L", "size": 2}]
     wrong = []
     for body in cases:
-        url, data = stored_image(app_client, body)
+        url, data = stored_image(live_app, body)
         assert data.startswith(b"<?xml") and b"<svg" in data
         if decode_png(rasterise_svg(page, data, body.get("bg", "#ffffff"))) != [url]:
             wrong.append(body)
