@@ -8,10 +8,12 @@ from chalice import Chalice, Rate, Response
 from chalicelib import health, web
 from chalicelib.http import json_api, json_response
 from chalicelib.leaderboard import api as leaderboard_api
+from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="pulse")
+configure_app_logging(app.log, get_settings().log_level)
 
 
 @app.route("/")

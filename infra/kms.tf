@@ -46,6 +46,14 @@ resource "aws_kms_key" "data" {
           ArnEquals = { "aws:SourceArn" = local.qr_created_rule_arn }
         }
       },
+      {
+        # CloudWatch alarms publish to the KMS-encrypted alarm topic (alarms.tf).
+        Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+      },
     ]
   })
 }
