@@ -171,6 +171,18 @@ def test_valid_international_urls_are_accepted_in_ascii_form(app_client):
     assert body["url"] == "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4#frag"
 
 
+def post_with_putevents_fault(client, fault, body: dict) -> tuple[int, dict, float]:
+    """POST /qr with `fault` hooked before every PutEvents call: (status, json, seconds)."""
+    events = get_aws_client("events")
+    events.meta.events.register("before-call.events.PutEvents", fault)
+    try:
+        started = time.monotonic()
+        status, answer = post(client, body)
+        return status, answer, time.monotonic() - started
+    finally:
+        events.meta.events.unregister("before-call.events.PutEvents", fault)
+
+
 def ok_http():
     """The HTTP side of an injected PutEvents answer: 200, as AWS answers a partial failure."""
     from botocore.awsrequest import AWSResponse
@@ -179,7 +191,6 @@ def ok_http():
 
 
 def test_events_are_retried_after_a_partial_putevents_failure(app_client, pulse_env):
-    events = get_aws_client("events")
     calls = []
 
     def fail_first_entry(params, **_):  # params: the serialised request
@@ -189,11 +200,8 @@ def test_events_are_retried_after_a_partial_putevents_failure(app_client, pulse_
                 {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}]}
         return None  # later calls go to moto
 
-    events.meta.events.register("before-call.events.PutEvents", fail_first_entry)
-    try:
-        status, body = post(app_client, {"url": "https://example.com/retried"})
-    finally:
-        events.meta.events.unregister("before-call.events.PutEvents", fail_first_entry)
+    status, body, _ = post_with_putevents_fault(app_client, fail_first_entry,
+                                                {"url": "https://example.com/retried"})
     assert status == 201 and calls == [1, 1]
     # The retried entry reached the rule's queue exactly once.
     sqs = get_aws_client("sqs")
@@ -203,19 +211,12 @@ def test_events_are_retried_after_a_partial_putevents_failure(app_client, pulse_
 
 
 def test_request_succeeds_even_when_every_putevents_attempt_fails(app_client):
-    events = get_aws_client("events")
-
     def always_fail(params, **_):
         return ok_http(), {"FailedEntryCount": 1,
                            "Entries": [{"ErrorCode": "ThrottlingException"}]}
 
-    events.meta.events.register("before-call.events.PutEvents", always_fail)
-    try:
-        started = time.monotonic()
-        status, body = post(app_client, {"url": "https://example.com/no-events"})
-        elapsed = time.monotonic() - started
-    finally:
-        events.meta.events.unregister("before-call.events.PutEvents", always_fail)
+    status, body, elapsed = post_with_putevents_fault(app_client, always_fail,
+                                                      {"url": "https://example.com/no-events"})
     assert status == 201 and body["cached"] is False
     assert elapsed < 2.0  # bounded backoff: the caller is not held by the event
 
@@ -260,18 +261,11 @@ def test_twenty_concurrent_creations_in_process_race_to_one_item(pulse_env):
 def test_an_unreachable_event_bus_does_not_fail_or_hold_the_request(app_client):
     from botocore.exceptions import ReadTimeoutError
 
-    events = get_aws_client("events")
-
     def time_out(**_):
         raise ReadTimeoutError(endpoint_url="http://events.invalid")
 
-    events.meta.events.register("before-call.events.PutEvents", time_out)
-    try:
-        started = time.monotonic()
-        status, _ = post(app_client, {"url": "https://example.com/bus-down"})
-        elapsed = time.monotonic() - started
-    finally:
-        events.meta.events.unregister("before-call.events.PutEvents", time_out)
+    status, _, elapsed = post_with_putevents_fault(app_client, time_out,
+                                                   {"url": "https://example.com/bus-down"})
     assert status == 201 and elapsed < 2.0
 
 

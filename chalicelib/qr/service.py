@@ -21,16 +21,13 @@ class Outcome:
 
 class QrService:
     def __init__(self, store: QrStore, publisher: EventPublisher, ttl_seconds: int = 86400,
-                 presign_seconds: int = 3600, clock: Callable[[], float] = time.time,
-                 renderer: Callable[[QrSpec], bytes] | None = None):
+                 presign_seconds: int = 3600, clock: Callable[[], float] = time.time):
         self.store, self.publisher = store, publisher
         self.ttl_seconds, self.presign_seconds = ttl_seconds, presign_seconds
         self.clock = clock
-        self.renderer = renderer
 
-    def _render(self, spec: QrSpec) -> bytes:
-        if self.renderer is not None:
-            return self.renderer(spec)
+    @staticmethod
+    def _render(spec: QrSpec) -> bytes:
         from chalicelib.qr.render import render  # qrcode + PIL load only on a miss
 
         return render(spec)
