@@ -322,8 +322,10 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
 
 
 # Resources whose name is scoped by another stage-specific resource, so two
-# stages never clash on it: a role's inline policy, a function's permission.
-SCOPED_NAMES = {"aws_iam_role_policy", "aws_lambda_permission", "aws_cloudwatch_event_target"}
+# stages never clash on it: a role's inline policy, a function's permission; an
+# event source mapping has no name at all (its `function_name` is the function's ARN).
+SCOPED_NAMES = {"aws_iam_role_policy", "aws_lambda_permission", "aws_cloudwatch_event_target",
+                "aws_lambda_event_source_mapping"}
 _FUNCTION_NAME_REF = re.compile(r"\$\{aws_lambda_function\.([\w-]+)\.function_name\}")
 
 
