@@ -16,7 +16,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-WINDOWS = ("all", "1h", "24h", "7d")
+from chalicelib.leaderboard import WINDOWS
 
 
 def _settings():
@@ -102,10 +102,8 @@ def _width(text: str) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    board = _board()
-    entries = board.top(args.window, args.n, args.offset)
-    total = board.size(args.window)
-    updated = board.updated_at()
+    page = _board().page(args.window, args.n, args.offset)
+    entries, total, updated = page.entries, page.total, page.updated_at
     updated_iso = None if updated is None else datetime.fromtimestamp(updated, UTC).isoformat()
     if args.json:
         _print_json({"window": args.window, "total": total, "updated_at": updated_iso,

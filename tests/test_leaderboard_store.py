@@ -95,13 +95,13 @@ def _text(v):
 
 
 def zset(lb: Leaderboard, window: str = "all") -> dict[str, int]:
-    """A window's raw sorted set (read after the board rolled it: call lb.size first)."""
+    """A window's raw sorted set (read after the board rolled it: call lb.roll first)."""
     return {_text(k): int(v) for k, v in
             lb.redis.zrange(lb.key_window[window], 0, -1, withscores=True)}
 
 
 def counts(lb: Leaderboard, window: str = "all") -> dict[str, int]:
-    lb.size(window)  # rolls the window to the board's clock
+    lb.roll()  # the writer's roll, to the board's clock (reads never roll)
     return zset(lb, window)
 
 
@@ -119,6 +119,8 @@ def snapshot(lb: Leaderboard) -> dict:
                 value = {k: sorted(v.split("\t")) for k, v in value.items()}
         elif kind == "set":
             value = sorted(_text(m) for m in lb.redis.smembers(key))
+        elif name.endswith(":depth"):  # how many times a marker group split
+            value = _text(lb.redis.get(key))
         else:  # a bucket's log: compare its totals
             total = Counter()
             for line in _text(lb.redis.get(key)).splitlines():
@@ -379,9 +381,11 @@ def test_another_process_rolled_first(r):
     a, b = board(r, clock_a), None
     b = board(r, clock_b, name=a.name)
     a.record([Tweet(1, T0 - 60, ("x",))])
-    assert b.top("1h") == [Entry(1, "x", 1)]  # b caches the heads of T0
+    b.roll()  # b caches the heads of T0
+    assert b.top("1h") == [Entry(1, "x", 1)]
     clock_a.now = clock_b.now = T0 + 2 * 3600
-    assert a.top("1h") == []  # a rolls the board forward
+    a.roll()  # a rolls the board forward
+    assert a.top("1h") == []
     b.record([Tweet(2, clock_b.now - 60, ("y",))])  # b's plan is stale: replanned
     assert counts(b, "1h") == {"y": 1} and counts(b, "24h") == {"x": 1, "y": 1}
     clock_b.now = T0 + 60  # a clock behind the board's never moves it back
@@ -553,3 +557,68 @@ def test_every_key_of_a_board_is_in_one_slot(r):
     if isinstance(r, RedisCluster):
         assert {r.cluster_keyslot(k) for k in keys} == slots
         assert len({r.get_node_from_key(k).name for k in keys}) == 1
+
+
+# --- reads: one consistent, read-only call --------------------------------------------
+
+def test_reads_never_write_even_after_a_long_idle_time(r):
+    clock = Clock()
+    lb = board(r, clock)
+    lb.record([Tweet(snowflake(T0 - age), T0 - age, (tag,))
+               for tag, age in (("m5", 300), ("h3", 3 * 3600), ("d2", 2 * 86400))])
+    before = snapshot(lb)
+    clock.now = T0 + 6 * 86400  # six idle days: 1h and 24h have left entirely, 7d partly
+    reader = board(r, clock, name=lb.name)  # a fresh container
+    for window in WINDOWS:
+        reader.page(window, 10)
+        reader.size(window)
+        reader.standing("m5", window)
+    assert snapshot(lb) == before  # no roll, no meta, nothing written
+    # a window every bucket of which has left reads as empty until the writer rolls
+    assert reader.page("1h").entries == [] and reader.size("24h") == 0
+    assert reader.standing("m5", "24h") is None
+    # a window that has partly left keeps the last roll's counts (the ingest rolls
+    # every few minutes); the writer's roll brings it up to the clock
+    assert {e.hashtag for e in reader.top("7d")} == {"m5", "h3", "d2"}
+    lb.roll()
+    assert {e.hashtag for e in reader.top("7d")} == {"m5", "h3"}
+
+
+def test_a_read_is_one_command(r):
+    lb = board(r)
+    lb.record([Tweet(i + 1, T0 - 60, (f"t{i % 7}",) * (1 + i % 7)) for i in range(50)])
+    lb.page("1h")  # loads the script
+    with Crashes(r, {}) as seen:
+        page = lb.page("1h", 3)
+        found = lb.standing("T3", "24h", n=2)
+    assert seen.calls == 2  # one EVALSHA each: answers come from one consistent view
+    assert page.total == 7 and page.updated_at == T0
+    assert [e.hashtag for e in page.entries] == ["t6", "t5", "t4"]
+    assert found.entry == Entry(4, "t3", 28) and found.updated_at == T0
+    assert [e.rank for e in found.above] == [2, 3] and [e.rank for e in found.below] == [5, 6]
+
+
+# --- lean dedupe markers ---------------------------------------------------------------
+
+def marker_keys(lb: Leaderboard) -> list[str]:
+    return [k for k in lb.keys() if k[len(lb.prefix):].startswith("seen:")]
+
+
+@pytest.mark.parametrize("per_hour", [1000, 20000])
+def test_markers_stay_small_intsets_at_any_rate(r, per_hour):
+    clock = Clock()
+    lb = board(r, clock)
+    hour = int(T0 // 3600) * 3600 - 3600  # the last whole hour, in batches as ingest does
+    tweets = [Tweet(snowflake(hour + i * 3600 / per_hour, i % 4096), hour + i * 3600 / per_hour,
+                    ("tag",)) for i in range(per_hour)]
+    assert sum(lb.record(tweets[i:i + 1000]) for i in range(0, per_hour, 1000)) == per_hour
+    sets = [k for k in marker_keys(lb) if _text(r.type(k)) == "set"]
+    assert all(_text(r.object("encoding", k)) == "intset" for k in sets)
+    assert sum(r.scard(k) for k in sets) == per_hour
+    assert max(r.scard(k) for k in sets) <= 512
+    marker_bytes = sum(r.memory_usage(k) for k in marker_keys(lb))
+    assert marker_bytes / per_hour <= 16, marker_bytes / per_hour
+    # exactly once, whatever the batches: nothing counts again
+    assert lb.record(tweets[::-1]) == 0
+    assert sum(lb.record(tweets[i:i + 333]) for i in range(0, per_hour, 333)) == 0
+    assert lb.rank_for("tag") == Entry(1, "tag", per_hour)

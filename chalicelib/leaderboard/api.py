@@ -8,8 +8,8 @@ from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.http import query_choice, query_int
+from chalicelib.leaderboard import WINDOWS
 
-WINDOWS = ("all", "1h", "24h", "7d")
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
 
 
@@ -40,11 +40,10 @@ def top(params: Mapping[str, str] | None, board=None) -> dict:
     window = query_choice(params, "window", "all", WINDOWS)
     n = query_int(params, "n", 10, 1, 100)
     offset = query_int(params, "offset", 0, 0, 1_000_000)
-    board = board or get_board()
+    page = (board or get_board()).page(window, n, offset)  # one consistent read
     return {"window": window, "n": n, "offset": offset,
-            "items": [_entry(e) for e in board.top(window, n, offset)],
-            "total": board.size(window), "updated_at": _iso(board.updated_at()),
-            "source": _source()}
+            "items": [_entry(e) for e in page.entries], "total": page.total,
+            "updated_at": _iso(page.updated_at), "source": _source()}
 
 
 def parse_tag(raw: str) -> str:
@@ -68,12 +67,11 @@ def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
     tag = parse_tag(raw_tag)
     window = query_choice(params, "window", "all", WINDOWS)
     neighbours = query_int(params, "neighbours", 2, 0, 10)
-    board = board or get_board()
-    entry = board.rank_for(tag, window)
-    if entry is None:
+    # one consistent read: an ingest landing meanwhile cannot mix two states
+    found = (board or get_board()).standing(tag, window, neighbours)
+    if found is None:
         raise NotFound(f"#{tag} has no count in window {window}", hashtag=tag, window=window)
-    around = board.around_me(tag, window, neighbours)
-    return {"window": window, **_entry(entry),
-            "above": [_entry(e) for e in around if e.rank < entry.rank],
-            "below": [_entry(e) for e in around if e.rank > entry.rank],
-            "updated_at": _iso(board.updated_at())}
+    return {"window": window, **_entry(found.entry),
+            "above": [_entry(e) for e in found.above],
+            "below": [_entry(e) for e in found.below],
+            "updated_at": _iso(found.updated_at)}

@@ -83,6 +83,8 @@ def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
     """
     if max_pages < 1:
         raise ValueError(f"max_pages must be at least 1, got {max_pages}")
+    # the single writer rolls the windows every run, even one the source fails: reads never do
+    board.roll()
     checkpoint = dict(board.progress())
     since = checkpoint.get(SINCE_ID)
     newest = checkpoint.get(PENDING_NEWEST)  # set: resuming an unfinished range

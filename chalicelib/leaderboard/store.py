@@ -2,15 +2,20 @@
 
 Keys of one board.  Every key carries the hash tag ``{<name>}``, so all of them live
 in one cluster slot and a script may touch any of them (Amazon MemoryDB always runs
-as a cluster); scripts get every key they touch in KEYS, computed here in Python.
+as a cluster); scripts get every key they touch in KEYS, computed here in Python
+(but the split marker sets, named in the script from their group's first set: see
+_LUA_MARKERS).
 
     pulse:lb:{name}:z:all         ZSET  lower-cased tag -> count, all time
     pulse:lb:{name}:z:1h|24h|7d   ZSET  the same, for each rolling window
     pulse:lb:{name}:b:<start>     STR   counts of one time bucket (created_at in
                                         [start, start + bucket_seconds)): a log of one
                                         JSON line [tag, count, ...] per batch
-    pulse:lb:{name}:seen:<hour>   SET   dedupe markers: ids of counted tweets, one set per
-                                        hour of the id's snowflake time, TTL marker_ttl
+    pulse:lb:{name}:seen:<hour>[:<d>.<k>]  SET  dedupe markers: ids of counted tweets of
+                                        one hour of snowflake time, spread over 2^d sets
+                                        of at most 512 (intsets: ~8.5 B a tweet at any
+                                        rate), TTL marker_ttl
+    pulse:lb:{name}:seen:<hour>:depth STR that hour's d (absent: 0, one set)
     pulse:lb:{name}:spellings     HASH  spelling that is not all lower-case -> count
     pulse:lb:{name}:variants      HASH  lower-cased tag -> its other spellings (tab-separated)
     pulse:lb:{name}:meta          HASH  window heads h1h/h24h/h7d, roll position cur,
@@ -20,7 +25,8 @@ as a cluster); scripts get every key they touch in KEYS, computed here in Python
 Counting: `record` is one Lua script per batch.  It asks each marker set which ids
 it holds (one SMISMEMBER per set, not a call per tweet), counts only the tweets not
 there yet (and each id once within the batch), adds their ids (SADD, EXPIRE
-marker_ttl: a marker lives at least that long), so replaying a batch (a retried
+marker_ttl: a marker lives at least that long; a group whose set would pass 512 ids
+first splits, see _LUA_MARKERS), so replaying a batch (a retried
 call, a resumed run, the same archive twice) changes nothing.  Occurrences are
 summed in Lua tables first, then applied per distinct (key, tag): a sorted set gets
 one ZMSCORE and one ZADD of the new scores per 2000 tags (cheaper than a ZINCRBY
@@ -40,9 +46,14 @@ Rolling time forward moves each head and subtracts the buckets that leave (GET
 bucket, sum its lines, subtract them from the window's scores, ZREMRANGEBYSCORE
 window -inf 0); the 7d window, the longest, also deletes the buckets it leaves.  A
 window none of whose buckets is left (no roll for longer than W) is simply deleted.
-Rolling happens in the record script and lazily before window reads, at most
-ROLL_STEP buckets per window per script call (a long-idle board catches up in
-several bounded calls).  The heads live in the meta hash; this side caches them to
+Rolling is the writer's job: the record script rolls, and the scheduled ingest calls
+`roll()` every run, at most ROLL_STEP buckets per window per script call (a long-idle
+board catches up in several bounded calls).  Reads never write: a read is one
+read-only script (counts, ranks, size and updated_at from one consistent view), as
+fast after any idle time as after none, and could be served by a replica.  Between two
+rolls a window holds what the last roll left (at most one ingest interval stale); a
+window none of whose buckets is left at the reader's clock reads as empty.  The heads
+live in the meta hash; the writer caches them to
 name the leaving buckets' keys, and every script checks them: when another process
 moved them first, the script writes nothing and says so, and the call is planned
 again.
@@ -80,6 +91,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.leaderboard import WINDOW_SECONDS, WINDOWS
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chalicelib.leaderboard.model import Tweet
 
@@ -101,11 +114,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     _dumps = _json_dumps
 
 
-WINDOWS = ("all", "1h", "24h", "7d")
-ROLLING = ("1h", "24h", "7d")
-WINDOW_SECONDS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+ROLLING = WINDOWS[1:]
 ROLL_STEP = 64  # buckets subtracted per window per script call (bounded work)
-MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped in one set per hour of tweet ids
+MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped by the hour of the tweet id
+# the most ids one marker set holds: Redis's (and MemoryDB's) default
+# set-max-intset-entries, up to which a set of integers is a compact intset
+MARKER_SET_MAX = 512
 _LONGEST = WINDOW_SECONDS["7d"]
 
 
@@ -116,13 +130,28 @@ class Entry:
     score: int
 
 
+@dataclass(frozen=True)
+class Page:
+    entries: list[Entry]
+    total: int  # distinct tags in the window
+    updated_at: float | None  # clock time of the last record call
+
+
+@dataclass(frozen=True)
+class Standing:
+    entry: Entry
+    above: list[Entry]  # best first
+    below: list[Entry]
+    updated_at: float | None
+
+
 # --- Lua -------------------------------------------------------------------------------
-# Shared by both scripts: type checks before any write, and the roll of the windows.
+# What the record script needs: type checks before any write, the roll of the windows.
 # `plan` (JSON from Python): exp = the meta fields h1h/h24h/h7d/cur as Python last saw
 # them ("" = absent), new = their values after this roll, roll = per window -1 (delete
 # the window: all of it has left) or the number of leaving buckets, whose keys follow
 # the three window keys in KEYS.
-_LUA_COMMON = r"""
+_LUA_WRITE_COMMON = r"""
 local function check_types(first, last, want)
   for i = first, last do
     local t = redis.call('TYPE', KEYS[i])
@@ -151,15 +180,6 @@ local function zincr_many(key, deltas)
     end
     redis.call('ZADD', key, unpack(args))
   end
-end
-
-local function hmget_all(key, names)
-  local out, n = {}, #names
-  for i = 1, n, 500 do
-    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + 499, n)))
-    for j = 1, #part do out[#out + 1] = part[j] end
-  end
-  return out
 end
 
 -- KEYS[base] is meta, KEYS[base + 1 .. base + 3] the windows, and the leaving
@@ -221,6 +241,19 @@ local function roll(base, first, plan)
   return {tonumber(plan.new[1]), tonumber(plan.new[2]), tonumber(plan.new[3])}, plan.new
 end
 
+"""
+
+# What the read script needs: spellings, byte order.
+_LUA_READ_COMMON = r"""
+local function hmget_all(key, names)
+  local out, n = {}, #names
+  for i = 1, n, 500 do
+    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + 499, n)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
 -- bytewise a < b (Lua's own '<' follows the server's LC_COLLATE)
 local function less(a, b)
   local n = math.min(#a, #b)
@@ -232,13 +265,118 @@ local function less(a, b)
 end
 """
 
+
+# Dedupe markers of one hour of tweet ids (a "group"): at depth d its ids are spread over
+# 2^d sets by a hash of the id, and no set grows past `ml` members (Redis's
+# set-max-intset-entries, 512 by default and in MemoryDB): a set of at most that many
+# integers stays an intset, 8 B an id, where a larger one becomes a hash table at ~65 B
+# an id.  Before a set would pass `ml`, the whole group splits to depth d + 1 (each set
+# into two), so sets stay 1/4 to full whatever the rate, and a group's key overhead is
+# spread over hundreds of ids.  The sets of depth d > 0 are named here, from the group's
+# first set (which Python names in KEYS, as it does the depth key): which of them exist
+# is state only the script sees, and every one carries the board's {hash tag}, so all
+# stay in the board's cluster slot.
+_LUA_MARKERS = r"""
+local MAX_DEPTH = 16  -- 65,536 sets an hour: past ~30M tweets an hour sets grow instead
+local HP, HA = 2147483629, 2654435  -- a prime < 2^31 and a multiplier: exact in doubles
+-- (decimal id mod HP) * HA mod HP: Lua numbers are doubles, so an id (up to 2^63) is
+-- reduced digit by digit; the multiplier spreads ids that differ only in high bits
+local function id_hash(id)
+  local h = 0
+  for i = 1, #id do h = (h * 10 + string.byte(id, i) - 48) % HP end
+  return (h * HA) % HP
+end
+
+local function shard_key(base, d, k)
+  if d == 0 then return base end
+  return base .. ':' .. d .. '.' .. string.format('%d', k)
+end
+
+local function shard_of(id, d)
+  if d == 0 then return 0 end
+  return id_hash(id) % (2 ^ d)
+end
+
+-- ids by the set that holds (or will hold) them at depth d: {k: {ids}}
+local function by_shard(ids, d)
+  local by = {}
+  for _, id in ipairs(ids) do
+    local k = shard_of(id, d)
+    local t = by[k]
+    if not t then
+      t = {}
+      by[k] = t
+    end
+    t[#t + 1] = id
+  end
+  return by
+end
+
+local function sadd_all(key, ids)
+  for first = 1, #ids, 4000 do
+    redis.call('SADD', key, unpack(ids, first, math.min(first + 3999, #ids)))
+  end
+end
+
+-- every set of depth d into two of depth d + 1 (k and k + 2^d), keeping each one's TTL
+local function split(base, d)
+  local n = 2 ^ d
+  for k = 0, n - 1 do
+    local old = shard_key(base, d, k)
+    local ids = redis.call('SMEMBERS', old)
+    if #ids > 0 then
+      local ttl = redis.call('PTTL', old)
+      local by = by_shard(ids, d + 1)
+      for _, j in ipairs({k, k + n}) do
+        if by[j] then
+          local key = shard_key(base, d + 1, j)
+          sadd_all(key, by[j])
+          if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+        end
+      end
+      redis.call('DEL', old)
+    end
+  end
+end
+
+-- add new ids to a group (first set `base`, depth key `dkey`, depth d), splitting first
+-- when a set would pass `limit`; every set added to and the depth key live `ttl` more
+local function add_markers(base, dkey, d, ids, limit, ttl)
+  if #ids == 0 then return end
+  local by
+  while true do
+    by = by_shard(ids, d)
+    local full = false
+    if d < MAX_DEPTH then
+      for k, part in pairs(by) do
+        if redis.call('SCARD', shard_key(base, d, k)) + #part > limit then
+          full = true
+          break
+        end
+      end
+    end
+    if not full then break end
+    split(base, d)
+    d = d + 1
+    redis.call('SET', dkey, d)
+  end
+  for k, part in pairs(by) do
+    local key = shard_key(base, d, k)
+    sadd_all(key, part)
+    redis.call('EXPIRE', key, ttl)
+  end
+  if d > 0 then redis.call('EXPIRE', dkey, ttl) end
+end
+"""
+
 # KEYS: 1 meta, 2-4 windows 1h/24h/7d, 5 all, 6 variants, 7 spellings, 8 progress, then
-# p.L leaving buckets, #p.b tweet buckets, #p.g marker sets.
+# p.L leaving buckets, #p.b tweet buckets, and per marker group its first set and depth key.
 # ARGV[1]: JSON {exp, new, roll, L: the roll plan; b: bucket starts, bt: bucket TTLs;
-# g: number of marker sets; t: tweets as [bucket index or 0, marker set index, id,
+# g: number of marker groups; t: tweets as [bucket index or 0, marker group index, id,
 # spelling...]; lc: {spelling: lower} for spellings not all lower-case; mt: marker TTL;
-# ps: [field, value...], pd: [field...] for progress; now: updated_at; touch: 0|1}
-_LUA_RECORD = _LUA_COMMON + r"""
+# ml: most ids a marker set holds; ps: [field, value...], pd: [field...] for progress;
+# now: updated_at; touch: 0|1}
+_LUA_RECORD = _LUA_WRITE_COMMON + _LUA_MARKERS + r"""
 local p = cjson.decode(ARGV[1])
 local nb, ng, nt = #p.b, p.g, #p.t
 local boff = 8 + p.L
@@ -248,37 +386,43 @@ check_types(1, 1, 'hash')
 check_types(2, 5, 'zset')
 check_types(6, 8, 'hash')
 check_types(boff + 1, boff + nb, 'string')
-check_types(goff + 1, goff + ng, 'set')
-
-local heads, st = roll(1, 9, p)
-if not heads then return {0, 0, st[1], st[2], st[3], st[4]} end
 
 -- which tweets are new: one SMISMEMBER per marker set, not one call per tweet
+-- (a marker key of another type fails here, before any write)
 local members, owners = {}, {}
 for g = 1, ng do members[g], owners[g] = {}, {} end
 for i = 1, nt do
   local g = p.t[i][2]
   local m = members[g]
   m[#m + 1] = p.t[i][3]
-  owners[g][#m] = i
+  owners[g][m[#m]] = owners[g][m[#m]] or i
 end
-local fresh, once, added = {}, {}, {}
+local fresh, once, added, depth = {}, {}, {}, {}
 for g = 1, ng do
-  local m, key, add = members[g], KEYS[goff + g], {}
-  for first = 1, #m, 4000 do
-    local last = math.min(first + 3999, #m)
-    local there = redis.call('SMISMEMBER', key, unpack(m, first, last))
-    for k = first, last do
-      local id = m[k]
-      if there[k - first + 1] == 0 and not once[id] then
-        once[id] = true
-        fresh[owners[g][k]] = true
-        add[#add + 1] = id
+  local base = KEYS[goff + 2 * g - 1]
+  local d = tonumber(redis.call('GET', KEYS[goff + 2 * g]) or 0)
+  depth[g] = d
+  local add = {}
+  for k, ids in pairs(by_shard(members[g], d)) do
+    local key = shard_key(base, d, k)
+    for first = 1, #ids, 4000 do
+      local last = math.min(first + 3999, #ids)
+      local there = redis.call('SMISMEMBER', key, unpack(ids, first, last))
+      for q = first, last do
+        local id = ids[q]
+        if there[q - first + 1] == 0 and not once[id] then
+          once[id] = true
+          fresh[owners[g][id]] = true
+          add[#add + 1] = id
+        end
       end
     end
   end
   added[g] = add
 end
+
+local heads, st = roll(1, 9, p)
+if not heads then return {0, 0, st[1], st[2], st[3], st[4]} end
 
 local inw = {}
 for j = 1, nb do
@@ -318,11 +462,7 @@ for i = 1, nt do
 end
 
 for g = 1, ng do
-  local add = added[g]
-  for first = 1, #add, 4000 do
-    redis.call('SADD', KEYS[goff + g], unpack(add, first, math.min(first + 3999, #add)))
-  end
-  if #add > 0 then redis.call('EXPIRE', KEYS[goff + g], p.mt) end
+  add_markers(KEYS[goff + 2 * g - 1], KEYS[goff + 2 * g], depth[g], added[g], p.ml, p.mt)
 end
 
 if new > 0 then
@@ -367,15 +507,17 @@ return {1, new, st[1], st[2], st[3], st[4]}
 # KEYS: 1 the window's zset, 2 all, 3 variants, 4 spellings; with a roll also 5 meta,
 # 6-8 windows, then the leaving buckets.  ARGV: 1 roll plan JSON or "", 2 op, 3.. its
 # arguments.  Replies {status, meta h1h, h24h, h7d, cur, op's answer...}.
-_LUA_READ = _LUA_COMMON + r"""
-local st = {'', '', '', ''}
+# KEYS: 1 the window's zset, 2 all, 3 variants, 4 spellings, 5 meta.  ARGV: 1 the
+# window's head at the reader's clock ("" for all), 2 op, 3.. its arguments.  Replies
+# {updated_at, op's answer...}.  It only reads (the writer rolls the windows), so one call
+# is one consistent view, and it could run on a replica.  A window the writer has not
+# rolled for longer than its length (every bucket in it has left) reads as empty.
+_LUA_READ = _LUA_READ_COMMON + r"""
+local meta = redis.call('HMGET', KEYS[5], 'cur', 'updated_at')
+local z, gone = KEYS[1], false
 if ARGV[1] ~= '' then
-  local plan = cjson.decode(ARGV[1])
-  check_types(5, 5, 'hash')
-  check_types(6, 8, 'zset')
-  local heads
-  heads, st = roll(5, 9, plan)
-  if not heads then return {0, st[1], st[2], st[3], st[4]} end
+  local cur = tonumber(meta[1])
+  gone = cur ~= nil and tonumber(ARGV[1]) > cur
 end
 
 -- the most common spelling of each tag, all time: the lower-case spelling's count is
@@ -409,24 +551,27 @@ local function names_of(flat)
   return names
 end
 
-local z, op = KEYS[1], ARGV[2]
+-- ranked order: {tag, score, ...} from 0-based position first to last
+local function ranked(first, last)
+  if gone then return {} end
+  return redis.call('ZREVRANGE', z, first, last, 'WITHSCORES')
+end
+
+local op, updated = ARGV[2], meta[2]
 if op == 'top' then
-  local flat = redis.call('ZREVRANGE', z, ARGV[3], ARGV[4], 'WITHSCORES')
-  return {1, st[1], st[2], st[3], st[4], flat, spelled(names_of(flat))}
-elseif op == 'rank' then
-  local r = redis.call('ZREVRANK', z, ARGV[3])
-  if not r then return {1, st[1], st[2], st[3], st[4], false} end
-  return {1, st[1], st[2], st[3], st[4], r, redis.call('ZSCORE', z, ARGV[3]),
-          spelled({ARGV[3]})[1]}
-elseif op == 'around' then
-  local r = redis.call('ZREVRANK', z, ARGV[3])
-  if not r then return {1, st[1], st[2], st[3], st[4], false} end
+  local flat = ranked(tonumber(ARGV[3]), tonumber(ARGV[4]))
+  local size = gone and 0 or redis.call('ZCARD', z)
+  return {updated, size, flat, spelled(names_of(flat))}
+elseif op == 'tag' then
+  -- the tag's position and its n neighbours each side, in the same read
+  local r = (not gone) and redis.call('ZREVRANK', z, ARGV[3])
+  if not r then return {updated, false} end
   local n = tonumber(ARGV[4])
   local start = math.max(0, r - n)
-  local flat = redis.call('ZREVRANGE', z, start, r + n, 'WITHSCORES')
-  return {1, st[1], st[2], st[3], st[4], start, flat, spelled(names_of(flat))}
+  local flat = ranked(start, r + n)
+  return {updated, r, start, flat, spelled(names_of(flat))}
 elseif op == 'size' then
-  return {1, st[1], st[2], st[3], st[4], redis.call('ZCARD', z)}
+  return {updated, gone and 0 or redis.call('ZCARD', z)}
 end
 return redis.error_reply('unknown read op ' .. tostring(op))
 """
@@ -496,18 +641,6 @@ class Leaderboard:
     def bucket_key(self, start: int) -> str:
         return f"{self._bucket_prefix}{start}"
 
-    @staticmethod
-    def marker_group(tweet_id: int) -> int:
-        """The hour of a snowflake id (ms since X's epoch are its bits 22 and up)."""
-        return (int(tweet_id) >> 22) // MARKER_GROUP_MS
-
-    def marker_key(self, tweet_id: int) -> str:
-        """The set that holds the tweet's dedupe marker (its id)."""
-        return f"{self._seen_prefix}{self.marker_group(tweet_id)}"
-
-    def window_key(self, window: str) -> str:
-        return self.key_window[self._check_window(window)]
-
     def keys(self) -> list[str]:
         """Every key of this board that exists now (SCAN on every node of a cluster)."""
         return sorted({_text(k) for k in self.redis.scan_iter(match=_glob_escape(self.prefix)
@@ -564,17 +697,31 @@ class Leaderboard:
         return [*self._roll_keys(), self.key_window["all"], self.key_variants,
                 self.key_spellings, self.key_progress]
 
+    def _roll_step(self, plan: _Plan) -> None:
+        """One bounded roll (the record script with no tweets); a stale plan writes nothing."""
+        args = {**plan.as_args(), "b": [], "bt": [], "g": 0, "t": [], "lc": {}, "mt": 1,
+                "ml": MARKER_SET_MAX, "ps": [], "pd": [], "now": "", "touch": 0}
+        res = self._record_script(keys=self._record_keys() + plan.leaving,
+                                  args=[_dumps(args)], client=self.redis)
+        self._remember(res[2:6])
+
     def _catch_up(self, now: float) -> _Plan:
         """Roll in bounded steps until one last step is left; returns that step's plan."""
         while True:
             plan = self._plan(now)
             if plan.complete:
                 return plan
-            args = {**plan.as_args(), "b": [], "bt": [], "g": 0, "t": [], "lc": {}, "mt": 1,
-                    "ps": [], "pd": [], "now": "", "touch": 0}
-            res = self._record_script(keys=self._record_keys() + plan.leaving,
-                                      args=[_dumps(args)], client=self.redis)
-            self._remember(res[2:6])
+            self._roll_step(plan)
+
+    def roll(self) -> None:
+        """Move the windows to the clock, in bounded steps: the writer's job (the scheduled
+        ingest calls it every run, and `record` rolls too), so that reads never write."""
+        now = self.clock()
+        while True:
+            plan = self._plan(now)
+            if not plan.moves:
+                return
+            self._roll_step(plan)
 
     # --- counting ------------------------------------------------------------------
     def record(self, tweets: Sequence[Tweet], *,
@@ -614,7 +761,8 @@ class Leaderboard:
                 j = groups[g] = len(groups) + 1
             gidx.append(j)
             ids.append(str(tid))
-        group_keys = [f"{self._seen_prefix}{g}" for g in groups]
+        group_keys = [key for g in groups
+                      for key in (f"{self._seen_prefix}{g}", f"{self._seen_prefix}{g}:depth")]
         bs = self.bucket_seconds
         while True:
             plan = self._catch_up(now)
@@ -636,8 +784,9 @@ class Leaderboard:
                     rows.append([0, j, tid, *t.hashtags])
             # needed until a window rolls past it, at most 2 x 7d after its start
             ttls = [max(1, int(b + 2 * _LONGEST + 2 * bs + 3600 - now)) for b in starts]
-            args = {**plan.as_args(), "b": starts, "bt": ttls, "g": len(group_keys),
-                    "t": rows, "lc": lower, "mt": self.marker_ttl, "ps": pset, "pd": pdel,
+            args = {**plan.as_args(), "b": starts, "bt": ttls, "g": len(groups),
+                    "t": rows, "lc": lower, "mt": self.marker_ttl, "ml": MARKER_SET_MAX,
+                    "ps": pset, "pd": pdel,
                     "now": repr(float(now)), "touch": 1}
             keys = [*self._record_keys(), *plan.leaving, *map(self.bucket_key, starts),
                     *group_keys]
@@ -648,24 +797,16 @@ class Leaderboard:
             # stale view of the heads: nothing was written; plan again
 
     # --- reads ---------------------------------------------------------------------
-    def _read(self, window: str, op: str, *op_args: Any) -> list:
+    def _read(self, window: str, op: str, *op_args: Any) -> tuple[float | None, list]:
+        """One read script call: (updated_at, the op's answer)."""
         self._check_window(window)
-        base = [self.key_window[window], self.key_window["all"], self.key_variants,
-                self.key_spellings]
-        if window == "all":
-            return self._read_script(keys=base, args=["", op, *op_args], client=self.redis)[5:]
-        now = self.clock()
-        while True:
-            plan = self._catch_up(now)
-            if not plan.moves:  # heads only move forward: what we saw is still current
-                return self._read_script(keys=base, args=["", op, *op_args],
-                                         client=self.redis)[5:]
-            res = self._read_script(keys=[*base, *self._roll_keys(), *plan.leaving],
-                                    args=[_dumps(plan.as_args()), op, *op_args],
-                                    client=self.redis)
-            self._remember(res[1:5])
-            if int(res[0]) == 1:
-                return res[5:]
+        head = ("" if window == "all"
+                else str(self._bucket_of(self.clock()) - WINDOW_SECONDS[window]))
+        res = self._read_script(keys=[self.key_window[window], self.key_window["all"],
+                                      self.key_variants, self.key_spellings, self.key_meta],
+                                args=[head, op, *op_args], client=self.redis)
+        updated = None if res[0] is None else float(_text(res[0]))
+        return updated, res[1:]
 
     @staticmethod
     def _entries(first_rank: int, flat: Sequence, spellings: Sequence) -> list[Entry]:
@@ -679,37 +820,45 @@ class Leaderboard:
             tag = tag[1:]
         return tag.lower()
 
-    def top(self, window: str = "all", n: int = 10, offset: int = 0) -> list[Entry]:
-        """The n highest tags of a window from position `offset` (0-based); ranks 1-based."""
+    def page(self, window: str = "all", n: int = 10, offset: int = 0) -> Page:
+        """The n highest tags of a window from position `offset` (0-based; ranks are
+        1-based), with the window's size and updated_at, from one consistent read."""
         if n < 0 or offset < 0:
             raise ValueError(f"n and offset must be >= 0, got n={n}, offset={offset}")
-        if n == 0:
-            self._check_window(window)
-            return []
-        flat, spellings = self._read(window, "top", offset, offset + n - 1)
-        return self._entries(offset + 1, flat, spellings)
+        first, last = (offset, offset + n - 1) if n else (1, 0)  # 1..0: none
+        updated, (size, flat, spellings) = self._read(window, "top", first, last)
+        return Page(self._entries(offset + 1, flat, spellings), int(size), updated)
+
+    def standing(self, hashtag: str, window: str = "all", n: int = 2) -> Standing | None:
+        """One tag (any spelling, '#' optional) with up to n neighbours above and below it,
+        from one consistent read; None when it has no count in the window."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        updated, res = self._read(window, "tag", self._key_of(hashtag), n)
+        if res[0] is None:
+            return None
+        position, start, flat, spellings = res
+        around = self._entries(int(start) + 1, flat, spellings)
+        me = int(position) - int(start)
+        return Standing(around[me], around[:me], around[me + 1:], updated)
+
+    def top(self, window: str = "all", n: int = 10, offset: int = 0) -> list[Entry]:
+        """The n highest tags of a window from position `offset` (0-based); ranks 1-based."""
+        return self.page(window, n, offset).entries
 
     def rank_for(self, hashtag: str, window: str = "all") -> Entry | None:
         """Rank and score of one tag (any spelling, '#' optional); None when it has no count."""
-        res = self._read(window, "rank", self._key_of(hashtag))
-        if res[0] is None:
-            return None
-        rank, score, spelled = res
-        return Entry(int(rank) + 1, _text(spelled), _score(score))
+        found = self.standing(hashtag, window, 0)
+        return None if found is None else found.entry
 
     def around_me(self, hashtag: str, window: str = "all", n: int = 2) -> list[Entry]:
         """The tag with up to n neighbours above and below it; [] when it has no count."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        res = self._read(window, "around", self._key_of(hashtag), n)
-        if res[0] is None:
-            return []
-        start, flat, spellings = res
-        return self._entries(int(start) + 1, flat, spellings)
+        found = self.standing(hashtag, window, n)
+        return [] if found is None else [*found.above, found.entry, *found.below]
 
     def size(self, window: str = "all") -> int:
         """The number of distinct tags with a count in the window."""
-        return int(self._read(window, "size")[0])
+        return int(self._read(window, "size")[1][0])
 
     def updated_at(self) -> float | None:
         """Clock time of the last `record` call, None before the first."""
