@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,8 +42,3 @@ def tweet_from_api(tweet: Mapping[str, Any]) -> Tweet:
 def tweets_from_page(page: Mapping[str, Any]) -> list[Tweet]:
     """One v2 response page (`{"data": [...], "meta": {...}}`); an empty page has no data."""
     return [tweet_from_api(t) for t in page.get("data") or ()]
-
-
-def tweets_from_pages(pages: Iterable[Mapping[str, Any]]) -> Iterable[Tweet]:
-    for page in pages:
-        yield from tweets_from_page(page)
