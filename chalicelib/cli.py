@@ -59,8 +59,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_import_archive(args: argparse.Namespace) -> int:
     from chalicelib.leaderboard.ingest import import_archive
-    from chalicelib.leaderboard.sources import ArchiveSource
+    from chalicelib.leaderboard.sources import ArchiveSource, retweets_from_settings
 
+    retweets = retweets_from_settings(_settings())
     source = ArchiveSource(args.paths)
     try:
         total = source.total_bytes()
@@ -77,7 +78,8 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
                    desc="import", disable=None, file=sys.stderr)
     try:
         result = import_archive(board, source, batch_size=args.batch_size,
-                                on_bytes=bar.update if bar is not None else None)
+                                on_bytes=bar.update if bar is not None else None,
+                                retweets=retweets)
         if bar is not None:
             bar.update(total - bar.n)  # blank lines carry no page
     finally:

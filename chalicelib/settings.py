@@ -52,6 +52,10 @@ class Settings:
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = 0.5
     read_timeout: float = 1.0
+    # --- leaderboard ---
+    # What a retweet counts: original (the hashtags of the original tweet it carries),
+    # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
+    leaderboard_retweets: str = "original"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +96,9 @@ class Settings:
             ingest_rate_minutes=int(get("INGEST_RATE_MINUTES", defaults.ingest_rate_minutes)),
             connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
             read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
+            # --- leaderboard ---
+            leaderboard_retweets=get("LEADERBOARD_RETWEETS",
+                                     defaults.leaderboard_retweets).strip().lower(),
         )
 
     def as_public_dict(self) -> dict:

@@ -52,21 +52,43 @@ def sample_file(name: str) -> Path:
     return shared_path("sample-data", "tweets", name)
 
 
-def raw_tweets(*names: str) -> list[dict]:
-    """Distinct tweets (by id) of the sample files, as the API returned them."""
-    seen: dict[str, dict] = {}
+def _pages(*names: str):
     for name in names:
         for line in sample_file(name).read_bytes().splitlines():
             if line.strip():
-                for tweet in orjson.loads(line).get("data") or ():
-                    seen.setdefault(tweet["id"], tweet)
+                yield orjson.loads(line)
+
+
+def raw_tweets(*names: str) -> list[dict]:
+    """Distinct tweets (by id) of the sample files, as the API returned them."""
+    seen: dict[str, dict] = {}
+    for page in _pages(*names):
+        for tweet in page.get("data") or ():
+            seen.setdefault(tweet["id"], tweet)
     return list(seen.values())
 
 
-def expected_counts(tweets: list[dict]) -> Counter:
-    """Counted by hand: each tweet once, each of its entities.hashtags, case-folded."""
-    return Counter(h["tag"].lower() for t in tweets
-                   for h in (t.get("entities") or {}).get("hashtags") or ())
+def included_tweets(*names: str) -> dict[str, dict]:
+    """The referenced tweets the sample pages carry in `includes.tweets`, by id."""
+    return {t["id"]: t for page in _pages(*names)
+            for t in (page.get("includes") or {}).get("tweets") or ()}
+
+
+INCLUDED = included_tweets(*SAMPLES)
+
+
+def expected_counts(tweets: list[dict], retweets: str = "original") -> Counter:
+    """Counted by hand: each tweet once, each of its entities.hashtags, case-folded; a
+    retweet with its original's (from `includes`) under the `original` policy."""
+    counts: Counter = Counter()
+    for t in tweets:
+        refs = [r["id"] for r in t.get("referenced_tweets") or () if r["type"] == "retweeted"]
+        if refs and retweets == "skip":
+            continue
+        if refs and retweets == "original":
+            t = INCLUDED[refs[0]]
+        counts.update(h["tag"].casefold() for h in (t.get("entities") or {}).get("hashtags") or ())
+    return counts
 
 
 def board_counts(board: Leaderboard, window: str = "all") -> Counter:
@@ -75,7 +97,7 @@ def board_counts(board: Leaderboard, window: str = "all") -> Counter:
     while True:
         entries = board.top(window, 100, offset)
         for e in entries:
-            counts[e.hashtag.lower()] += e.score
+            counts[e.hashtag.casefold()] += e.score
         if len(entries) < 100:
             return counts
         offset += 100
@@ -93,8 +115,9 @@ class FakeXApi:
     def __init__(self):
         self.reset()
 
-    def reset(self, tweets=(), page_size: int = 100):
+    def reset(self, tweets=(), page_size: int = 100, included=None):
         self.tweets = newest_first(list(tweets))
+        self.included = INCLUDED if included is None else included  # id -> referenced tweet
         self.visible_upto: int | None = None  # only tweets with id <= this exist yet
         self.page_size = page_size  # the server's own cap on max_results (more pages)
         self.fail: dict[int, int] = {}  # request number (1-based) -> HTTP status
@@ -128,6 +151,7 @@ class FakeXApi:
         start = (datetime.fromisoformat(query["start_time"].replace("Z", "+00:00"))
                  if "start_time" in query else None)
         fields = set(query.get("tweet.fields", "").split(","))
+        fields.add("edit_history_tweet_ids")  # a default field of v2
         matching = [t for t in self.tweets
                     if since < int(t["id"])
                     and (until is None or int(t["id"]) < until)
@@ -137,14 +161,23 @@ class FakeXApi:
         page = matching[:min(max_results, self.page_size)]
         if not page:
             return 200, {}, {"meta": {"result_count": 0}}
-        data = [{"id": t["id"], "text": t["text"],
-                 **{f: t[f] for f in ("created_at", "entities") if f in fields and f in t}}
-                for t in page]
+        def shown(t):  # only the fields asked for, as the API does
+            return {"id": t["id"], "text": t["text"],
+                    **{f: t[f] for f in ("created_at", "entities", "referenced_tweets",
+                                         "edit_history_tweet_ids") if f in fields and f in t}}
+
+        data = [shown(t) for t in page]
         meta = {"newest_id": page[0]["id"], "oldest_id": page[-1]["id"],
                 "result_count": len(page)}
         if len(matching) > len(page):
             meta["next_token"] = f"nt{page[-1]['id']}"
-        return 200, {}, {"data": data, "meta": meta}
+        body = {"data": data, "meta": meta}
+        if "referenced_tweets.id" in query.get("expansions", "").split(","):
+            refs = dict.fromkeys(r["id"] for t in page for r in t.get("referenced_tweets") or ())
+            carried = [shown(self.included[i]) for i in refs if i in self.included]
+            if carried:
+                body["includes"] = {"tweets": carried}
+        return 200, {}, body
 
 
 def make_handler(api: FakeXApi):
@@ -246,7 +279,10 @@ def test_all_pages_are_read_and_counted_exactly(board, x_api):
     assert board.progress() == result.checkpoint == {"since_id": str(newest)}
     assert board_counts(board) == expected_counts(tweets)
     first = x_api.requests[0]
-    assert set(first["tweet.fields"].split(",")) == {"created_at", "entities"}
+    assert set(first["tweet.fields"].split(",")) == {"created_at", "entities",
+                                                     "referenced_tweets",
+                                                     "edit_history_tweet_ids"}
+    assert first["expansions"] == "referenced_tweets.id"
     assert first["max_results"] == "100" and first["query"] == "#kpop OR #brexit"
     assert "since_id" not in first and "until_id" not in first
     # paging followed next_token to the end, one request per page
@@ -571,9 +607,9 @@ def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board
     assert first.duplicates == 200 and sum(seen_bytes) == source.total_bytes()
     counts = board_counts(board)
     assert counts == expected_counts(tweets)
-    assert counts["kpop"] == 94 and counts["brexit"] == 60  # ../shared/.../README.md
+    assert counts["kpop"] == 100 and counts["brexit"] == 119  # with the originals' tags
     top = board.top("all", 3)
-    assert [e.hashtag.lower() for e in top] == ["kpop", "brexit", "lisa"]
+    assert [e.hashtag.casefold() for e in top] == ["brexit", "kpop", "blackpink"]
 
     second = import_archive(board, source)
     assert (second.tweets_read, second.tweets_counted, second.duplicates) == (400, 0, 400)
@@ -591,6 +627,58 @@ def test_sample_archives_on_the_redis_cluster(redis_cluster):
     assert import_archive(board, source).tweets_counted == 0
     assert board_counts(board) == expected_counts(raw_tweets(*SAMPLES))
     client.close()
+
+
+# what issue #10 says each policy counts (hashtags, distinct case-folded tags)
+POLICY_TOTALS = {("original", "kpop.jsonl"): (665, 162), ("original", "brexit.jsonl"): (306, 72),
+                 ("own", "kpop.jsonl"): (496, 123), ("own", "brexit.jsonl"): (157, 52)}
+
+
+@pytest.mark.parametrize("where", ["standalone", "cluster"])
+@pytest.mark.parametrize("retweets", ["original", "own"])
+def test_retweet_policies_count_the_documented_totals(request, pulse_env, retweets, where):
+    from redis.cluster import RedisCluster
+
+    from chalicelib.clients import get_redis
+
+    if where == "cluster":
+        client = RedisCluster(host="127.0.0.1", port=request.getfixturevalue(
+            "redis_cluster")[0].port, decode_responses=True)
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        client = get_redis()
+    for name in ("kpop.jsonl", "brexit.jsonl"):
+        board = Leaderboard(client, f"rt-{retweets}-{name}")
+        source = ArchiveSource([sample_file(name)])
+        first = import_archive(board, source, retweets=retweets)
+        counts = board_counts(board)
+        assert (sum(counts.values()), len(counts)) == POLICY_TOTALS[retweets, name]
+        assert counts == expected_counts(raw_tweets(name), retweets)
+        assert first.originals_missing == 0
+        again = import_archive(board, source, retweets=retweets)  # re-import: no change
+        assert again.tweets_counted == 0 and board_counts(board) == counts
+    if where == "cluster":
+        client.close()
+
+
+def test_retweets_through_the_api_each_policy_and_a_missing_original(board, x_api):
+    tweets = raw_tweets("kpop.jsonl", "brexit.jsonl")
+    retweets = sum(any(r["type"] == "retweeted" for r in t.get("referenced_tweets") or ())
+                   for t in tweets)
+    for policy in ("own", "skip"):
+        x_api.reset(tweets)
+        lb = Leaderboard(board.redis, f"api-{policy}")
+        result = run_ingest(lb, twitter_source(x_api), max_pages=10, retweets=policy)
+        assert result.tweets_counted == 200 and result.originals_missing == 0
+        assert board_counts(lb) == expected_counts(tweets, policy)
+    # the expansion brought nothing: the retweets' own (cut) tags count, and the run says so
+    x_api.reset(tweets, included={})
+    result = run_ingest(board, twitter_source(x_api), max_pages=10)
+    assert result.tweets_counted == 200 and result.originals_missing == retweets == 145
+    assert f"{retweets} retweets without their original" in result.summary()
+    assert board_counts(board) == expected_counts(tweets, "own")
+    with pytest.raises(ValueError, match="original, own, skip"):
+        run_ingest(board, twitter_source(x_api), max_pages=1, retweets="all")
 
 
 def test_archive_replay_through_run_ingest(board):
@@ -612,7 +700,7 @@ def test_archive_lines_that_are_not_pages_are_errors_naming_file_and_line(tmp_pa
         b"[1, 2]\n": "bad.jsonl:2: not an X API v2 response page",
         b'{"id": "1", "text": "#a"}\n': "twarc2 flatten",
         b'{"data": {"id": "1"}}\n': "bad.jsonl:2: `data` is not a list",
-        b'{"data": [{"id": "1", "text": "#a"}]}\n': "bad.jsonl:2: a tweet cannot be read",
+        b'{"data": [{"id": "x1", "text": "#a"}]}\n': "bad.jsonl:2: a tweet cannot be read",
     }
     for second_line, message in cases.items():
         bad = tmp_path / "bad.jsonl"
@@ -620,6 +708,28 @@ def test_archive_lines_that_are_not_pages_are_errors_naming_file_and_line(tmp_pa
         with pytest.raises(ArchiveError, match=message.replace("(", r"\(")):
             for archived in ArchiveSource([bad]).read_pages():
                 archived.tweets()
+
+
+def test_tweets_without_created_at_count_at_their_snowflake_time(board, tmp_path):
+    from chalicelib.leaderboard.sources import TWITTER_EPOCH_MS
+
+    now = time.time()
+    fresh = [{"id": str(((int((now - 1800) * 1000) - TWITTER_EPOCH_MS) << 22) | i),
+              "text": f"#fresh #Tag{i % 3}"} for i in range(30)]  # no created_at, no entities
+    assert all(abs(t.created_at - (now - 1800)) < 0.01
+               for t in tweets_from_page({"data": fresh}))
+    # a whole recorded page without the field (as tweepy's own recordings are)
+    page = orjson.loads(sample_file("brexit.jsonl").read_bytes().splitlines()[0])
+    for t in page["data"]:
+        del t["created_at"]
+    archive = tmp_path / "no-created-at.jsonl"
+    archive.write_bytes(orjson.dumps(page) + b"\n" + orjson.dumps({"data": fresh}) + b"\n")
+    result = import_archive(board, ArchiveSource([archive]))
+    assert result.tweets_counted == 130
+    assert board_counts(board) == expected_counts(raw_tweets("brexit.jsonl")) + Counter(
+        {"fresh": 30, "tag0": 10, "tag1": 10, "tag2": 10})
+    assert board_counts(board, "1h") == Counter({"fresh": 30, "tag0": 10, "tag1": 10,
+                                                 "tag2": 10})
 
 
 # --- synthetic --------------------------------------------------------------------------------

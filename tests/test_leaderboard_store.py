@@ -133,7 +133,7 @@ def snapshot(lb: Leaderboard) -> dict:
 
 def expected_spelling(spellings: Counter, tag: str) -> str:
     """Most common spelling of a lower-cased tag; ties: smallest in byte order."""
-    options = [(c, s) for s, c in spellings.items() if s.lower() == tag]
+    options = [(c, s) for s, c in spellings.items() if s.casefold() == tag]
     best = max(c for c, _ in options)
     return min((s for c, s in options if c == best), key=lambda s: s.encode())
 
@@ -153,7 +153,7 @@ def load_sample(path: Path) -> tuple[list[Tweet], Counter, Counter]:
         for raw in json.loads(line).get("data") or ():
             assert "entities" in raw, "every recorded tweet has entities"
             tags = [h["tag"] for h in raw["entities"].get("hashtags") or ()]
-            lower.update(t.lower() for t in tags)
+            lower.update(t.casefold() for t in tags)
             spelled.update(tags)
             tweets.append(tweet_from_api(raw))
     assert tweets, f"{path} holds no tweets"
@@ -179,7 +179,7 @@ def test_sample_archives_exact_counts(r, sample):
     assert [e.score for e in top] == sorted(lower.values(), reverse=True)
     assert [e.rank for e in top] == list(range(1, len(lower) + 1))
     for entry in top:
-        assert entry.hashtag == expected_spelling(spelled, entry.hashtag.lower())
+        assert entry.hashtag == expected_spelling(spelled, entry.hashtag.casefold())
     # the archives are from 2021: with the real clock they count all time only
     old = board(r, Clock())
     old.record(tweets)
@@ -435,7 +435,7 @@ def test_windows_match_a_model(r, steps):
             assert lb.record(batch) == len(batch)
             for t in batch:
                 history.append((min(int(t.created_at // BS) * BS, top_bucket),
-                                [s.lower() for s in t.hashtags]))
+                                [s.casefold() for s in t.hashtags]))
         model = _window_model(history, top_bucket)
         for window in WINDOWS:
             assert counts(lb, window) == model[window], (window, kind, advance)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.leaderboard.model import Tweet, tweets_from_page
+from chalicelib.leaderboard.model import Tweet, check_retweets, tweets_from_page
 from chalicelib.leaderboard.sources import ArchiveSource, RateLimited, Source
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -51,6 +51,7 @@ class IngestResult:
     stopped: str = "complete"  # complete | page_cap | rate_limited | deadline
     rate_limit_reset: float | None = None  # epoch seconds, when the source said
     source: str = ""  # the source's name
+    originals_missing: int = 0  # retweets counted with their own entities (see model)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,8 +61,10 @@ class IngestResult:
                  "rate_limited": "rate limited, range pending",
                  "deadline": "out of time, range pending"}[self.stopped]
         marks = ", ".join(f"{k}={v}" for k, v in sorted(self.checkpoint.items())) or "none"
+        missing = (f" ({self.originals_missing} retweets without their original: own tags "
+                   "counted)" if self.originals_missing else "")
         return (f"{self.pages} pages, {self.tweets_seen} tweets seen, {self.tweets_counted} "
-                f"counted; {state}; checkpoint {marks}")
+                f"counted{missing}; {state}; checkpoint {marks}")
 
 
 def _apply(checkpoint: dict[str, str], update: Mapping[str, str | None]) -> None:
@@ -73,14 +76,17 @@ def _apply(checkpoint: dict[str, str], update: Mapping[str, str | None]) -> None
 
 
 def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
-               should_stop: Callable[[], bool] | None = None) -> IngestResult:
+               should_stop: Callable[[], bool] | None = None,
+               retweets: str = "original") -> IngestResult:
     """Read at most `max_pages` pages of the current range from `source` into `board`.
 
     `should_stop()` is asked before each page (e.g. the Lambda's remaining time);
     True ends the run cleanly with the range pending.  A rate limit ends it the
     same way.  Every other error (Redis, the API, a bad page) propagates: the run
-    fails loudly, and what it committed before is exact.
+    fails loudly, and what it committed before is exact.  `retweets` is the policy
+    (model.RETWEET_POLICIES).
     """
+    check_retweets(retweets)
     if max_pages < 1:
         raise ValueError(f"max_pages must be at least 1, got {max_pages}")
     # the single writer rolls the windows every run, even one the source fails: reads never do
@@ -95,20 +101,21 @@ def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
     pages = iter(source.pages(since_id=None if since is None else int(since),
                               until_id=None if until is None else int(until)))
     try:
-        n_pages, seen, counted, stopped, reset_at = _read_range(
-            board, pages, checkpoint, newest, max_pages, should_stop)
+        n_pages, seen, counted, stopped, reset_at, missing = _read_range(
+            board, pages, checkpoint, newest, max_pages, should_stop, retweets)
     finally:
         close = getattr(pages, "close", None)
         if close is not None:  # a generator left mid-range (page cap, rate limit, error)
             close()
     result = IngestResult(n_pages, seen, counted, stopped == "complete",
-                          stopped == "rate_limited", checkpoint, stopped, reset_at, source.name)
+                          stopped == "rate_limited", checkpoint, stopped, reset_at, source.name,
+                          missing)
     log.info("ingest from %s: %s", source.name, result.summary())
     return result
 
 
-def _read_range(board, pages, checkpoint, newest, max_pages, should_stop):
-    n_pages = seen = counted = 0
+def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retweets):
+    n_pages = seen = counted = missing = 0
     stopped, reset_at = "complete", None
     while True:
         if n_pages >= max_pages:
@@ -128,8 +135,9 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop):
         last = True
         if page is not None:
             n_pages += 1
-            tweets = tweets_from_page(page)
+            tweets = tweets_from_page(page, retweets)
             seen += len(tweets)
+            missing += sum(t.original_missing for t in tweets)
             last = not (page.get("meta") or {}).get("next_token")
             if tweets and newest is None:  # the first page of a new range
                 newest = str(max(t.id for t in tweets))
@@ -144,7 +152,7 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop):
             _apply(checkpoint, update or {})
         if last:
             break
-    return n_pages, seen, counted, stopped, reset_at
+    return n_pages, seen, counted, stopped, reset_at, missing
 
 
 def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
@@ -152,7 +160,7 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
                          should_stop: Callable[[], bool] | None = None) -> IngestResult:
     """One scheduled run with the app's settings (LEADERBOARD_SOURCE, LEADERBOARD_NAME,
     INGEST_MAX_PAGES): what `@app.schedule` and `cli ingest` do."""
-    from chalicelib.leaderboard.sources import source_from_settings
+    from chalicelib.leaderboard.sources import retweets_from_settings, source_from_settings
     from chalicelib.leaderboard.store import Leaderboard
 
     if settings is None:
@@ -165,7 +173,8 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
         redis = get_redis()
     board = Leaderboard(redis, settings.leaderboard_name)
     return run_ingest(board, source_from_settings(settings),
-                      max_pages=max_pages or settings.ingest_max_pages, should_stop=should_stop)
+                      max_pages=max_pages or settings.ingest_max_pages, should_stop=should_stop,
+                      retweets=retweets_from_settings(settings))
 
 
 # --- bulk import of twarc2 archives -----------------------------------------------------
@@ -178,6 +187,7 @@ class ImportResult:
     tweets_counted: int = 0
     seconds: float = 0.0
     per_file: dict[str, int] = field(default_factory=dict)  # tweets read per file
+    originals_missing: int = 0  # retweets counted with their own entities (see model)
 
     @property
     def duplicates(self) -> int:
@@ -188,20 +198,25 @@ class ImportResult:
         rate = self.tweets_read / self.seconds if self.seconds else 0.0
         return (f"{self.tweets_read} tweets read from {self.files} file(s), {self.pages} pages: "
                 f"{self.tweets_counted} counted, {self.duplicates} skipped as duplicates "
-                f"({self.seconds:.1f} s, {rate:,.0f} tweets/s)")
+                f"({self.seconds:.1f} s, {rate:,.0f} tweets/s)"
+                + (f"; {self.originals_missing} retweets without their original: own tags "
+                   "counted" if self.originals_missing else ""))
 
 
 def import_archive(board: Leaderboard, source: ArchiveSource, *, batch_size: int = 1000,
                    on_bytes: Callable[[int], None] | None = None,
-                   clock: Callable[[], float] = time.perf_counter) -> ImportResult:
+                   clock: Callable[[], float] = time.perf_counter,
+                   retweets: str = "original") -> ImportResult:
     """Count every tweet of the archive files once: batches of ~`batch_size` tweets,
     one atomic `record` each; the dedupe markers skip tweets already counted (within
     the markers' TTL).  It leaves the scheduled ingest's checkpoint alone."""
+    check_retweets(retweets)
     started = clock()
     result = ImportResult(files=len(source.paths))
     batch: list[Tweet] = []
     for archived in source.read_pages():
-        tweets = archived.tweets()
+        tweets = archived.tweets(retweets)
+        result.originals_missing += sum(t.original_missing for t in tweets)
         result.pages += 1
         result.tweets_read += len(tweets)
         result.per_file[archived.path] = result.per_file.get(archived.path, 0) + len(tweets)

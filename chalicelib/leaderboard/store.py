@@ -6,7 +6,7 @@ as a cluster); scripts get every key they touch in KEYS, computed here in Python
 (but the split marker sets, named in the script from their group's first set: see
 _LUA_MARKERS).
 
-    pulse:lb:{name}:z:all         ZSET  lower-cased tag -> count, all time
+    pulse:lb:{name}:z:all         ZSET  case-folded tag (str.casefold) -> count, all time
     pulse:lb:{name}:z:1h|24h|7d   ZSET  the same, for each rolling window
     pulse:lb:{name}:b:<start>     STR   counts of one time bucket (created_at in
                                         [start, start + bucket_seconds)): a log of one
@@ -16,8 +16,8 @@ _LUA_MARKERS).
                                         of at most 512 (intsets: ~8.5 B a tweet at any
                                         rate), TTL marker_ttl
     pulse:lb:{name}:seen:<hour>:depth STR that hour's d (absent: 0, one set)
-    pulse:lb:{name}:spellings     HASH  spelling that is not all lower-case -> count
-    pulse:lb:{name}:variants      HASH  lower-cased tag -> its other spellings (tab-separated)
+    pulse:lb:{name}:spellings     HASH  spelling other than its case-folded key -> count
+    pulse:lb:{name}:variants      HASH  case-folded tag -> its other spellings (tab-separated)
     pulse:lb:{name}:meta          HASH  window heads h1h/h24h/h7d, roll position cur,
                                         updated_at
     pulse:lb:{name}:progress      HASH  the ingest orchestrator's checkpoint (since_id...)
@@ -59,9 +59,10 @@ moved them first, the script writes nothing and says so, and the call is planned
 again.
 
 Spellings: the most common spelling is worked out on read for the tags shown (a few
-calls each), not maintained per write: a write only counts spellings that are not
-all lower-case (HINCRBY) and notes a new one in `variants`; the lower-case
-spelling's count is the all-time count minus the others.
+calls each), not maintained per write: a write only counts spellings other than
+their case-folded key (HINCRBY) and notes a new one in `variants`; the key's own
+spelling's count is the all-time count minus the others.  Keys are case-folded
+(`str.casefold`: "Großbritannien" and "GROSSBRITANNIEN" are one tag), so are lookups.
 
 Choices where the issue is silent:
 - A tag a tweet lists twice counts twice: we count entity occurrences, as the API's
@@ -746,7 +747,7 @@ class Leaderboard:
             spellings.update(t.hashtags)
         lower = {}
         for s in spellings:
-            low = s.lower()
+            low = s.casefold()
             if low != s:
                 lower[s] = low
         # marker sets: one per hour of tweet ids
@@ -818,7 +819,7 @@ class Leaderboard:
         tag = str(hashtag)
         if tag[:1] in ("#", "＃"):
             tag = tag[1:]
-        return tag.lower()
+        return tag.casefold()
 
     def page(self, window: str = "all", n: int = 10, offset: int = 0) -> Page:
         """The n highest tags of a window from position `offset` (0-based; ranks are
