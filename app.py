@@ -44,10 +44,11 @@ def ingest_hashtags(event) -> dict:
 
     # Stop between pages with a third of the time left; the next run resumes the range.
     margin_ms = event.context.get_remaining_time_in_millis() / 3
-    result = run_scheduled_ingest(
+    results = run_scheduled_ingest(
         should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
-    app.log.info("ingest: %s", result.summary())
-    return result.to_dict()
+    for board, result in results.items():
+        app.log.info("ingest %s: %s", board, result.summary())
+    return {board: result.to_dict() for board, result in results.items()}
 
 
 @app.route("/ui/leaderboard")

@@ -32,10 +32,15 @@ def _redis():
     return make_redis(read_timeout=max(_settings().read_timeout, 10.0))
 
 
-def _board(redis=None):
+def _board(name: str | None):
+    """The named board (default: the first configured one); unknown: exit 2."""
+    from chalicelib.leaderboard.boards import boards_from_settings
     from chalicelib.leaderboard.store import Leaderboard
 
-    return Leaderboard(redis if redis is not None else _redis(), _settings().leaderboard_name)
+    names = list(boards_from_settings(_settings()))
+    if name is not None and name not in names:
+        raise SystemExit(f"pulse: no board {name!r}: the boards are {', '.join(names)}")
+    return Leaderboard(_redis(), name or names[0])
 
 
 def _print_json(obj: Any) -> None:
@@ -49,11 +54,13 @@ def _print_json(obj: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from chalicelib.leaderboard.ingest import run_scheduled_ingest
 
-    result = run_scheduled_ingest(_settings(), redis=_redis(), max_pages=args.max_pages)
+    results = run_scheduled_ingest(_settings(), redis=_redis(), max_pages=args.max_pages,
+                                   boards=[args.board] if args.board else None)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json({board: result.to_dict() for board, result in results.items()})
     else:
-        print(f"ingest from {result.source}: {result.summary()}")
+        for board, result in results.items():
+            print(f"board {board}: ingest from {result.source}: {result.summary()}")
     return 0
 
 
@@ -67,7 +74,7 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
         total = source.total_bytes()
     except OSError as exc:
         raise SystemExit(f"pulse: cannot read {exc.filename}: {exc.strerror}") from None
-    board = _board()
+    board = _board(args.board)
     board.progress()  # reach Redis before reading a large file
     bar = None
     if not args.no_progress:
@@ -104,7 +111,7 @@ def _width(text: str) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    page = _board().page(args.window, args.n, args.offset)
+    page = _board(args.board).page(args.window, args.n, args.offset)
     entries, total, updated = page.entries, page.total, page.updated_at
     updated_iso = None if updated is None else datetime.fromtimestamp(updated, UTC).isoformat()
     if args.json:
@@ -163,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="one scheduled ingest run now (LEADERBOARD_SOURCE)")
     p.add_argument("--max-pages", type=_positive, default=None,
                    help="page cap for this run (default: INGEST_MAX_PAGES)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--board", help="only this board (default: every board)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("import-archive", help="count the tweets of twarc2 JSONL files")
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=1000,
                    help="tweets per atomic write (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--board", help="the board to count into (default: the first)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import_archive)
 
@@ -178,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", choices=WINDOWS, default="all")
     p.add_argument("--n", type=_positive, default=10, help="how many (default 10)")
     p.add_argument("--offset", type=_non_negative, default=0)
+    p.add_argument("--board", help="the board to show (default: the first)")
     p.add_argument("--json", action="store_true", help="print JSON like GET /leaderboard")
     p.set_defaults(func=cmd_leaderboard)
     return parser
@@ -194,9 +204,10 @@ def _redacted(url: str) -> str:
 
 def _expected_error(exc: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit code) for the failures a user can act on; None for bugs."""
+    from chalicelib.leaderboard.boards import BoardsConfigError
     from chalicelib.leaderboard.sources import ArchiveError, SourceConfigError
 
-    if isinstance(exc, ArchiveError | SourceConfigError):
+    if isinstance(exc, ArchiveError | SourceConfigError | BoardsConfigError):
         return str(exc), 2
     if "redis" in sys.modules:
         from redis import exceptions as rx

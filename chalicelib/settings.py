@@ -56,6 +56,11 @@ class Settings:
     # What a retweet counts: original (the hashtags of the original tweet it carries),
     # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
     leaderboard_retweets: str = "original"
+    # Campaigns: a JSON object {"board": "search query", ...}, the first board the default
+    # of every route, the CLI and the page; empty: one board, LEADERBOARD_NAME with
+    # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
+    # must not keep app.py from importing).
+    leaderboard_boards: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +104,7 @@ class Settings:
             # --- leaderboard ---
             leaderboard_retweets=get("LEADERBOARD_RETWEETS",
                                      defaults.leaderboard_retweets).strip().lower(),
+            leaderboard_boards=get("LEADERBOARD_BOARDS", defaults.leaderboard_boards).strip(),
         )
 
     def as_public_dict(self) -> dict:

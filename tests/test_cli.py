@@ -99,10 +99,11 @@ def test_ingest_runs_the_configured_source(pulse_env, capsys, monkeypatch):
     # the local stage's default source is the synthetic stream
     assert main(["ingest"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ingest from synthetic: 5 pages, 500 tweets seen, 500 counted; "
+    assert out.startswith("board default: ingest from synthetic: 5 pages, 500 tweets seen, "
+                          "500 counted; "
                           "range complete; checkpoint since_id=")
     assert main(["ingest", "--json", "--max-pages", "1"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out)["default"]
     assert result["source"] == "synthetic" and result["complete"] is True
     assert main(["leaderboard", "--json", "--n", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["items"][0]["rank"] == 1
@@ -139,3 +140,22 @@ def test_redis_down_is_a_one_line_error(args, cluster):
     assert "make run" in done.stderr and "secret" not in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_every_command_takes_a_board(pulse_env, capsys, monkeypatch):
+    monkeypatch.setenv("LEADERBOARD_BOARDS", '{"spring": "#a", "autumn": "#b"}')
+    monkeypatch.setenv("LEADERBOARD_RETWEETS", "own")
+    from chalicelib.clients import reset_clients
+
+    reset_clients()
+    assert main(["import-archive", "--no-progress", "--board", "autumn",
+                 str(sample("brexit.jsonl"))]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--json", "--board", "autumn"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == len(counts_in(sample("brexit.jsonl")))
+    assert main(["leaderboard", "--json"]) == 0  # the first board: nothing there
+    assert json.loads(capsys.readouterr().out)["total"] == 0
+    assert main(["ingest", "--board", "spring", "--max-pages", "1"]) == 0
+    assert capsys.readouterr().out.startswith("board spring: ingest from synthetic: 1 pages")
+    with pytest.raises(SystemExit, match="no board 'nope': the boards are spring, autumn"):
+        main(["leaderboard", "--board", "nope"])

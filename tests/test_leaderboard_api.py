@@ -1,4 +1,5 @@
 """GET /leaderboard and /leaderboard/{hashtag} through chalice.test.Client on real Redis."""
+import json
 import time
 
 import pytest
@@ -109,3 +110,23 @@ def test_hung_redis_gives_503_within_two_seconds(app_client, monkeypatch, tmp_pa
         api.get_board.cache_clear()
     assert resp.status_code == 503, resp.body
     assert elapsed < 2.0
+
+
+def test_boards_are_separate_and_an_unknown_board_is_404(app_client, board, monkeypatch):
+    monkeypatch.setenv("LEADERBOARD_BOARDS", json.dumps({"spring": "#a", "autumn": "#b"}))
+    reset_clients()
+    api.get_board.cache_clear()
+    Leaderboard(get_redis(), "spring").record(tweets(["x"], ["x"]))
+    Leaderboard(get_redis(), "autumn").record(tweets(["y"]))
+    default = app_client.http.get("/leaderboard").json_body
+    assert default["board"] == "spring" and default["boards"] == ["spring", "autumn"]
+    assert [(i["hashtag"], i["score"]) for i in default["items"]] == [("x", 2)]
+    autumn = app_client.http.get("/leaderboard?board=autumn").json_body
+    assert [(i["hashtag"], i["score"]) for i in autumn["items"]] == [("y", 1)]
+    assert app_client.http.get("/leaderboard/y?board=autumn").json_body["rank"] == 1
+    assert app_client.http.get("/leaderboard/y").status_code == 404  # not on the first board
+    for path in ("/leaderboard?board=nope", "/leaderboard/x?board=nope"):
+        resp = app_client.http.get(path)
+        assert resp.status_code == 404 and resp.json_body["boards"] == ["spring", "autumn"]
+        assert "no board 'nope'" in resp.json_body["message"]
+    api.get_board.cache_clear()

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
-from chalicelib.leaderboard.ingest import import_archive, run_ingest
+from chalicelib.leaderboard.ingest import import_archive, run_ingest, run_scheduled_ingest
 from chalicelib.leaderboard.model import tweets_from_page
 from chalicelib.leaderboard.sources import (
     ArchiveError,
@@ -115,8 +115,10 @@ class FakeXApi:
     def __init__(self):
         self.reset()
 
-    def reset(self, tweets=(), page_size: int = 100, included=None):
+    def reset(self, tweets=(), page_size: int = 100, included=None, by_query=None):
         self.tweets = newest_first(list(tweets))
+        # what each search query finds (default: every tweet, whatever the query)
+        self.by_query = {q: newest_first(list(ts)) for q, ts in (by_query or {}).items()}
         self.included = INCLUDED if included is None else included  # id -> referenced tweet
         self.visible_upto: int | None = None  # only tweets with id <= this exist yet
         self.page_size = page_size  # the server's own cap on max_results (more pages)
@@ -152,7 +154,7 @@ class FakeXApi:
                  if "start_time" in query else None)
         fields = set(query.get("tweet.fields", "").split(","))
         fields.add("edit_history_tweet_ids")  # a default field of v2
-        matching = [t for t in self.tweets
+        matching = [t for t in self.by_query.get(query["query"], self.tweets)
                     if since < int(t["id"])
                     and (until is None or int(t["id"]) < until)
                     and (self.visible_upto is None or int(t["id"]) <= self.visible_upto)
@@ -446,6 +448,77 @@ def test_token_from_the_environment_only_on_the_local_stage():
         source_from_settings(Settings.from_env({"LEADERBOARD_SOURCE": "archive"}))
     with pytest.raises(SourceConfigError, match="one of twitter, archive, synthetic"):
         source_from_settings(Settings.from_env({"LEADERBOARD_SOURCE": "mastodon"}))
+
+
+# --- boards ---------------------------------------------------------------------------------
+
+def boards_settings(pulse_env, boards: dict[str, str]) -> Settings:
+    return Settings.from_env({**pulse_env_vars(pulse_env), "LEADERBOARD_SOURCE": "twitter",
+                              "LEADERBOARD_BOARDS": json.dumps(boards)})
+
+
+def test_two_boards_ingest_side_by_side_with_separate_counts(pulse_env, board, x_api):
+    kpop, brexit = raw_tweets("kpop.jsonl"), raw_tweets("brexit.jsonl")
+    x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
+    settings = boards_settings(pulse_env, {"kpop": "#kpop", "brexit": "#brexit"})
+
+    def make_source(name, query):
+        return redirect(TwitterSource(TOKEN, query, clock=lambda: SAMPLE_NOW), x_api)
+
+    results = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
+    assert list(results) == ["kpop", "brexit"] and all(r.complete for r in results.values())
+    assert [q["query"] for q in x_api.requests] == ["#kpop", "#brexit"]
+    kpop_board, brexit_board = (Leaderboard(board.redis, n) for n in ("kpop", "brexit"))
+    assert board_counts(kpop_board) == expected_counts(kpop)
+    assert board_counts(brexit_board) == expected_counts(brexit)
+    assert kpop_board.progress()["since_id"] == max((t["id"] for t in kpop), key=int)
+
+    # the first board served gets rate limited: the other is served all the same, and the
+    # limited one is not asked again before the reset time the API gave
+    x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
+    for b in (kpop_board, brexit_board):
+        b.redis.delete(b.key_progress)  # read both ranges again (markers: no double count)
+    x_api.fail = {1: 429}
+    limited = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
+    first, second = list(limited)
+    assert limited[first].stopped == "rate_limited" and limited[second].complete
+    reset = limited[first].rate_limit_reset
+    assert float(Leaderboard(board.redis, first).schedule()["rate_limited_until"]) == reset
+    asked = len(x_api.requests)
+    waiting = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
+    assert waiting[first].stopped == "waiting" and "not asked" in waiting[first].summary()
+    assert all(q["query"] != f"#{first}" for q in x_api.requests[asked:])
+    asked = len(x_api.requests)
+    later = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source,
+                                 clock=lambda: reset + 1)
+    assert later[first].complete and x_api.requests[asked]["query"] == f"#{first}"
+    assert board_counts(kpop_board) == expected_counts(kpop)
+    assert board_counts(brexit_board) == expected_counts(brexit)
+
+
+def test_a_board_the_deadline_cut_off_goes_first_next_time(pulse_env, board, x_api):
+    kpop, brexit = raw_tweets("kpop.jsonl"), raw_tweets("brexit.jsonl")
+    x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
+    settings = boards_settings(pulse_env, {"kpop": "#kpop", "brexit": "#brexit"})
+
+    def make_source(name, query):
+        return redirect(TwitterSource(TOKEN, query, clock=lambda: SAMPLE_NOW), x_api)
+
+    def one_request_per_run():  # the time budget allows one page a run
+        return len(x_api.requests) > asked
+
+    asked = 0
+    first = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source,
+                                 should_stop=one_request_per_run)
+    assert list(first) == ["kpop"]  # brexit was not reached
+    asked = len(x_api.requests)
+    second = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source,
+                                  should_stop=one_request_per_run)
+    assert list(second) == ["brexit"] and x_api.requests[asked]["query"] == "#brexit"
+    with pytest.raises(SourceConfigError, match="no board 'nope'"):
+        run_scheduled_ingest(settings, redis=board.redis, boards=["nope"])
+    with pytest.raises(ValueError, match="LEADERBOARD_BOARDS"):
+        run_scheduled_ingest(boards_settings(pulse_env, {}), redis=board.redis)
 
 
 # --- killed at random points, resumed: exactly the single-pass counts -----------------------

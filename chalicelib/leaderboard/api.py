@@ -13,13 +13,30 @@ from chalicelib.leaderboard import WINDOWS
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
 
 
-@lru_cache(maxsize=1)
-def get_board():
+@lru_cache(maxsize=64)
+def get_board(name: str | None = None):
     from chalicelib.clients import get_redis
     from chalicelib.leaderboard.store import Leaderboard
     from chalicelib.settings import get_settings
 
-    return Leaderboard(get_redis(), get_settings().leaderboard_name)
+    return Leaderboard(get_redis(), name or get_settings().leaderboard_name)
+
+
+def board_names() -> list[str]:
+    from chalicelib.leaderboard.boards import boards_from_settings
+    from chalicelib.settings import get_settings
+
+    return list(boards_from_settings(get_settings()))
+
+
+def choose_board(params: Mapping[str, str] | None):
+    """`?board=` (default: the first configured board); an unknown board is a 404."""
+    names = board_names()
+    name = (params or {}).get("board") or names[0]
+    if name not in names:
+        raise NotFound(f"no board {name[:70]!r}: the boards are {', '.join(names)}",
+                       board=name[:70], boards=names)
+    return get_board(name)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -40,8 +57,10 @@ def top(params: Mapping[str, str] | None, board=None) -> dict:
     window = query_choice(params, "window", "all", WINDOWS)
     n = query_int(params, "n", 10, 1, 100)
     offset = query_int(params, "offset", 0, 0, 1_000_000)
-    page = (board or get_board()).page(window, n, offset)  # one consistent read
-    return {"window": window, "n": n, "offset": offset,
+    board = board or choose_board(params)
+    page = board.page(window, n, offset)  # one consistent read
+    return {"board": board.name, "boards": board_names(), "window": window, "n": n,
+            "offset": offset,
             "items": [_entry(e) for e in page.entries], "total": page.total,
             "updated_at": _iso(page.updated_at), "source": _source()}
 
@@ -68,10 +87,11 @@ def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
     window = query_choice(params, "window", "all", WINDOWS)
     neighbours = query_int(params, "neighbours", 2, 0, 10)
     # one consistent read: an ingest landing meanwhile cannot mix two states
-    found = (board or get_board()).standing(tag, window, neighbours)
+    board = board or choose_board(params)
+    found = board.standing(tag, window, neighbours)
     if found is None:
         raise NotFound(f"#{tag} has no count in window {window}", hashtag=tag, window=window)
-    return {"window": window, **_entry(found.entry),
+    return {"board": board.name, "window": window, **_entry(found.entry),
             "above": [_entry(e) for e in found.above],
             "below": [_entry(e) for e in found.below],
             "updated_at": _iso(found.updated_at)}

@@ -24,10 +24,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.leaderboard.model import Tweet, check_retweets, tweets_from_page
-from chalicelib.leaderboard.sources import ArchiveSource, RateLimited, Source
+from chalicelib.leaderboard.sources import ArchiveSource, RateLimited, Source, SourceConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chalicelib.leaderboard.store import Leaderboard
@@ -48,7 +49,7 @@ class IngestResult:
     complete: bool  # the range was read to its end: nothing is pending
     rate_limited: bool
     checkpoint: dict[str, str]  # the progress fields after the run
-    stopped: str = "complete"  # complete | page_cap | rate_limited | deadline
+    stopped: str = "complete"  # complete | page_cap | rate_limited | waiting | deadline
     rate_limit_reset: float | None = None  # epoch seconds, when the source said
     source: str = ""  # the source's name
     originals_missing: int = 0  # retweets counted with their own entities (see model)
@@ -57,8 +58,11 @@ class IngestResult:
         return asdict(self)
 
     def summary(self) -> str:
+        reset = (datetime.fromtimestamp(self.rate_limit_reset, UTC).isoformat()
+                 if self.rate_limit_reset else "an unknown time")
         state = {"complete": "range complete", "page_cap": "range pending (page cap)",
-                 "rate_limited": "rate limited, range pending",
+                 "rate_limited": f"rate limited until {reset}, range pending",
+                 "waiting": f"rate limited until {reset}: the source was not asked",
                  "deadline": "out of time, range pending"}[self.stopped]
         marks = ", ".join(f"{k}={v}" for k, v in sorted(self.checkpoint.items())) or "none"
         missing = (f" ({self.originals_missing} retweets without their original: own tags "
@@ -155,11 +159,29 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retwee
     return n_pages, seen, counted, stopped, reset_at, missing
 
 
+def _waiting(board: Leaderboard, source_name: str, until: float) -> IngestResult:
+    """A board whose source said "not before `until`": rolled, the source not asked."""
+    board.roll()
+    return IngestResult(0, 0, 0, False, True, board.progress(), "waiting", until, source_name)
+
+
 def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
                          max_pages: int | None = None,
-                         should_stop: Callable[[], bool] | None = None) -> IngestResult:
-    """One scheduled run with the app's settings (LEADERBOARD_SOURCE, LEADERBOARD_NAME,
-    INGEST_MAX_PAGES): what `@app.schedule` and `cli ingest` do."""
+                         should_stop: Callable[[], bool] | None = None,
+                         boards: list[str] | None = None,
+                         make_source: Callable[[str, str], Source] | None = None,
+                         clock: Callable[[], float] = time.time) -> dict[str, IngestResult]:
+    """One scheduled run with the app's settings (LEADERBOARD_BOARDS or LEADERBOARD_NAME,
+    LEADERBOARD_SOURCE, INGEST_MAX_PAGES): what `@app.schedule` and `cli ingest` do.
+
+    Every board (or those named in `boards`) gets at most `max_pages` pages, least
+    recently served first, so a board the deadline cut off goes first next time.  A
+    board whose source answered "rate limited" is not asked again before the reset time
+    it was given (kept in the board's schedule hash), and never holds up the others.
+    `make_source(board, query)` builds a board's source (default: from the settings).
+    Returns {board: result}, in the order served.
+    """
+    from chalicelib.leaderboard.boards import boards_from_settings
     from chalicelib.leaderboard.sources import retweets_from_settings, source_from_settings
     from chalicelib.leaderboard.store import Leaderboard
 
@@ -171,10 +193,36 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
         from chalicelib.clients import get_redis
 
         redis = get_redis()
-    board = Leaderboard(redis, settings.leaderboard_name)
-    return run_ingest(board, source_from_settings(settings),
-                      max_pages=max_pages or settings.ingest_max_pages, should_stop=should_stop,
-                      retweets=retweets_from_settings(settings))
+    queries = boards_from_settings(settings)
+    unknown = [name for name in boards or () if name not in queries]
+    if unknown:
+        raise SourceConfigError(f"no board {unknown[0]!r}: the boards are {', '.join(queries)}")
+    retweets = retweets_from_settings(settings)
+    if make_source is None:
+        def make_source(name: str, query: str) -> Source:
+            return source_from_settings(settings, board=name, query=query, clock=clock)
+
+    served = {name: Leaderboard(redis, name, clock=clock) for name in boards or queries}
+    notes = {name: board.schedule() for name, board in served.items()}
+    order = sorted(served, key=lambda name: float(notes[name].get("served_at", 0)))
+    results: dict[str, IngestResult] = {}
+    for name in order:
+        board, now = served[name], clock()
+        source = make_source(name, queries[name])
+        until = float(notes[name].get("rate_limited_until", 0))
+        if until > now:
+            results[name] = _waiting(board, source.name, until)
+            continue
+        if should_stop is not None and should_stop():
+            board.roll()  # out of time: the next run serves this board first
+            continue
+        result = run_ingest(board, source, max_pages=max_pages or settings.ingest_max_pages,
+                            should_stop=should_stop, retweets=retweets)
+        reset = result.rate_limit_reset if result.rate_limited else None
+        board.set_schedule({"served_at": repr(now),
+                            "rate_limited_until": None if reset is None else repr(reset)})
+        results[name] = result
+    return results
 
 
 # --- bulk import of twarc2 archives -----------------------------------------------------

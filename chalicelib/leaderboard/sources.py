@@ -445,10 +445,14 @@ def retweets_from_settings(settings: Settings) -> str:
 
 
 def source_from_settings(settings: Settings, *, env: Mapping[str, str] | None = None,
-                         clock: Callable[[], float] = time.time) -> Source:
+                         clock: Callable[[], float] = time.time, board: str | None = None,
+                         query: str | None = None) -> Source:
+    """The configured source for one board (`query`: its search query; None: the
+    LEADERBOARD_QUERY).  The synthetic stream of a board other than the default one is
+    seeded by the board's name, so boards get different tweets."""
     kind = settings.leaderboard_source
     if kind == "twitter":
-        return TwitterSource(bearer_token(settings, env), settings.leaderboard_query,
+        return TwitterSource(bearer_token(settings, env), query or settings.leaderboard_query,
                              clock=clock)
     if kind == "archive":
         if not settings.leaderboard_archive:
@@ -456,7 +460,10 @@ def source_from_settings(settings: Settings, *, env: Mapping[str, str] | None = 
                                     "(comma-separated twarc2 JSONL paths)")
         return ArchiveSource(settings.leaderboard_archive)
     if kind == "synthetic":
-        return SyntheticSource(seed=0, interval_seconds=settings.ingest_rate_minutes * 60,
+        import zlib
+
+        seed = 0 if board in (None, settings.leaderboard_name) else zlib.crc32(board.encode())
+        return SyntheticSource(seed=seed, interval_seconds=settings.ingest_rate_minutes * 60,
                                clock=clock)
     raise SourceConfigError(f"LEADERBOARD_SOURCE must be one of {', '.join(SOURCES)}, "
                             f"got {kind!r}")

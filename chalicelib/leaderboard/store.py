@@ -21,6 +21,7 @@ _LUA_MARKERS).
     pulse:lb:{name}:meta          HASH  window heads h1h/h24h/h7d, roll position cur,
                                         updated_at
     pulse:lb:{name}:progress      HASH  the ingest orchestrator's checkpoint (since_id...)
+    pulse:lb:{name}:schedule      HASH  the scheduler's notes: served_at, rate_limited_until
 
 Counting: `record` is one Lua script per batch.  It asks each marker set which ids
 it holds (one SMISMEMBER per set, not a call per tweet), counts only the tweets not
@@ -628,6 +629,7 @@ class Leaderboard:
         p = self.prefix
         self.key_meta = p + "meta"
         self.key_progress = p + "progress"
+        self.key_schedule = p + "schedule"
         self.key_variants = p + "variants"  # lower -> other spellings, tab-separated
         self.key_spellings = p + "spellings"  # spelling (not all lower-case) -> count
         self.key_window = {w: f"{p}z:{w}" for w in WINDOWS}
@@ -865,6 +867,20 @@ class Leaderboard:
         """Clock time of the last `record` call, None before the first."""
         value = self.redis.hget(self.key_meta, "updated_at")
         return None if value is None else float(_text(value))
+
+    def schedule(self) -> dict[str, str]:
+        """The scheduler's notes on this board (when it was last served, rate limits)."""
+        return {_text(k): _text(v) for k, v in self.redis.hgetall(self.key_schedule).items()}
+
+    def set_schedule(self, fields: Mapping[str, str | None]) -> None:
+        """Set (None: delete) fields of the scheduler's notes; counts are not involved,
+        so plain commands do."""
+        drop = [k for k, v in fields.items() if v is None]
+        keep = {k: v for k, v in fields.items() if v is not None}
+        if drop:
+            self.redis.hdel(self.key_schedule, *drop)
+        if keep:
+            self.redis.hset(self.key_schedule, mapping=keep)
 
     def progress(self) -> dict[str, str]:
         """The ingest-progress hash (since_id and whatever else the orchestrator keeps)."""
