@@ -28,13 +28,16 @@ def health_check() -> Response:
 @app.route("/leaderboard")
 @json_api
 def leaderboard_top() -> Response:
-    return json_response(leaderboard_api.top(app.current_request.query_params))
+    request = app.current_request
+    return leaderboard_api.answer(leaderboard_api.top(request.query_params), request.headers)
 
 
 @app.route("/leaderboard/{hashtag}")
 @json_api
 def leaderboard_tag(hashtag: str) -> Response:
-    return json_response(leaderboard_api.one_tag(hashtag, app.current_request.query_params))
+    request = app.current_request
+    return leaderboard_api.answer(leaderboard_api.one_tag(hashtag, request.query_params),
+                                  request.headers)
 
 
 @app.schedule(Rate(get_settings().ingest_rate_minutes, unit=Rate.MINUTES),

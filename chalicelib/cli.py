@@ -95,6 +95,7 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"tweets_read": result.tweets_read, "tweets_counted": result.tweets_counted,
                      "duplicates": result.duplicates, "pages": result.pages,
+                     "skipped_files": result.skipped_files,
                      "files": result.per_file, "seconds": round(result.seconds, 3)})
     else:
         print(result.summary())

@@ -61,6 +61,8 @@ class Settings:
     # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
     # must not keep app.py from importing).
     leaderboard_boards: str = ""
+    # Cache-Control max-age (seconds) of the read routes: counts change once an ingest.
+    leaderboard_max_age: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +107,7 @@ class Settings:
             leaderboard_retweets=get("LEADERBOARD_RETWEETS",
                                      defaults.leaderboard_retweets).strip().lower(),
             leaderboard_boards=get("LEADERBOARD_BOARDS", defaults.leaderboard_boards).strip(),
+            leaderboard_max_age=int(get("LEADERBOARD_MAX_AGE", defaults.leaderboard_max_age)),
         )
 
     def as_public_dict(self) -> dict:

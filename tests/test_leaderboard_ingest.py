@@ -670,7 +670,7 @@ def test_killed_and_resumed_on_the_redis_cluster(
 
 # --- archives ---------------------------------------------------------------------------------
 
-def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board):
+def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board, tmp_path):
     source = ArchiveSource([sample_file(n) for n in SAMPLES])
     seen_bytes = []
     first = import_archive(board, source, batch_size=64, on_bytes=seen_bytes.append)
@@ -685,8 +685,21 @@ def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board
     assert [e.hashtag.casefold() for e in top] == ["brexit", "kpop", "blackpink"]
 
     second = import_archive(board, source)
-    assert (second.tweets_read, second.tweets_counted, second.duplicates) == (400, 0, 400)
+    assert (second.tweets_read, second.tweets_counted) == (0, 0)
+    assert second.skipped_files == [str(p) for p in source.paths]
+    assert "3 file(s) imported before, skipped" in second.summary()
     assert board_counts(board) == counts and board.progress() == {}
+    # much later: every dedupe marker has expired; the files are still known
+    for key in board.keys():
+        if ":seen:" in key:
+            board.redis.delete(key)
+    assert import_archive(board, source).tweets_counted == 0
+    assert board_counts(board) == counts
+    # the same content under another name is the same archive
+    import shutil
+
+    copy = shutil.copy(sample_file("kpop.jsonl"), tmp_path / "renamed.jsonl")
+    assert import_archive(board, ArchiveSource([copy])).skipped_files == [str(copy)]
 
 
 def test_sample_archives_on_the_redis_cluster(redis_cluster):

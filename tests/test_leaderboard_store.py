@@ -177,7 +177,11 @@ def test_sample_archives_exact_counts(r, sample):
         assert lb.size(window) == len(lower)
     top = lb.top("all", n=len(lower))
     assert [e.score for e in top] == sorted(lower.values(), reverse=True)
-    assert [e.rank for e in top] == list(range(1, len(lower) + 1))
+    # ties share a rank (1, 2, 2, 4) and are listed alphabetically (by key, in byte order)
+    scores = [e.score for e in top]
+    assert [e.rank for e in top] == [1 + sum(x > e.score for x in scores) for e in top]
+    assert [e.hashtag.casefold() for e in top] == sorted(
+        lower, key=lambda k: (-lower[k], k.encode()))
     for entry in top:
         assert entry.hashtag == expected_spelling(spelled, entry.hashtag.casefold())
     # the archives are from 2021: with the real clock they count all time only
@@ -622,3 +626,94 @@ def test_markers_stay_small_intsets_at_any_rate(r, per_hour):
     assert lb.record(tweets[::-1]) == 0
     assert sum(lb.record(tweets[i:i + 333]) for i in range(0, per_hour, 333)) == 0
     assert lb.rank_for("tag") == Entry(1, "tag", per_hour)
+
+
+# --- ranks people can trust -------------------------------------------------------------
+
+def test_ties_share_a_rank_are_listed_alphabetically_and_every_read_agrees(r):
+    lb = board(r)
+    ids = itertools.count(1)
+    counts_by_tag = {"BTS": 20, "Rosé": 14, "Jisoo": 14, "CHOEAEDOL": 14, "lisa": 9,
+                     **{f"one{i:03d}": 1 for i in range(150)}}
+    lb.record([Tweet(next(ids), T0 - 60, (tag,) * c) for tag, c in counts_by_tag.items()])
+    top = lb.top("1h", n=10)
+    assert [(e.rank, e.hashtag, e.score) for e in top[:5]] == [
+        (1, "BTS", 20), (2, "CHOEAEDOL", 14), (2, "Jisoo", 14), (2, "Rosé", 14), (5, "lisa", 9)]
+    assert [(e.rank, e.hashtag) for e in top[5:]] == [(6, f"one{i:03d}") for i in range(5)]
+    for window in ("all", "1h"):
+        everything = lb.top(window, n=200)
+        assert {e.hashtag: e.rank for e in everything}["one149"] == 6  # not "rank 57"
+        for e in everything:  # rank_for and around_me say what top says
+            assert lb.rank_for(e.hashtag.upper(), window) == e
+            i = everything.index(e)
+            assert lb.around_me(e.hashtag, window, n=2) == everything[max(0, i - 2):i + 3]
+        for offset in range(0, 8):  # a page boundary inside a group of ties
+            assert lb.top(window, n=3, offset=offset) == everything[offset:offset + 3]
+
+
+def test_keys_and_lookups_are_case_folded(r):
+    lb = board(r)
+    lb.record([Tweet(i, T0 - 60, ("Großbritannien",)) for i in range(1, 5)])
+    assert lb.rank_for("GROSSBRITANNIEN") == Entry(1, "Großbritannien", 4)
+    assert lb.rank_for("#grossbritannien", "1h") == Entry(1, "Großbritannien", 4)
+
+
+def test_an_edited_tweet_counts_once_by_its_first_id(r):
+    from chalicelib.leaderboard.model import tweets_from_page
+
+    lb = board(r)
+    first = {"id": "1001", "created_at": "2023-11-14T21:30:00.000Z", "text": "#draft",
+             "edit_history_tweet_ids": ["1001"]}
+    edited = {"id": "1005", "created_at": "2023-11-14T21:31:00.000Z", "text": "#final #draft",
+              "edit_history_tweet_ids": ["1001", "1005"]}
+    assert lb.record(tweets_from_page({"data": [first]})) == 1
+    assert lb.record(tweets_from_page({"data": [edited]})) == 0  # the same tweet, edited
+    assert lb.record(tweets_from_page({"data": [edited, first]})) == 0
+    assert counts(lb) == {"draft": 1}
+
+
+# --- rising -------------------------------------------------------------------------------
+
+def constructed_history(lb: Leaderboard) -> None:
+    """24 hours at a steady hourly rate per tag, then the last hour: 'boom' 500 -> 2,000,
+    'big' 500 -> 520 (steady), 'jump' 10 -> 200, 'new' 0 -> 2."""
+    rates = {"boom": (500, 2000), "big": (500, 520), "jump": (10, 200), "new": (0, 2)}
+    ids = itertools.count(1)
+    tweets = []
+    for h in range(24):  # h = 0: the last hour
+        at = T0 - 3600 * h - 1800
+        for tag, (before, last) in rates.items():
+            if (last if h == 0 else before):
+                tweets.append(Tweet(snowflake(at, next(ids)), at, (tag,) * (last if h == 0
+                                                                          else before)))
+    lb.record(tweets)
+
+
+def test_rising_ranks_a_jump_above_a_bigger_steady_tag(r):
+    lb = board(r)
+    constructed_history(lb)
+    assert [e.hashtag for e in lb.top("1h")] == ["boom", "big", "jump", "new"]
+    page = lb.rising("1h", n=10)
+    assert [(i.rank, i.hashtag, i.count) for i in page.items] == [
+        (1, "boom", 2000), (2, "jump", 200), (3, "big", 520), (4, "new", 2)]
+    by_tag = {i.hashtag: i for i in page.items}
+    assert by_tag["jump"].expected == pytest.approx(10) and by_tag["big"].expected == 500
+    assert by_tag["new"].score < by_tag["big"].score < by_tag["jump"].score  # 0 -> 2 is noise
+    assert page.candidates == 4 and page.updated_at == T0
+    # bounded: only the window's highest tags are scored
+    assert [i.hashtag for i in lb.rising("1h", candidates=2).items] == ["boom", "big"]
+    assert [i.hashtag for i in lb.rising("1h", n=2, offset=1).items] == ["jump", "big"]
+    assert lb.rising("24h").items[0].hashtag == "boom"  # all 24 h against the 7 days
+    with pytest.raises(ValueError, match="1h or 24h"):
+        lb.rising("all")
+
+
+def test_a_tags_counts_per_hour_over_the_last_day(r):
+    lb = board(r)
+    constructed_history(lb)
+    found = lb.standing("JUMP", "1h")
+    hours = [h for h, _ in found.hourly]
+    assert len(hours) == 24 and hours[-1] == int(T0 // 3600) * 3600
+    assert all(b - a == 3600 for a, b in itertools.pairwise(hours))
+    # the tweets sit half an hour before each "h hours ago": the last one in the hour before
+    assert [c for _, c in found.hourly] == [10] * 22 + [200, 0]

@@ -8,9 +8,11 @@ from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.http import query_choice, query_int
-from chalicelib.leaderboard import WINDOWS
+from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
 
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
+ORDERS = ("top", "rising")
+RISING_WINDOWS = tuple(RISING_BASELINE)
 
 
 @lru_cache(maxsize=64)
@@ -39,6 +41,15 @@ def choose_board(params: Mapping[str, str] | None):
     return get_board(name)
 
 
+def answer(body: dict, request_headers: Mapping[str, str] | None):
+    """A read route's response: ETag, Cache-Control max-age (LEADERBOARD_MAX_AGE: counts
+    change at most once an ingest) and 304 on a matching If-None-Match."""
+    from chalicelib.http import cached_json_response
+    from chalicelib.settings import get_settings
+
+    return cached_json_response(body, request_headers, get_settings().leaderboard_max_age)
+
+
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
@@ -47,22 +58,29 @@ def _entry(e) -> dict:
     return {"rank": e.rank, "hashtag": e.hashtag, "score": e.score}
 
 
-def _source() -> str:
-    from chalicelib.settings import get_settings
-
-    return get_settings().leaderboard_source
-
-
 def top(params: Mapping[str, str] | None, board=None) -> dict:
-    window = query_choice(params, "window", "all", WINDOWS)
+    """GET /leaderboard: the top of a window (order=top) or what is taking off
+    (order=rising, window 1h or 24h)."""
+    order = query_choice(params, "order", "top", ORDERS)
+    if order == "rising":
+        window = query_choice(params, "window", "1h", RISING_WINDOWS)
+    else:
+        window = query_choice(params, "window", "all", WINDOWS)
     n = query_int(params, "n", 10, 1, 100)
     offset = query_int(params, "offset", 0, 0, 1_000_000)
     board = board or choose_board(params)
+    head = {"board": board.name, "boards": board_names(), "order": order, "window": window,
+            "n": n, "offset": offset}
+    if order == "rising":
+        rising = board.rising(window, n, offset)  # one consistent read
+        return {**head, "items": [{"rank": i.rank, "hashtag": i.hashtag, "score": i.count,
+                                   "expected": round(i.expected, 1),
+                                   "rising": round(i.score, 2)} for i in rising.items],
+                "candidates": rising.candidates, "updated_at": _iso(rising.updated_at),
+                "sources": rising.sources}
     page = board.page(window, n, offset)  # one consistent read
-    return {"board": board.name, "boards": board_names(), "window": window, "n": n,
-            "offset": offset,
-            "items": [_entry(e) for e in page.entries], "total": page.total,
-            "updated_at": _iso(page.updated_at), "source": _source()}
+    return {**head, "items": [_entry(e) for e in page.entries], "total": page.total,
+            "updated_at": _iso(page.updated_at), "sources": page.sources}
 
 
 def parse_tag(raw: str) -> str:
@@ -94,4 +112,5 @@ def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
     return {"board": board.name, "window": window, **_entry(found.entry),
             "above": [_entry(e) for e in found.above],
             "below": [_entry(e) for e in found.below],
+            "hourly": [{"hour": _iso(h), "count": c} for h, c in found.hourly],
             "updated_at": _iso(found.updated_at)}

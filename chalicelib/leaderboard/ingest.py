@@ -21,6 +21,7 @@ the per-tweet dedupe markers `record` keeps make any page read twice harmless.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -106,7 +107,7 @@ def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
                               until_id=None if until is None else int(until)))
     try:
         n_pages, seen, counted, stopped, reset_at, missing = _read_range(
-            board, pages, checkpoint, newest, max_pages, should_stop, retweets)
+            board, pages, checkpoint, newest, max_pages, should_stop, retweets, source.name)
     finally:
         close = getattr(pages, "close", None)
         if close is not None:  # a generator left mid-range (page cap, rate limit, error)
@@ -118,7 +119,8 @@ def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
     return result
 
 
-def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retweets):
+def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retweets,
+                source_name):
     n_pages = seen = counted = missing = 0
     stopped, reset_at = "complete", None
     while True:
@@ -152,7 +154,7 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retwee
         elif tweets:
             update = {PENDING_NEWEST: newest, PENDING_UNTIL: str(min(t.id for t in tweets))}
         if tweets or update:
-            counted += board.record(tweets, progress=update)
+            counted += board.record(tweets, progress=update, source=source_name)
             _apply(checkpoint, update or {})
         if last:
             break
@@ -236,6 +238,7 @@ class ImportResult:
     seconds: float = 0.0
     per_file: dict[str, int] = field(default_factory=dict)  # tweets read per file
     originals_missing: int = 0  # retweets counted with their own entities (see model)
+    skipped_files: list[str] = field(default_factory=list)  # imported before (same content)
 
     @property
     def duplicates(self) -> int:
@@ -248,7 +251,17 @@ class ImportResult:
                 f"{self.tweets_counted} counted, {self.duplicates} skipped as duplicates "
                 f"({self.seconds:.1f} s, {rate:,.0f} tweets/s)"
                 + (f"; {self.originals_missing} retweets without their original: own tags "
-                   "counted" if self.originals_missing else ""))
+                   "counted" if self.originals_missing else "")
+                + (f"; {len(self.skipped_files)} file(s) imported before, skipped"
+                   if self.skipped_files else ""))
+
+
+def file_digest(path) -> str:
+    """SHA-256 of a file's content: an archive is known by what it holds, not its name."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def import_archive(board: Leaderboard, source: ArchiveSource, *, batch_size: int = 1000,
@@ -257,24 +270,40 @@ def import_archive(board: Leaderboard, source: ArchiveSource, *, batch_size: int
                    retweets: str = "original") -> ImportResult:
     """Count every tweet of the archive files once: batches of ~`batch_size` tweets,
     one atomic `record` each; the dedupe markers skip tweets already counted (within
-    the markers' TTL).  It leaves the scheduled ingest's checkpoint alone."""
+    the markers' TTL).  A file whose content was imported into the board before (its
+    SHA-256 is remembered once its last tweet is counted) is skipped however much later,
+    after its markers expired too.  It leaves the scheduled ingest's checkpoint alone."""
     check_retweets(retweets)
     started = clock()
     result = ImportResult(files=len(source.paths))
+    digests = {str(path): file_digest(path) for path in source.paths}
+    done = board.imported(set(digests.values()))
+    todo = []
+    for path, digest in digests.items():
+        if digest in done:
+            result.skipped_files.append(path)
+            if on_bytes is not None:
+                on_bytes(os.path.getsize(path))
+        else:
+            done.add(digest)  # the same content twice in one call: once
+            todo.append(path)
     batch: list[Tweet] = []
-    for archived in source.read_pages():
-        tweets = archived.tweets(retweets)
-        result.originals_missing += sum(t.original_missing for t in tweets)
-        result.pages += 1
-        result.tweets_read += len(tweets)
-        result.per_file[archived.path] = result.per_file.get(archived.path, 0) + len(tweets)
-        batch.extend(tweets)
-        if len(batch) >= batch_size:
-            result.tweets_counted += board.record(batch)
+    for path in todo:
+        for archived in ArchiveSource([path]).read_pages():
+            tweets = archived.tweets(retweets)
+            result.originals_missing += sum(t.original_missing for t in tweets)
+            result.pages += 1
+            result.tweets_read += len(tweets)
+            result.per_file[path] = result.per_file.get(path, 0) + len(tweets)
+            batch.extend(tweets)
+            if len(batch) >= batch_size:
+                result.tweets_counted += board.record(batch, source=source.name)
+                batch = []
+            if on_bytes is not None:
+                on_bytes(archived.nbytes)
+        if batch:  # the file's last tweets, then the file is known
+            result.tweets_counted += board.record(batch, source=source.name)
             batch = []
-        if on_bytes is not None:
-            on_bytes(archived.nbytes)
-    if batch:
-        result.tweets_counted += board.record(batch)
+        board.mark_imported(digests[path], path)
     result.seconds = clock() - started
     return result

@@ -31,6 +31,9 @@ class Tweet:
     hashtags: tuple[str, ...]  # as written, without '#'
     # a retweet counted with its own entities: its original was not in `includes`
     original_missing: bool = False
+    # an edited tweet's first version (`edit_history_tweet_ids[0]`) when not this one:
+    # every version of a tweet has its own id, and the tweet counts once, by this id
+    first_id: int | None = None
 
 
 def _epoch(tweet: Mapping[str, Any]) -> float:
@@ -65,8 +68,17 @@ def retweeted_id(tweet: Mapping[str, Any]) -> str | None:
     return None
 
 
-def tweet_from_api(tweet: Mapping[str, Any]) -> Tweet:
-    return Tweet(int(tweet["id"]), _epoch(tweet), hashtags_of(tweet))
+def _first_id(tweet: Mapping[str, Any]) -> int | None:
+    history = tweet.get("edit_history_tweet_ids") or ()
+    first = int(history[0]) if history else None
+    return None if first == int(tweet["id"]) else first
+
+
+def tweet_from_api(tweet: Mapping[str, Any], hashtags: tuple[str, ...] | None = None,
+                   original_missing: bool = False) -> Tweet:
+    return Tweet(int(tweet["id"]), _epoch(tweet),
+                 hashtags_of(tweet) if hashtags is None else hashtags, original_missing,
+                 _first_id(tweet))
 
 
 def check_retweets(policy: str) -> str:
@@ -89,10 +101,9 @@ def tweets_from_page(page: Mapping[str, Any], retweets: str = "original") -> lis
         if original is None:
             out.append(tweet_from_api(raw))
         elif retweets == "skip":
-            out.append(Tweet(int(raw["id"]), _epoch(raw), ()))
+            out.append(tweet_from_api(raw, ()))
         elif original in included:
-            out.append(Tweet(int(raw["id"]), _epoch(raw), hashtags_of(included[original])))
+            out.append(tweet_from_api(raw, hashtags_of(included[original])))
         else:
-            out.append(Tweet(int(raw["id"]), _epoch(raw), hashtags_of(raw),
-                             original_missing=True))
+            out.append(tweet_from_api(raw, original_missing=True))
     return out

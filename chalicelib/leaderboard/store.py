@@ -22,6 +22,11 @@ _LUA_MARKERS).
                                         updated_at
     pulse:lb:{name}:progress      HASH  the ingest orchestrator's checkpoint (since_id...)
     pulse:lb:{name}:schedule      HASH  the scheduler's notes: served_at, rate_limited_until
+    pulse:lb:{name}:sources       HASH  source name (twitter|archive|synthetic) -> tweets
+                                        counted from it
+    pulse:lb:{name}:imports       HASH  SHA-256 of each archive file imported -> path, time
+    pulse:lb:{name}:hz:<hour>     ZSET  tag -> count of the tweets created in that hour,
+                                        for the last 24 h (a tag's hourly chart), TTL 26 h
 
 Counting: `record` is one Lua script per batch.  It asks each marker set which ids
 it holds (one SMISMEMBER per set, not a call per tweet), counts only the tweets not
@@ -93,7 +98,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.leaderboard import WINDOW_SECONDS, WINDOWS
+from chalicelib.leaderboard import RISING_BASELINE, WINDOW_SECONDS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chalicelib.leaderboard.model import Tweet
@@ -118,6 +123,13 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 ROLLING = WINDOWS[1:]
 ROLL_STEP = 64  # buckets subtracted per window per script call (bounded work)
+HOURLY_SECONDS = 86400  # a tag's hourly counts reach back 24 h
+# Rising: a window's count against the rate of the longer window before it.  The score
+# (count - expected) / sqrt(expected + RISING_SMOOTHING) is how far, in Poisson standard
+# deviations, a tag beats its expected count; the smoothing keeps a tag from 0 to 2
+# (score 0.6) below one from 500 to 2,000 an hour (score 67).
+RISING_CANDIDATES = 300  # the window's highest tags that get a score (bounded work)
+RISING_SMOOTHING = 10
 MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped by the hour of the tweet id
 # the most ids one marker set holds: Redis's (and MemoryDB's) default
 # set-max-intset-entries, up to which a set of integers is a compact intset
@@ -137,6 +149,7 @@ class Page:
     entries: list[Entry]
     total: int  # distinct tags in the window
     updated_at: float | None  # clock time of the last record call
+    sources: dict[str, int]  # source name -> tweets it contributed to the board
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,24 @@ class Standing:
     above: list[Entry]  # best first
     below: list[Entry]
     updated_at: float | None
+    hourly: list[tuple[int, int]]  # (hour start, count) over the last 24 h, oldest first
+
+
+@dataclass(frozen=True)
+class Riser:
+    rank: int  # 1-based position by score
+    hashtag: str
+    count: int  # in the window
+    expected: float  # what the tag's rate over the baseline window predicts
+    score: float  # (count - expected) / sqrt(expected + RISING_SMOOTHING)
+
+
+@dataclass(frozen=True)
+class RisingPage:
+    items: list[Riser]
+    candidates: int  # tags scored (the window's highest, at most RISING_CANDIDATES)
+    updated_at: float | None
+    sources: dict[str, int]
 
 
 # --- Lua -------------------------------------------------------------------------------
@@ -371,23 +402,27 @@ local function add_markers(base, dkey, d, ids, limit, ttl)
 end
 """
 
-# KEYS: 1 meta, 2-4 windows 1h/24h/7d, 5 all, 6 variants, 7 spellings, 8 progress, then
-# p.L leaving buckets, #p.b tweet buckets, and per marker group its first set and depth key.
+# KEYS: 1 meta, 2-4 windows 1h/24h/7d, 5 all, 6 variants, 7 spellings, 8 progress,
+# 9 sources, then p.L leaving buckets, #p.b tweet buckets, #p.ht hour zsets, and per
+# marker group its first set and depth key.
 # ARGV[1]: JSON {exp, new, roll, L: the roll plan; b: bucket starts, bt: bucket TTLs;
-# g: number of marker groups; t: tweets as [bucket index or 0, marker group index, id,
-# spelling...]; lc: {spelling: lower} for spellings not all lower-case; mt: marker TTL;
+# hb: per bucket its hour zset's index (0: none), ht: hour zset TTLs; g: number of marker
+# groups; t: tweets as [bucket index or 0, marker group index, id, spelling...];
+# lc: {spelling: key} for spellings other than their case-folded key; mt: marker TTL;
 # ml: most ids a marker set holds; ps: [field, value...], pd: [field...] for progress;
-# now: updated_at; touch: 0|1}
+# src: the source's name ("": none); now: updated_at; touch: 0|1}
 _LUA_RECORD = _LUA_WRITE_COMMON + _LUA_MARKERS + r"""
 local p = cjson.decode(ARGV[1])
-local nb, ng, nt = #p.b, p.g, #p.t
-local boff = 8 + p.L
-local goff = boff + nb
+local nb, ng, nt, nh = #p.b, p.g, #p.t, #p.ht
+local boff = 9 + p.L
+local hoff = boff + nb
+local goff = hoff + nh
 -- every check before the first write: a script that fails midway keeps what it wrote
 check_types(1, 1, 'hash')
 check_types(2, 5, 'zset')
-check_types(6, 8, 'hash')
+check_types(6, 9, 'hash')
 check_types(boff + 1, boff + nb, 'string')
+check_types(hoff + 1, hoff + nh, 'zset')
 
 -- which tweets are new: one SMISMEMBER per marker set, not one call per tweet
 -- (a marker key of another type fails here, before any write)
@@ -423,7 +458,7 @@ for g = 1, ng do
   added[g] = add
 end
 
-local heads, st = roll(1, 9, p)
+local heads, st = roll(1, 10, p)
 if not heads then return {0, 0, st[1], st[2], st[3], st[4]} end
 
 local inw = {}
@@ -435,17 +470,20 @@ local lc = p.lc
 local sc = {}             -- spelling -> occurrences in new tweets
 local bc = {}             -- bucket index -> {lower -> count}
 local wc = {{}, {}, {}}   -- window -> {lower -> count}
+local hc = {}             -- hour index -> {lower -> count}
 for j = 1, nb do bc[j] = {} end
+for h = 1, nh do hc[h] = {} end
 local new = 0
 for i = 1, nt do
   if fresh[i] then
     new = new + 1
     local tw = p.t[i]
     local j = tw[1]
-    local bt, w1, w2, w3
+    local bt, w1, w2, w3, ht
     if j > 0 then
       bt = bc[j]
       w1, w2, w3 = inw[j][1], inw[j][2], inw[j][3]
+      if p.hb[j] > 0 then ht = hc[p.hb[j]] end
     end
     for q = 4, #tw do
       local s = tw[q]
@@ -457,6 +495,7 @@ for i = 1, nt do
           if w1 then wc[1][l] = (wc[1][l] or 0) + 1 end
           if w2 then wc[2][l] = (wc[2][l] or 0) + 1 end
           if w3 then wc[3][l] = (wc[3][l] or 0) + 1 end
+          if ht then ht[l] = (ht[l] or 0) + 1 end
         end
       end
     end
@@ -484,6 +523,13 @@ if new > 0 then
   end
   zincr_many(KEYS[5], allc)
   for w = 1, 3 do zincr_many(KEYS[1 + w], wc[w]) end
+  for h = 1, nh do
+    if next(hc[h]) then
+      zincr_many(KEYS[hoff + h], hc[h])
+      redis.call('EXPIRE', KEYS[hoff + h], p.ht[h])
+    end
+  end
+  if p.src ~= '' then redis.call('HINCRBY', KEYS[9], p.src, new) end
   -- a bucket is a log: one JSON line [tag, count, ...] per batch that added to it
   for j = 1, nb do
     local flat, n = {}, 0
@@ -553,25 +599,98 @@ local function names_of(flat)
   return names
 end
 
--- ranked order: {tag, score, ...} from 0-based position first to last
+-- Ranked order: score descending, the tags of one score in byte order (ZREVRANGE
+-- gives them in reverse); a tag's rank is 1 + the number of tags scoring higher
+-- (standard competition ranking: 1, 2, 2, 4).  Bounded: a few O(log N) calls per
+-- distinct score shown.
+local function higher_than(score)
+  return redis.call('ZCOUNT', z, '(' .. score, '+inf')
+end
+
+-- {tag, score, rank, ...} at 0-based positions first..last of the ranked order
 local function ranked(first, last)
-  if gone then return {} end
-  return redis.call('ZREVRANGE', z, first, last, 'WITHSCORES')
+  if gone or last < first then return {} end
+  local flat = redis.call('ZREVRANGE', z, first, last, 'WITHSCORES')
+  local out, pos, i = {}, first, 1
+  while i <= #flat do
+    local score, take, j = flat[i + 1], 0, i
+    while j <= #flat and flat[j + 1] == score do
+      take = take + 1
+      j = j + 2
+    end
+    local higher = higher_than(score)
+    local group = redis.call('ZRANGEBYSCORE', z, score, score, 'LIMIT', pos - higher, take)
+    for _, tag in ipairs(group) do
+      out[#out + 1], out[#out + 2], out[#out + 3] = tag, score, higher + 1
+    end
+    pos, i = pos + take, j
+  end
+  return out
+end
+
+-- a tag's 0-based position in the ranked order, or nil
+local function position(tag)
+  if gone then return nil end
+  local score = redis.call('ZSCORE', z, tag)
+  if not score then return nil end
+  local higher = higher_than(score)
+  local ties = redis.call('ZCOUNT', z, score, score)
+  local back = redis.call('ZREVRANK', z, tag) - higher  -- among its ties, reverse order
+  return higher + ties - 1 - back
+end
+
+local function names_of3(flat)
+  local names = {}
+  for i = 1, #flat, 3 do names[#names + 1] = flat[i] end
+  return names
 end
 
 local op, updated = ARGV[2], meta[2]
 if op == 'top' then
+  -- KEYS[6]: sources
   local flat = ranked(tonumber(ARGV[3]), tonumber(ARGV[4]))
   local size = gone and 0 or redis.call('ZCARD', z)
-  return {updated, size, flat, spelled(names_of(flat))}
+  return {updated, size, flat, spelled(names_of3(flat)), redis.call('HGETALL', KEYS[6])}
 elseif op == 'tag' then
-  -- the tag's position and its n neighbours each side, in the same read
-  local r = (not gone) and redis.call('ZREVRANK', z, ARGV[3])
+  -- the tag's place and its n neighbours each side; KEYS[6..]: its hourly zsets
+  local r = position(ARGV[3])
   if not r then return {updated, false} end
   local n = tonumber(ARGV[4])
   local start = math.max(0, r - n)
   local flat = ranked(start, r + n)
-  return {updated, r, start, flat, spelled(names_of(flat))}
+  local hourly = {}
+  for i = 6, #KEYS do hourly[#hourly + 1] = redis.call('ZSCORE', KEYS[i], ARGV[3]) or '0' end
+  return {updated, r, start, flat, spelled(names_of3(flat)), hourly}
+elseif op == 'rising' then
+  -- KEYS[6]: the baseline window, KEYS[7]: sources.  ARGV: 3 candidates, 4 offset, 5 n,
+  -- 6 the window's seconds, 7 the baseline's, 8 smoothing.  A candidate (the window's
+  -- top few hundred by count) with count c in the window and b in the baseline window
+  -- before it is expected e = b * W / (L - W); its score is (c - e) / sqrt(e + k).
+  local sources = redis.call('HGETALL', KEYS[7])
+  if gone then return {updated, 0, {}, {}, sources} end
+  local flat = redis.call('ZREVRANGE', z, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+  local names = names_of(flat)
+  if #names == 0 then return {updated, 0, {}, {}, sources} end
+  local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
+  local w, span, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local rows = {}
+  for i, tag in ipairs(names) do
+    local c = tonumber(flat[2 * i])
+    local e = math.max(0, (tonumber(base[i]) or c) - c) * w / (span - w)
+    rows[i] = {tag, c, e, (c - e) / math.sqrt(e + k)}
+  end
+  table.sort(rows, function(a, b)
+    if a[4] ~= b[4] then return a[4] > b[4] end
+    return less(a[1], b[1])
+  end)
+  local out, picked = {}, {}
+  for i = tonumber(ARGV[4]) + 1, math.min(#rows, tonumber(ARGV[4]) + tonumber(ARGV[5])) do
+    local r = rows[i]
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = r[1], r[2], tostring(r[3]), tostring(r[4])
+    picked[#picked + 1] = r[1]
+  end
+  return {updated, #rows, out, spelled(picked), sources}
 elseif op == 'size' then
   return {updated, gone and 0 or redis.call('ZCARD', z)}
 end
@@ -630,6 +749,9 @@ class Leaderboard:
         self.key_meta = p + "meta"
         self.key_progress = p + "progress"
         self.key_schedule = p + "schedule"
+        self.key_sources = p + "sources"  # source name -> tweets it contributed
+        self.key_imports = p + "imports"  # archive SHA-256 -> {"path", "at"}
+        self._hour_prefix = p + "hz:"
         self.key_variants = p + "variants"  # lower -> other spellings, tab-separated
         self.key_spellings = p + "spellings"  # spelling (not all lower-case) -> count
         self.key_window = {w: f"{p}z:{w}" for w in WINDOWS}
@@ -643,6 +765,9 @@ class Leaderboard:
     # --- keys ----------------------------------------------------------------------
     def bucket_key(self, start: int) -> str:
         return f"{self._bucket_prefix}{start}"
+
+    def hour_key(self, start: int) -> str:
+        return f"{self._hour_prefix}{start}"
 
     def keys(self) -> list[str]:
         """Every key of this board that exists now (SCAN on every node of a cluster)."""
@@ -698,12 +823,13 @@ class Leaderboard:
 
     def _record_keys(self) -> list[str]:
         return [*self._roll_keys(), self.key_window["all"], self.key_variants,
-                self.key_spellings, self.key_progress]
+                self.key_spellings, self.key_progress, self.key_sources]
 
     def _roll_step(self, plan: _Plan) -> None:
         """One bounded roll (the record script with no tweets); a stale plan writes nothing."""
-        args = {**plan.as_args(), "b": [], "bt": [], "g": 0, "t": [], "lc": {}, "mt": 1,
-                "ml": MARKER_SET_MAX, "ps": [], "pd": [], "now": "", "touch": 0}
+        args = {**plan.as_args(), "b": [], "bt": [], "hb": [], "ht": [], "g": 0, "t": [],
+                "lc": {}, "mt": 1, "ml": MARKER_SET_MAX, "ps": [], "pd": [], "src": "",
+                "now": "", "touch": 0}
         res = self._record_script(keys=self._record_keys() + plan.leaving,
                                   args=[_dumps(args)], client=self.redis)
         self._remember(res[2:6])
@@ -728,12 +854,14 @@ class Leaderboard:
 
     # --- counting ------------------------------------------------------------------
     def record(self, tweets: Sequence[Tweet], *,
-               progress: Mapping[str, str | None] | None = None) -> int:
+               progress: Mapping[str, str | None] | None = None, source: str = "") -> int:
         """Count the tweets not counted before, in one atomic script; returns how many.
 
         `progress` fields are set (None: deleted) in the ingest-progress hash by the
-        same script, so a checkpoint never moves without its counts.  Pass batches of
-        up to a few thousand tweets: one script blocks the server while it runs.
+        same script, so a checkpoint never moves without its counts.  `source` names
+        where the tweets came from: the board keeps how many each source contributed.
+        An edited tweet counts once: it is keyed by its first version's id.  Pass batches
+        of up to a few thousand tweets: one script blocks the server while it runs.
         """
         pset: list[str] = []
         pdel: list[str] = []
@@ -757,7 +885,7 @@ class Leaderboard:
         gidx: list[int] = []
         ids: list[str] = []
         for t in tweets:
-            tid = int(t.id)
+            tid = int(t.first_id or t.id)  # every version of an edited tweet: one marker
             g = (tid >> 22) // MARKER_GROUP_MS
             j = groups.get(g)
             if j is None:
@@ -787,12 +915,20 @@ class Leaderboard:
                     rows.append([0, j, tid, *t.hashtags])
             # needed until a window rolls past it, at most 2 x 7d after its start
             ttls = [max(1, int(b + 2 * _LONGEST + 2 * bs + 3600 - now)) for b in starts]
-            args = {**plan.as_args(), "b": starts, "bt": ttls, "g": len(groups),
-                    "t": rows, "lc": lower, "mt": self.marker_ttl, "ml": MARKER_SET_MAX,
-                    "ps": pset, "pd": pdel,
+            # the hourly counts of the last 24 h (and the hour before: a chart's first bar)
+            hours: dict[int, int] = {}
+            for b in starts:
+                if b >= cur - HOURLY_SECONDS - 3600:
+                    hours.setdefault(b // 3600 * 3600, len(hours) + 1)
+            hour_of = [hours.get(b // 3600 * 3600, 0) if b >= cur - HOURLY_SECONDS - 3600
+                       else 0 for b in starts]
+            args = {**plan.as_args(), "b": starts, "bt": ttls, "hb": hour_of,
+                    "ht": [max(1, int(h + HOURLY_SECONDS + 7200 - now)) for h in hours],
+                    "g": len(groups), "t": rows, "lc": lower, "mt": self.marker_ttl,
+                    "ml": MARKER_SET_MAX, "ps": pset, "pd": pdel, "src": source,
                     "now": repr(float(now)), "touch": 1}
             keys = [*self._record_keys(), *plan.leaving, *map(self.bucket_key, starts),
-                    *group_keys]
+                    *map(self.hour_key, hours), *group_keys]
             res = self._record_script(keys=keys, args=[_dumps(args)], client=self.redis)
             self._remember(res[2:6])
             if int(res[0]) == 1:
@@ -800,21 +936,28 @@ class Leaderboard:
             # stale view of the heads: nothing was written; plan again
 
     # --- reads ---------------------------------------------------------------------
-    def _read(self, window: str, op: str, *op_args: Any) -> tuple[float | None, list]:
+    def _read(self, window: str, op: str, *op_args: Any,
+              extra: Sequence[str] = ()) -> tuple[float | None, list]:
         """One read script call: (updated_at, the op's answer)."""
         self._check_window(window)
         head = ("" if window == "all"
                 else str(self._bucket_of(self.clock()) - WINDOW_SECONDS[window]))
         res = self._read_script(keys=[self.key_window[window], self.key_window["all"],
-                                      self.key_variants, self.key_spellings, self.key_meta],
+                                      self.key_variants, self.key_spellings, self.key_meta,
+                                      *extra],
                                 args=[head, op, *op_args], client=self.redis)
         updated = None if res[0] is None else float(_text(res[0]))
         return updated, res[1:]
 
     @staticmethod
-    def _entries(first_rank: int, flat: Sequence, spellings: Sequence) -> list[Entry]:
-        return [Entry(first_rank + i // 2, _text(spellings[i // 2]), _score(flat[i + 1]))
-                for i in range(0, len(flat), 2)]
+    def _entries(flat: Sequence, spellings: Sequence) -> list[Entry]:
+        """Entries from the script's {tag, score, rank, ...} and their spellings."""
+        return [Entry(int(flat[i + 2]), _text(spellings[i // 3]), _score(flat[i + 1]))
+                for i in range(0, len(flat), 3)]
+
+    @staticmethod
+    def _sources(flat: Sequence) -> dict[str, int]:
+        return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     @staticmethod
     def _key_of(hashtag: str) -> str:
@@ -824,26 +967,58 @@ class Leaderboard:
         return tag.casefold()
 
     def page(self, window: str = "all", n: int = 10, offset: int = 0) -> Page:
-        """The n highest tags of a window from position `offset` (0-based; ranks are
-        1-based), with the window's size and updated_at, from one consistent read."""
+        """The n highest tags of a window from position `offset` (0-based) in ranked order
+        (see _LUA_READ: ties share a rank and are listed alphabetically), with the
+        window's size, updated_at and the board's sources, from one consistent read."""
         if n < 0 or offset < 0:
             raise ValueError(f"n and offset must be >= 0, got n={n}, offset={offset}")
         first, last = (offset, offset + n - 1) if n else (1, 0)  # 1..0: none
-        updated, (size, flat, spellings) = self._read(window, "top", first, last)
-        return Page(self._entries(offset + 1, flat, spellings), int(size), updated)
+        updated, (size, flat, spellings, sources) = self._read(
+            window, "top", first, last, extra=[self.key_sources])
+        return Page(self._entries(flat, spellings), int(size), updated,
+                    self._sources(sources))
+
+    def hours(self) -> list[int]:
+        """Start times of the 24 hours of a tag's hourly counts, oldest first (the last
+        is the current hour, so far)."""
+        now_hour = int(self.clock() // 3600) * 3600
+        return [now_hour - 3600 * i for i in range(HOURLY_SECONDS // 3600 - 1, -1, -1)]
 
     def standing(self, hashtag: str, window: str = "all", n: int = 2) -> Standing | None:
-        """One tag (any spelling, '#' optional) with up to n neighbours above and below it,
-        from one consistent read; None when it has no count in the window."""
+        """One tag (any spelling, '#' optional) with up to n neighbours above and below it
+        and its counts per hour over the last 24 h, from one consistent read; None when
+        it has no count in the window."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        updated, res = self._read(window, "tag", self._key_of(hashtag), n)
+        hours = self.hours()
+        updated, res = self._read(window, "tag", self._key_of(hashtag), n,
+                                  extra=[self.hour_key(h) for h in hours])
         if res[0] is None:
             return None
-        position, start, flat, spellings = res
-        around = self._entries(int(start) + 1, flat, spellings)
+        position, start, flat, spellings, hourly = res
+        around = self._entries(flat, spellings)
         me = int(position) - int(start)
-        return Standing(around[me], around[:me], around[me + 1:], updated)
+        return Standing(around[me], around[:me], around[me + 1:], updated,
+                        [(h, _score(c)) for h, c in zip(hours, hourly, strict=True)])
+
+    def rising(self, window: str = "1h", n: int = 10, offset: int = 0,
+               candidates: int = RISING_CANDIDATES) -> RisingPage:
+        """The tags taking off in a window (1h or 24h), most surprising first: see
+        RISING_BASELINE and _LUA_READ's 'rising' for the score.  Bounded work: only the
+        window's `candidates` highest tags are scored (one ZMSCORE on the baseline)."""
+        if window not in RISING_BASELINE:
+            raise ValueError(f"rising needs window 1h or 24h, got {window!r}")
+        if n < 0 or offset < 0 or candidates < 1:
+            raise ValueError(f"n, offset >= 0 and candidates >= 1, got {n}, {offset}, "
+                             f"{candidates}")
+        baseline = RISING_BASELINE[window]
+        updated, (total, flat, spellings, sources) = self._read(
+            window, "rising", candidates, offset, n, WINDOW_SECONDS[window],
+            WINDOW_SECONDS[baseline], RISING_SMOOTHING,
+            extra=[self.key_window[baseline], self.key_sources])
+        items = [Riser(offset + 1 + i // 4, _text(spellings[i // 4]), _score(flat[i + 1]),
+                       float(flat[i + 2]), float(flat[i + 3])) for i in range(0, len(flat), 4)]
+        return RisingPage(items, int(total), updated, self._sources(sources))
 
     def top(self, window: str = "all", n: int = 10, offset: int = 0) -> list[Entry]:
         """The n highest tags of a window from position `offset` (0-based); ranks 1-based."""
@@ -867,6 +1042,19 @@ class Leaderboard:
         """Clock time of the last `record` call, None before the first."""
         value = self.redis.hget(self.key_meta, "updated_at")
         return None if value is None else float(_text(value))
+
+    def imported(self, digests: set[str]) -> set[str]:
+        """Which of these archive content hashes were imported into this board."""
+        names = sorted(digests)
+        if not names:
+            return set()
+        there = self.redis.hmget(self.key_imports, names)
+        return {d for d, v in zip(names, there, strict=True) if v is not None}
+
+    def mark_imported(self, digest: str, path: str) -> None:
+        """Remember an archive's content hash (for good: a few bytes a file)."""
+        self.redis.hset(self.key_imports, digest,
+                        _dumps({"path": str(path), "at": self.clock()}).decode())
 
     def schedule(self) -> dict[str, str]:
         """The scheduler's notes on this board (when it was last served, rate limits)."""
