@@ -11,7 +11,8 @@ and one raw
 Then, read after idle: a board fed a week of synthetic tweets (`--idle-rate` an hour,
 time buckets in every window) is read at its last tweet and again as a fresh container
 would read it after 0.5, 2 and 6 idle days (reads never roll: the scheduled ingest
-does), with the writer's catch-up roll timed on a copy of the board for each.
+does), with the writer's catch-up roll timed on a copy of the board for each; and
+`rising(window, 10)` next to `top(window, 10)` at each size.
 
     python -m bench.leaderboard_read [--sizes 1000,10000,100000,1000000] [--iters 2000]
 """
@@ -28,10 +29,10 @@ from pathlib import Path
 
 import redis
 
-from chalicelib.leaderboard import WINDOWS
+from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
 from chalicelib.leaderboard.model import tweets_from_page
 from chalicelib.leaderboard.sources import SyntheticSource
-from chalicelib.leaderboard.store import Leaderboard
+from chalicelib.leaderboard.store import RISING_CANDIDATES, Leaderboard
 from local import processes
 
 IDLE_DAYS = (0.0, 0.5, 2.0, 6.0)
@@ -113,12 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--idle-rate", type=int, default=1000, help="tweets an hour, for a week")
+    ap.add_argument("--no-idle", action="store_true", help="skip the read-after-idle part")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
     server = processes.redis_server(processes.free_port(), workdir).start()
-    rows = []
+    rows, rising_rows = [], []
     try:
         r = redis.Redis(port=server.port, decode_responses=True)
         board = Leaderboard(r, "bench")
@@ -135,8 +137,12 @@ def main(argv: list[str] | None = None) -> None:
                 ours = timings(lambda w=window: board.top(w, 10), args.iters)
                 raw = timings(lambda k=key: r.zrevrange(k, 0, 9, withscores=True), args.iters)
                 rows.append((n, window, *ours, *raw))
+            for window in RISING_BASELINE:  # scored against the longer window, side by side
+                rising_rows.append((n, window, *timings(lambda w=window: board.rising(w, 10),
+                                                        args.iters),
+                                    *timings(lambda w=window: board.top(w, 10), args.iters)))
         r.flushall()
-        idle_rows = after_idle(r, args.idle_rate, args.iters)
+        idle_rows = after_idle(r, args.idle_rate, args.iters) if not args.no_idle else []
         r.flushall()
     finally:
         server.stop()
@@ -152,6 +158,16 @@ def main(argv: list[str] | None = None) -> None:
     for n, window, p50, p99, r50, r99 in rows:
         print(f"| {n:,} | {window} | {p50:.0f} | {p99:.0f} | {r50:.0f} | {r99:.0f} | "
               f"{'yes' if p99 <= 2000 else 'NO'} |")
+    print(f"\n`rising(window, 10)` ({RISING_CANDIDATES} candidates scored) next to "
+          f"`top(window, 10)`, {args.iters} calls each, in turn\n")
+    print("| tags | window | rising p50 µs | rising p99 µs | top p50 µs | top p99 µs "
+          "| rising p99 ≤ 2 ms |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for n, window, p50, p99, t50, t99 in rising_rows:
+        print(f"| {n:,} | {window} | {p50:.0f} | {p99:.0f} | {t50:.0f} | {t99:.0f} | "
+              f"{'yes' if p99 <= 2000 else 'NO'} |")
+    if not idle_rows:
+        return
     print(f"\nread after idle: a week of {args.idle_rate:,} tweets an hour, top-10 of 24h "
           f"from a fresh instance, {args.iters} calls each\n")
     print("| idle | `top()` p50 µs | `top()` p99 µs | tags in 24h (before the roll) "

@@ -3,7 +3,8 @@ stack `make run` started).
 
     python -m chalicelib.cli ingest [--max-pages N] [--json]
     python -m chalicelib.cli import-archive PATH... [--batch-size N] [--no-progress]
-    python -m chalicelib.cli leaderboard [--window all|1h|24h|7d] [--n N] [--offset N] [--json]
+    python -m chalicelib.cli leaderboard [--window all|1h|24h|7d] [--order top|rising]
+        [--n N] [--offset N] [--board NAME] [--json]    (--json: GET /leaderboard's answer)
 
 Expected failures (Redis unreachable, a bad archive line, no X token, an X API
 error) end with one line on stderr and exit code 2 (1 for the X API), not
@@ -110,33 +111,42 @@ def _width(text: str) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from chalicelib.leaderboard import api
 
-    page = _board(args.board).page(args.window, args.n, args.offset)
-    entries, total, updated = page.entries, page.total, page.updated_at
-    updated_iso = None if updated is None else datetime.fromtimestamp(updated, UTC).isoformat()
+    # the route's own answer: `--json` prints exactly what GET /leaderboard returns
+    body = api.top({"window": args.window or "", "n": str(args.n), "offset": str(args.offset),
+                    "board": args.board or "", "order": args.order}, _board(args.board))
     if args.json:
-        _print_json({"window": args.window, "total": total, "updated_at": updated_iso,
-                     "items": [{"rank": e.rank, "hashtag": e.hashtag, "score": e.score}
-                               for e in entries]})
+        _print_json(body)
         return 0
-    print(f"Top hashtags, window {args.window}: {total} tags"
-          + (f", updated {updated_iso}" if updated_iso else ""))
+    entries, window = body["items"], body["window"]
+    if body["order"] == "rising":
+        print(f"Rising hashtags on board {body['board']}, window {window}: "
+              f"{body['candidates']} tags scored"
+              + (f", updated {body['updated_at']}" if body["updated_at"] else ""))
+    else:
+        print(f"Top hashtags, window {window}: {body['total']} tags"
+              + (f", updated {body['updated_at']}" if body["updated_at"] else ""))
     if not entries:
-        if args.window == "all" and args.offset == 0:
+        if window == "all" and args.offset == 0:
             print("(no hashtags counted yet: run `python -m chalicelib.cli ingest` or "
                   "`import-archive`)")
         else:
-            print(f"(no hashtags in window {args.window} from rank {args.offset + 1})")
+            print(f"(no hashtags in window {window} from rank {args.offset + 1})")
         return 0
-    tags = ["#" + e.hashtag for e in entries]
-    rank_w = max(4, len(str(entries[-1].rank)))
-    tag_w = max(7, *(_width(t) for t in tags))
-    score_w = max(5, *(len(str(e.score)) for e in entries))
-    print(f"{'rank':>{rank_w}}  {'hashtag'}{' ' * (tag_w - 7)}  {'score':>{score_w}}")
-    for entry, tag in zip(entries, tags, strict=True):
-        print(f"{entry.rank:>{rank_w}}  {tag}{' ' * (tag_w - _width(tag))}  "
-              f"{entry.score:>{score_w}}")
+    columns = ["rank", "hashtag", "score"] + (["rising"] if body["order"] == "rising" else [])
+    rows = [[str(e["rank"]), "#" + e["hashtag"], str(e["score"])]
+            + ([f"{e['rising']:.1f}"] if body["order"] == "rising" else []) for e in entries]
+    widths = [max(_width(c), *(_width(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    def line(cells):
+        return "  ".join(cell + " " * (w - _width(cell)) if i == 1
+                         else " " * (w - _width(cell)) + cell
+                         for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))
+
+    print(line(columns).rstrip())
+    for row in rows:
+        print(line(row).rstrip())
     return 0
 
 
@@ -185,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import_archive)
 
     p = sub.add_parser("leaderboard", help="show the top hashtags")
-    p.add_argument("--window", choices=WINDOWS, default="all")
+    p.add_argument("--window", choices=WINDOWS, default=None,
+                   help="default: all (1h with --order rising)")
+    p.add_argument("--order", choices=("top", "rising"), default="top")
     p.add_argument("--n", type=_positive, default=10, help="how many (default 10)")
     p.add_argument("--offset", type=_non_negative, default=0)
     p.add_argument("--board", help="the board to show (default: the first)")
@@ -210,6 +222,10 @@ def _expected_error(exc: BaseException) -> tuple[str, int] | None:
 
     if isinstance(exc, ArchiveError | SourceConfigError | BoardsConfigError):
         return str(exc), 2
+    from chalicelib.errors import PulseError
+
+    if isinstance(exc, PulseError):  # the API's own checks (a bad board, n, window...)
+        return exc.message, 2
     if "redis" in sys.modules:
         from redis import exceptions as rx
 

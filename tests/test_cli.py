@@ -152,10 +152,20 @@ def test_every_command_takes_a_board(pulse_env, capsys, monkeypatch):
                  str(sample("brexit.jsonl"))]) == 0
     capsys.readouterr()
     assert main(["leaderboard", "--json", "--board", "autumn"]) == 0
-    assert json.loads(capsys.readouterr().out)["total"] == len(counts_in(sample("brexit.jsonl")))
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["total"] == len(counts_in(sample("brexit.jsonl")))
+    from chalicelib.leaderboard import api
+
+    api.get_board.cache_clear()
+    assert shown == api.top({"board": "autumn"})  # the shape of GET /leaderboard, exactly
     assert main(["leaderboard", "--json"]) == 0  # the first board: nothing there
     assert json.loads(capsys.readouterr().out)["total"] == 0
     assert main(["ingest", "--board", "spring", "--max-pages", "1"]) == 0
     assert capsys.readouterr().out.startswith("board spring: ingest from synthetic: 1 pages")
     with pytest.raises(SystemExit, match="no board 'nope': the boards are spring, autumn"):
         main(["leaderboard", "--board", "nope"])
+    capsys.readouterr()
+    assert main(["leaderboard", "--json", "--board", "autumn", "--order", "rising"]) == 0
+    assert json.loads(capsys.readouterr().out)["order"] == "rising"
+    assert main(["leaderboard", "--n", "500"]) == 2  # the route's own limits
+    assert "'n' must be between 1 and 100" in capsys.readouterr().err

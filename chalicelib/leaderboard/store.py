@@ -128,7 +128,7 @@ HOURLY_SECONDS = 86400  # a tag's hourly counts reach back 24 h
 # (count - expected) / sqrt(expected + RISING_SMOOTHING) is how far, in Poisson standard
 # deviations, a tag beats its expected count; the smoothing keeps a tag from 0 to 2
 # (score 0.6) below one from 500 to 2,000 an hour (score 67).
-RISING_CANDIDATES = 300  # the window's highest tags that get a score (bounded work)
+RISING_CANDIDATES = 200  # the window's highest tags that get a score (bounded work)
 RISING_SMOOTHING = 10
 MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped by the hour of the tweet id
 # the most ids one marker set holds: Redis's (and MemoryDB's) default
