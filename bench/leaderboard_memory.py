@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import redis
 
+from bench import bench_redis
 from chalicelib.leaderboard import store
 from chalicelib.leaderboard.model import tweets_from_page
 from chalicelib.leaderboard.sources import SyntheticSource
 from chalicelib.leaderboard.store import Leaderboard
-from local import processes
 
 NOW = 1_764_460_800.0  # 2025-11-30T00:00Z: a fixed clock, so runs compare
 
@@ -69,11 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tags", type=int, default=20_000)
     args = ap.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
-    server = processes.redis_server(processes.free_port(), workdir).start()
     rows = []
-    try:
-        r = redis.Redis(port=server.port, decode_responses=True)
+    with bench_redis() as r:
         for rate in (int(x) for x in args.rates.split(",")):
             tweets = tweets_for(rate, args.hours, args.tags)
             print(f"{rate:,} tweets/h: {len(tweets):,} tweets", file=sys.stderr)
@@ -81,12 +76,6 @@ def main(argv: list[str] | None = None) -> None:
                                   ("one set an hour (before)", 10**9)):
                 r.flushall()
                 rows.append((rate, layout, len(tweets), measure(r, f"m{rate}", tweets, limit)))
-        r.flushall()
-    finally:
-        server.stop()
-        for p in sorted(workdir.rglob("*"), reverse=True):
-            p.unlink() if p.is_file() else p.rmdir()
-        workdir.rmdir()
 
     print(f"\n{args.hours} h of synthetic tweets, {args.tags:,} tags (Zipf), batches of 1000, "
           "MEMORY USAGE summed per key\n")

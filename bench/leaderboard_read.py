@@ -23,17 +23,15 @@ import gc
 import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import redis
 
+from bench import bench_redis
 from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
 from chalicelib.leaderboard.model import tweets_from_page
 from chalicelib.leaderboard.sources import SyntheticSource
 from chalicelib.leaderboard.store import RISING_CANDIDATES, Leaderboard
-from local import processes
 
 IDLE_DAYS = (0.0, 0.5, 2.0, 6.0)
 
@@ -118,11 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-"))
-    server = processes.redis_server(processes.free_port(), workdir).start()
     rows, rising_rows = [], []
-    try:
-        r = redis.Redis(port=server.port, decode_responses=True)
+    with bench_redis() as r:
         board = Leaderboard(r, "bench")
         for n in sizes:
             secs = fill(r, board, n)
@@ -143,12 +138,6 @@ def main(argv: list[str] | None = None) -> None:
                                     *timings(lambda w=window: board.top(w, 10), args.iters)))
         r.flushall()
         idle_rows = after_idle(r, args.idle_rate, args.iters) if not args.no_idle else []
-        r.flushall()
-    finally:
-        server.stop()
-        for p in sorted(workdir.rglob("*"), reverse=True):
-            p.unlink() if p.is_file() else p.rmdir()
-        workdir.rmdir()
 
     print(f"\ntop-10 latency from redis-py, {args.iters} calls each, {os.cpu_count()} CPUs, "
           f"Python {sys.version.split()[0]}, redis-py {redis.__version__}\n")

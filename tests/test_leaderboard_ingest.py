@@ -457,7 +457,10 @@ def boards_settings(pulse_env, boards: dict[str, str]) -> Settings:
                               "LEADERBOARD_BOARDS": json.dumps(boards)})
 
 
-def test_two_boards_ingest_side_by_side_with_separate_counts(pulse_env, board, x_api):
+@pytest.fixture
+def two_boards(pulse_env, x_api):
+    """Boards kpop and brexit, each searching for its tag in the imitation API:
+    (kpop tweets, brexit tweets, settings, make_source)."""
     kpop, brexit = raw_tweets("kpop.jsonl"), raw_tweets("brexit.jsonl")
     x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
     settings = boards_settings(pulse_env, {"kpop": "#kpop", "brexit": "#brexit"})
@@ -465,6 +468,11 @@ def test_two_boards_ingest_side_by_side_with_separate_counts(pulse_env, board, x
     def make_source(name, query):
         return redirect(TwitterSource(TOKEN, query, clock=lambda: SAMPLE_NOW), x_api)
 
+    return kpop, brexit, settings, make_source
+
+
+def test_two_boards_ingest_side_by_side_with_separate_counts(board, x_api, two_boards):
+    kpop, brexit, settings, make_source = two_boards
     results = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
     assert list(results) == ["kpop", "brexit"] and all(r.complete for r in results.values())
     assert [q["query"] for q in x_api.requests] == ["#kpop", "#brexit"]
@@ -496,13 +504,9 @@ def test_two_boards_ingest_side_by_side_with_separate_counts(pulse_env, board, x
     assert board_counts(brexit_board) == expected_counts(brexit)
 
 
-def test_a_board_the_deadline_cut_off_goes_first_next_time(pulse_env, board, x_api):
-    kpop, brexit = raw_tweets("kpop.jsonl"), raw_tweets("brexit.jsonl")
-    x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
-    settings = boards_settings(pulse_env, {"kpop": "#kpop", "brexit": "#brexit"})
-
-    def make_source(name, query):
-        return redirect(TwitterSource(TOKEN, query, clock=lambda: SAMPLE_NOW), x_api)
+def test_a_board_the_deadline_cut_off_goes_first_next_time(pulse_env, board, x_api,
+                                                          two_boards):
+    _, _, settings, make_source = two_boards
 
     def one_request_per_run():  # the time budget allows one page a run
         return len(x_api.requests) > asked

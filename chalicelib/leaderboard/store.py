@@ -593,9 +593,10 @@ local function spelled(names)
   return out
 end
 
-local function names_of(flat)
+-- the tags of a flat reply {tag, x, ...} with `stride` fields a tag
+local function names_of(flat, stride)
   local names = {}
-  for i = 1, #flat, 2 do names[#names + 1] = flat[i] end
+  for i = 1, #flat, stride do names[#names + 1] = flat[i] end
   return names
 end
 
@@ -639,18 +640,12 @@ local function position(tag)
   return higher + ties - 1 - back
 end
 
-local function names_of3(flat)
-  local names = {}
-  for i = 1, #flat, 3 do names[#names + 1] = flat[i] end
-  return names
-end
-
 local op, updated = ARGV[2], meta[2]
 if op == 'top' then
   -- KEYS[6]: sources
   local flat = ranked(tonumber(ARGV[3]), tonumber(ARGV[4]))
   local size = gone and 0 or redis.call('ZCARD', z)
-  return {updated, size, flat, spelled(names_of3(flat)), redis.call('HGETALL', KEYS[6])}
+  return {updated, size, flat, spelled(names_of(flat, 3)), redis.call('HGETALL', KEYS[6])}
 elseif op == 'tag' then
   -- the tag's place and its n neighbours each side; KEYS[6..]: its hourly zsets
   local r = position(ARGV[3])
@@ -660,7 +655,7 @@ elseif op == 'tag' then
   local flat = ranked(start, r + n)
   local hourly = {}
   for i = 6, #KEYS do hourly[#hourly + 1] = redis.call('ZSCORE', KEYS[i], ARGV[3]) or '0' end
-  return {updated, r, start, flat, spelled(names_of3(flat)), hourly}
+  return {updated, r, start, flat, spelled(names_of(flat, 3)), hourly}
 elseif op == 'rising' then
   -- KEYS[6]: the baseline window, KEYS[7]: sources.  ARGV: 3 candidates, 4 offset, 5 n,
   -- 6 the window's seconds, 7 the baseline's, 8 smoothing.  A candidate (the window's
@@ -669,7 +664,7 @@ elseif op == 'rising' then
   local sources = redis.call('HGETALL', KEYS[7])
   if gone then return {updated, 0, {}, {}, sources} end
   local flat = redis.call('ZREVRANGE', z, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
-  local names = names_of(flat)
+  local names = names_of(flat, 2)
   if #names == 0 then return {updated, 0, {}, {}, sources} end
   local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
   local w, span, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
