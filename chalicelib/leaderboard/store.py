@@ -668,24 +668,37 @@ elseif op == 'rising' then
   if #names == 0 then return {updated, 0, {}, {}, sources} end
   local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
   local w, span, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-  local rows = {}
-  for i, tag in ipairs(names) do
+  local count, expect, score, order = {}, {}, {}, {}
+  for i = 1, #names do
     local c = tonumber(flat[2 * i])
     local e = math.max(0, (tonumber(base[i]) or c) - c) * w / (span - w)
-    rows[i] = {tag, c, e, (c - e) / math.sqrt(e + k)}
+    count[i], expect[i], score[i] = c, e, (c - e) / math.sqrt(e + k)
+    order[i] = score[i]
   end
-  table.sort(rows, function(a, b)
-    if a[4] ~= b[4] then return a[4] > b[4] end
-    return less(a[1], b[1])
-  end)
+  -- only the page is ordered in full: the scores (plain numbers: a fast sort) give the
+  -- threshold of the page's last place, then the few above it are sorted with ties
+  local first = tonumber(ARGV[4])
+  local last = math.min(#names, first + tonumber(ARGV[5]))
   local out, picked = {}, {}
-  for i = tonumber(ARGV[4]) + 1, math.min(#rows, tonumber(ARGV[4]) + tonumber(ARGV[5])) do
-    local r = rows[i]
-    local n = #out
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = r[1], r[2], tostring(r[3]), tostring(r[4])
-    picked[#picked + 1] = r[1]
+  if last > first then
+    table.sort(order)
+    local threshold = order[#order - last + 1]
+    local top = {}
+    for i = 1, #names do
+      if score[i] >= threshold then top[#top + 1] = i end
+    end
+    table.sort(top, function(a, b)
+      if score[a] ~= score[b] then return score[a] > score[b] end
+      return less(names[a], names[b])
+    end)
+    for r = first + 1, last do
+      local i, n = top[r], #out
+      out[n + 1], out[n + 2] = names[i], count[i]
+      out[n + 3], out[n + 4] = tostring(expect[i]), tostring(score[i])
+      picked[#picked + 1] = names[i]
+    end
   end
-  return {updated, #rows, out, spelled(picked), sources}
+  return {updated, #names, out, spelled(picked), sources}
 elseif op == 'size' then
   return {updated, gone and 0 or redis.call('ZCARD', z)}
 end
