@@ -11,7 +11,7 @@ APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 PULSE_CHROMIUM ?= /usr/bin/chromium
 export PULSE_CHROMIUM
 
-.PHONY: run test lint venv system-deps test-system-deps clean
+.PHONY: run test test-fast lint venv system-deps test-system-deps clean
 
 include infra/infra.mk
 .DEFAULT_GOAL := help
@@ -19,6 +19,7 @@ include infra/infra.mk
 help:
 	@echo "make run    - start the local stack and serve the app on http://127.0.0.1:8000"
 	@echo "make test   - lint and run every test"
+	@echo "make test-fast - lint and the tests without the deploy rehearsal or a browser"
 	@echo "make clean  - remove .venv and .local (local data)"
 
 # Install a Debian package only when the command it provides is missing.
@@ -56,6 +57,10 @@ lint: venv
 
 test: test-system-deps venv checkov-venv lint
 	$(PY) -m pytest
+
+# The edit loop: everything but the deploy rehearsal (slow) and the Chromium page tests.
+test-fast: system-deps venv lint
+	$(PY) -m pytest -m "not slow and not browser"
 
 clean:
 	rm -rf $(VENV) .local

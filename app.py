@@ -8,9 +8,11 @@ from chalice import Chalice, Rate, Response
 from chalicelib import health, web
 from chalicelib.http import json_api, json_response
 from chalicelib.leaderboard import api as leaderboard_api
+from chalicelib.logs import configure_app_logging
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="pulse")
+configure_app_logging(app.log, get_settings().log_level)
 
 
 @app.route("/")
@@ -50,7 +52,7 @@ def ingest_hashtags(event) -> dict:
     results = run_scheduled_ingest(
         should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
     for board, result in results.items():
-        app.log.info("ingest %s: %s", board, result.summary())
+        app.log.info("ingest: board %s: %s", board, result.summary())
     return {board: result.to_dict() for board, result in results.items()}
 
 

@@ -10,6 +10,7 @@ import threading
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.secrets import forget_secrets
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -52,19 +53,13 @@ def get_aws_client(service: str):
         return _boto3_session().client(service, config=config)
 
 
-@cache
-def get_secret(secret_arn: str) -> str:
-    """A Secrets Manager value, fetched once per container."""
-    return get_aws_client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
-
-
 def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
     s = get_settings()
-    kwargs: dict[str, Any] = {
+    return {
         "socket_connect_timeout": s.connect_timeout,
         "socket_timeout": read_timeout,
         # One quick retry covers a connection the server closed while the
@@ -75,24 +70,29 @@ def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
                        supported_errors=(RedisConnectionError,)),
         "decode_responses": True,
     }
-    if s.redis_username:
-        kwargs["username"] = s.redis_username
-    if s.redis_password_secret_arn:
-        kwargs["password"] = get_secret(s.redis_password_secret_arn)
-    return kwargs
 
 
 def make_redis(read_timeout: float | None = None) -> redis.Redis:
     """A new Redis client for the configured server or cluster (MemoryDB)."""
     s = get_settings()
     kwargs = _redis_kwargs(s.read_timeout if read_timeout is None else read_timeout)
+    url = s.redis_url
+    if s.redis_password_secret_arn:
+        # The password is read per connection from Secrets Manager (TTL-cached)
+        # and read again when refused: rotations reach warm containers.
+        from chalicelib.redis_auth import secret_auth_options
+
+        url, auth = secret_auth_options(url, s.redis_username, s.redis_password_secret_arn)
+        kwargs.update(auth)
+    elif s.redis_username:
+        kwargs["username"] = s.redis_username
     if s.redis_cluster:
         from redis.cluster import RedisCluster
 
-        return RedisCluster.from_url(s.redis_url, **kwargs)
+        return RedisCluster.from_url(url, **kwargs)
     import redis
 
-    return redis.Redis.from_url(s.redis_url, **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
 
 
 @lru_cache(maxsize=1)
@@ -130,5 +130,5 @@ def reset_clients() -> None:
                 pass
         cached.cache_clear()
     get_aws_client.cache_clear()
-    get_secret.cache_clear()
+    forget_secrets()
     _boto3_session.cache_clear()

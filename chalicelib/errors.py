@@ -46,8 +46,10 @@ def is_dependency_failure(exc: BaseException) -> bool:
     if "redis" in sys.modules:
         from redis import exceptions as r
 
+        # OutOfMemoryError: MemoryDB runs with noeviction, so a full node refuses
+        # writes; that is the service being unavailable, not a bug of the caller.
         kinds += [r.ConnectionError, r.TimeoutError, r.BusyLoadingError, r.ClusterDownError,
-                  r.ReadOnlyError, r.MaxConnectionsError]
+                  r.ReadOnlyError, r.MaxConnectionsError, r.OutOfMemoryError]
     if "pymemcache" in sys.modules:
         from pymemcache import exceptions as m
 

@@ -1,8 +1,9 @@
 """Dependency checks for GET /health, answered within a deadline.
 
-Each check runs in its own thread; a dependency that hangs is reported as
-timed out instead of holding the request (the threads are daemonic and
-reused, so a hung check costs nothing once its socket timeout fires).
+Each check runs on a thread of a small shared pool; a dependency that hangs
+is reported as timed out instead of holding the request.  The pool's threads
+are not daemonic: a hung check keeps its thread only until the client's own
+socket timeout (PULSE_READ_TIMEOUT) fires, then the thread is reused.
 """
 from __future__ import annotations
 

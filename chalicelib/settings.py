@@ -1,5 +1,12 @@
 """Typed settings, read from the environment in one place, once per container.
 
+This module is the app's environment contract: each field names its variable
+once (`_env`), and everything else derives from it: `from_env` parses by the
+field's type, `INFRA_ENV_VARS` lists the variables Terraform's
+`lambda_environment` output must provide (deploy/configure.py requires exactly
+those, tests/test_settings.py checks infra/outputs.tf), and the local stack
+sets only what differs from the defaults.
+
 Defaults point at the local stack that `make run` starts, so `chalice local`,
 the CLI and the tests work with no configuration; the dev/prod stages in
 .chalice/config.json set every value explicitly (see `make configure`).
@@ -8,8 +15,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, field, fields
 from functools import lru_cache
+from typing import Any
 
 # Ports of the local stack; chosen to stay clear of a developer's own
 # Redis (6379), memcached (11211) and moto (5000).
@@ -18,101 +26,113 @@ LOCAL_MEMCACHED_PORTS = (21211, 21212)
 LOCAL_MOTO_PORT = 15000
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class SettingsError(ValueError):
+    """A variable holds a value of the wrong kind; the message names it."""
+
+
+def _env(*names: str, default: Any, infra: bool = False) -> Any:
+    """A field read from the first non-empty of `names`; `infra`: Terraform provides it."""
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata={"env": names, "infra": infra})
+    return field(default=default, metadata={"env": names, "infra": infra})
+
+
+def _parse(kind: str, name: str, raw: str) -> Any:
+    """A raw variable as the field's annotated type (annotations are strings here)."""
+    try:
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number ({kind}), got {raw[:40]!r}") from None
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
 
 
 @dataclass(frozen=True)
 class Settings:
-    stage: str = "local"
-    region: str = "us-east-1"
-    # botocore reads AWS_ENDPOINT_URL itself; kept here for /health and logs.
-    aws_endpoint_url: str | None = None
-    redis_url: str = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
-    redis_cluster: bool = False
-    redis_username: str | None = None
-    redis_password_secret_arn: str | None = None
-    memcached_servers: tuple[str, ...] = tuple(f"127.0.0.1:{p}" for p in LOCAL_MEMCACHED_PORTS)
-    qr_bucket: str = "pulse-qr-local"
-    qr_table: str = "pulse-qr-cache"
-    event_bus_name: str = "pulse-events"
-    click_stream_name: str = "pulse-clicks"
-    x_bearer_token_secret_arn: str | None = None
+    stage: str = _env("PULSE_STAGE", default="local")
+    log_level: str = _env("LOG_LEVEL", default="INFO")  # app + chalicelib loggers (logs.py)
+    region: str = _env("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1")
+    # Redis or MemoryDB (cluster mode, TLS, ACL user whose password is a secret).
+    redis_url: str = _env("REDIS_URL", default=f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0",
+                          infra=True)
+    redis_cluster: bool = _env("REDIS_CLUSTER", default=False, infra=True)
+    redis_username: str | None = _env("REDIS_USERNAME", default=None, infra=True)
+    redis_password_secret_arn: str | None = _env("REDIS_PASSWORD_SECRET_ARN", default=None,
+                                                 infra=True)
+    memcached_servers: tuple[str, ...] = _env(
+        "MEMCACHED_SERVERS", default=tuple(f"127.0.0.1:{p}" for p in LOCAL_MEMCACHED_PORTS),
+        infra=True)
+    qr_bucket: str = _env("QR_BUCKET", default="pulse-qr-local", infra=True)
+    qr_table: str = _env("QR_TABLE", default="pulse-qr-cache", infra=True)
+    event_bus_name: str = _env("EVENT_BUS_NAME", default="pulse-events", infra=True)
+    click_stream_name: str = _env("CLICK_STREAM_NAME", default="pulse-clicks", infra=True)
+    x_bearer_token_secret_arn: str | None = _env("X_BEARER_TOKEN_SECRET_ARN", default=None,
+                                                 infra=True)
+    # How long a Secrets Manager value is kept before it is read again (rotation).
+    secret_ttl_seconds: float = _env("SECRET_TTL_SECONDS", default=300.0)
     # Hashtag leaderboard.  The source is twitter|archive|synthetic; the local
     # stage defaults to synthetic (no X account needed), every other to twitter.
     # The bearer token itself is never held here: it comes from the secret
     # above in AWS, or from env X_BEARER_TOKEN locally (see leaderboard.sources).
-    leaderboard_name: str = "default"
-    leaderboard_source: str = "synthetic"
-    leaderboard_query: str = "#campaign -is:retweet"
-    leaderboard_archive: tuple[str, ...] = ()  # twarc2 JSONL files for the archive source
-    ingest_max_pages: int = 10  # pages of up to 100 tweets per scheduled run
-    ingest_rate_minutes: int = 5
+    leaderboard_name: str = _env("LEADERBOARD_NAME", default="default")
+    leaderboard_source: str = _env("LEADERBOARD_SOURCE", default="")  # "": by stage
+    leaderboard_query: str = _env("LEADERBOARD_QUERY", default="#campaign -is:retweet")
+    # twarc2 JSONL files for the archive source
+    leaderboard_archive: tuple[str, ...] = _env("LEADERBOARD_ARCHIVE", default=())
+    # pages of up to 100 tweets per scheduled run
+    ingest_max_pages: int = _env("INGEST_MAX_PAGES", default=10)
+    ingest_rate_minutes: int = _env("INGEST_RATE_MINUTES", default=5)
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
-    connect_timeout: float = 0.5
-    read_timeout: float = 1.0
+    connect_timeout: float = _env("PULSE_CONNECT_TIMEOUT", default=0.5)
+    read_timeout: float = _env("PULSE_READ_TIMEOUT", default=1.0)
     # --- leaderboard ---
     # What a retweet counts: original (the hashtags of the original tweet it carries),
     # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
-    leaderboard_retweets: str = "original"
+    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original")
     # Campaigns: a JSON object {"board": "search query", ...}, the first board the default
     # of every route, the CLI and the page; empty: one board, LEADERBOARD_NAME with
     # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
     # must not keep app.py from importing).
-    leaderboard_boards: str = ""
+    leaderboard_boards: str = _env("LEADERBOARD_BOARDS", default="")
     # Cache-Control max-age (seconds) of the read routes: counts change once an ingest.
-    leaderboard_max_age: int = 5
+    leaderboard_max_age: int = _env("LEADERBOARD_MAX_AGE", default=5)
+
+    def __post_init__(self):
+        source = self.leaderboard_source.strip().lower() or (
+            "synthetic" if self.stage == "local" else "twitter")
+        object.__setattr__(self, "leaderboard_source", source)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        defaults = cls()
-
-        def get(name: str, default):
-            value = env.get(name)
-            return default if value in (None, "") else value
-
-        servers = get("MEMCACHED_SERVERS", None)
-        return cls(
-            stage=get("PULSE_STAGE", defaults.stage),
-            region=get("AWS_REGION", get("AWS_DEFAULT_REGION", defaults.region)),
-            aws_endpoint_url=get("AWS_ENDPOINT_URL", None),
-            redis_url=get("REDIS_URL", defaults.redis_url),
-            redis_cluster=_bool(get("REDIS_CLUSTER", "false")),
-            redis_username=get("REDIS_USERNAME", None),
-            redis_password_secret_arn=get("REDIS_PASSWORD_SECRET_ARN", None),
-            memcached_servers=(
-                tuple(s.strip() for s in servers.split(",") if s.strip())
-                if servers else defaults.memcached_servers
-            ),
-            qr_bucket=get("QR_BUCKET", defaults.qr_bucket),
-            qr_table=get("QR_TABLE", defaults.qr_table),
-            event_bus_name=get("EVENT_BUS_NAME", defaults.event_bus_name),
-            click_stream_name=get("CLICK_STREAM_NAME", defaults.click_stream_name),
-            x_bearer_token_secret_arn=get("X_BEARER_TOKEN_SECRET_ARN", None),
-            leaderboard_name=get("LEADERBOARD_NAME", defaults.leaderboard_name),
-            leaderboard_source=get(
-                "LEADERBOARD_SOURCE",
-                "synthetic" if get("PULSE_STAGE", defaults.stage) == "local" else "twitter",
-            ).strip().lower(),
-            leaderboard_query=get("LEADERBOARD_QUERY", defaults.leaderboard_query),
-            leaderboard_archive=tuple(
-                p.strip() for p in get("LEADERBOARD_ARCHIVE", "").split(",") if p.strip()),
-            ingest_max_pages=int(get("INGEST_MAX_PAGES", defaults.ingest_max_pages)),
-            ingest_rate_minutes=int(get("INGEST_RATE_MINUTES", defaults.ingest_rate_minutes)),
-            connect_timeout=float(get("PULSE_CONNECT_TIMEOUT", defaults.connect_timeout)),
-            read_timeout=float(get("PULSE_READ_TIMEOUT", defaults.read_timeout)),
-            # --- leaderboard ---
-            leaderboard_retweets=get("LEADERBOARD_RETWEETS",
-                                     defaults.leaderboard_retweets).strip().lower(),
-            leaderboard_boards=get("LEADERBOARD_BOARDS", defaults.leaderboard_boards).strip(),
-            leaderboard_max_age=int(get("LEADERBOARD_MAX_AGE", defaults.leaderboard_max_age)),
-        )
+        values = {}
+        for f in fields(cls):
+            for name in f.metadata["env"]:
+                raw = env.get(name)
+                if raw not in (None, ""):
+                    values[f.name] = _parse(f.type, name, raw)
+                    break
+        return cls(**values)
 
     def as_public_dict(self) -> dict:
         """Settings safe to show (no secret values are ever held here)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def env_var(f: Field) -> str:
+    """The variable a field is read from (the first, where there are several)."""
+    return f.metadata["env"][0]
+
+
+# What Terraform's `lambda_environment` output provides (infra/outputs.tf).
+INFRA_ENV_VARS = tuple(env_var(f) for f in fields(Settings) if f.metadata["infra"])
 
 
 @lru_cache(maxsize=1)

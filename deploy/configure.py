@@ -29,19 +29,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The app's environment contract (chalicelib/settings.py), apart from PULSE_STAGE.
-APP_ENV_VARS = (
-    "REDIS_URL",
-    "REDIS_CLUSTER",
-    "REDIS_USERNAME",
-    "REDIS_PASSWORD_SECRET_ARN",
-    "MEMCACHED_SERVERS",
-    "QR_BUCKET",
-    "QR_TABLE",
-    "EVENT_BUS_NAME",
-    "CLICK_STREAM_NAME",
-    "X_BEARER_TOKEN_SECRET_ARN",
-)
+# The app's environment contract lives in chalicelib/settings.py (standard
+# library only): the variables Terraform's lambda_environment must provide.
+sys.path.insert(0, str(REPO))
+from chalicelib.settings import INFRA_ENV_VARS as APP_ENV_VARS  # noqa: E402
+
+DEFAULT_LOG_RETENTION_DAYS = 30  # for a stage that does not set its own
 
 # Outputs this script reads; all must be present and not sensitive.
 REQUIRED_OUTPUTS = (
@@ -112,6 +105,10 @@ def output_values(raw: Mapping) -> dict:
 def app_environment(out: Mapping, stage: str, allow_empty: Iterable[str] = ()) -> dict:
     env = {"PULSE_STAGE": stage}
     tf_env = out["lambda_environment"]
+    unknown = sorted(set(tf_env) - set(APP_ENV_VARS))
+    if unknown:
+        raise ConfigureError(f"lambda_environment has variables the app does not read "
+                             f"(chalicelib/settings.py): {unknown}")
     allowed = set(allow_empty)
     for name in APP_ENV_VARS:
         value = tf_env.get(name)
@@ -250,6 +247,8 @@ def merge_stage(config: dict, stage: str, out: Mapping, env: Mapping) -> dict:
     current["autogen_policy"] = False
     current["iam_policy_file"] = f"policy-{stage}.json"
     current["environment_variables"] = {**current.get("environment_variables", {}), **env}
+    # Lambda's log groups otherwise keep every line for ever (and bill for it).
+    current.setdefault("log_retention_in_days", DEFAULT_LOG_RETENTION_DAYS)
     stages[stage] = current
     return merged
 

@@ -3,11 +3,12 @@
 
     python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate, checkov
     python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy
+    python deploy/infra.py package --stage prod [--out out/]   # the Terraform package of a stage
 
 Nothing is written into infra/: Terraform runs on a copy under .local/
 (TF_DATA_DIR, state and lock file included), so the tree stays clean.
 
-The rehearsal starts `python -m moto.server` on a free loopback port, applies
+The rehearsal starts moto's server (local.processes) on a free loopback port, applies
 infra/ with aws_endpoint_url pointing at it (and infra/rehearsal.tfvars, which
 turns off only what moto cannot emulate), runs deploy/configure.py for a
 `rehearsal` stage of a copy of the app, packages that copy with
@@ -24,18 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # local.processes: one way to start moto's server
 INFRA = REPO / "infra"
 LOCAL = REPO / ".local"
 WORK = LOCAL / "rehearsal"
@@ -221,44 +221,18 @@ def check(log: Log = _print) -> None:
 # --- moto server --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
-def moto_server(log_path: Path, timeout: float = 60) -> Iterator[str]:
-    """`python -m moto.server` on a free loopback port; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file, stderr=subprocess.STDOUT, env=clean_env(emulator_env()),
-            start_new_session=True)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise InfraError(f"moto server exited {proc.returncode}; see {log_path}")
-                try:
-                    with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise InfraError(f"moto server not up after {timeout} s") from None
-                    time.sleep(0.3)
-            yield url
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+def moto_server(log_dir: Path, timeout: float = 60) -> Iterator[str]:
+    """moto's server on a free loopback port, started as the local stack starts it."""
+    from local import processes
+
+    server = processes.moto_server(processes.free_port(), log_dir)
+    server.env = clean_env(emulator_env())  # no real AWS identity or endpoint reaches it
+    server.start(timeout=timeout)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
 
 
 def boto_client(service: str, endpoint: str):
@@ -304,6 +278,88 @@ def stage_environment(config: dict, stage: str) -> dict:
     """What Chalice gives a function: top-level variables, then the stage's."""
     return {**config.get("environment_variables", {}),
             **config["stages"][stage].get("environment_variables", {})}
+
+
+LOG_GROUPS_FILE = "log_groups.tf.json"
+
+
+def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _print) -> dict:
+    """`chalice package --pkg-format terraform` of one stage, made deployable as it is.
+
+    Adds every deploy/*_override.tf.json, and the stage's `log_retention_in_days`
+    as one aws_cloudwatch_log_group per function in log_groups.tf.json: Chalice
+    1.34's Terraform packager raises UnsupportedFeatureError(LogGroup) for that
+    setting (only `chalice deploy` handles it), so it is taken out of the config
+    for the packaging run and written as Terraform here.  Returns chalice.tf.json.
+    """
+    config_path = app_dir / ".chalice" / "config.json"
+    original = config_path.read_text()
+    config = json.loads(original)
+    stage_cfg = config["stages"][stage]
+    retention = stage_cfg.pop("log_retention_in_days", config.pop("log_retention_in_days", None))
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        config_path.write_text(json.dumps(config, indent=2))
+        run([chalice_bin(), "package", "--stage", stage, "--pkg-format", "terraform", out],
+            cwd=app_dir, env=clean_env(emulator_env()), timeout=900)
+    finally:
+        config_path.write_text(original)
+    for override in override_files():
+        shutil.copy2(override, out / override.name)
+    chalice_tf = json.loads((out / "chalice.tf.json").read_text())
+    if retention is not None:
+        groups = {name: {"name": f"/aws/lambda/${{aws_lambda_function.{name}.function_name}}",
+                         "retention_in_days": int(retention)}
+                  for name in chalice_tf["resource"].get("aws_lambda_function", {})}
+        (out / LOG_GROUPS_FILE).write_text(json.dumps(
+            {"resource": {"aws_cloudwatch_log_group": groups}}, indent=2))
+    return chalice_tf
+
+
+# Resources whose name is scoped by another stage-specific resource, so two
+# stages never clash on it: a role's inline policy, a function's permission.
+SCOPED_NAMES = {"aws_iam_role_policy", "aws_lambda_permission", "aws_cloudwatch_event_target"}
+_FUNCTION_NAME_REF = re.compile(r"\$\{aws_lambda_function\.([\w-]+)\.function_name\}")
+
+
+def effective_names(package: Path) -> dict[tuple[str, str], str]:
+    """(type, resource) -> the name AWS will see, after the override files, for every
+    resource of the package that has an account-wide name."""
+    resources = json.loads(json.dumps(
+        json.loads((package / "chalice.tf.json").read_text())["resource"]))
+    for extra in sorted(package.glob("*.tf.json")):
+        if extra.name == "chalice.tf.json":
+            continue
+        for rtype, blocks in json.loads(extra.read_text()).get("resource", {}).items():
+            for rname, attrs in blocks.items():
+                resources.setdefault(rtype, {}).setdefault(rname, {}).update(attrs)
+    functions = {n: f["function_name"] for n, f in resources.get("aws_lambda_function", {}).items()}
+    names = {}
+    for rtype, blocks in resources.items():
+        if rtype in SCOPED_NAMES:
+            continue
+        for rname, attrs in blocks.items():
+            name = attrs.get("function_name") or attrs.get("name")
+            if not isinstance(name, str):
+                continue
+            name = _FUNCTION_NAME_REF.sub(lambda m: functions[m.group(1)], name)
+            if "${" in name:
+                raise InfraError(f"{rtype}.{rname}: cannot evaluate the name {name!r}")
+            names[(rtype, rname)] = name
+    return names
+
+
+def name_collisions(packages: dict[str, Path]) -> list[str]:
+    """Names that two stages' packages would both create (they would overwrite each other)."""
+    seen: dict[tuple[str, str], str] = {}
+    clashes = []
+    for stage, package in packages.items():
+        for (rtype, rname), name in sorted(effective_names(package).items()):
+            other = seen.setdefault((rtype, name), stage)
+            if other != stage:
+                clashes.append(f"{rtype} {name!r} ({rname}) in stages {other} and {stage}")
+    return clashes
 
 
 def check_chalice_tf(chalice_tf: dict, config: dict, policy: dict, stage: str) -> list[str]:
@@ -372,8 +428,12 @@ def check_in_emulator(endpoint: str, outputs: dict, stage_cfg: dict) -> dict:
                      ec2.describe_subnets(SubnetIds=sorted(nat_subnets))["Subnets"])
     if len(nats) != 2 or len(set(nat_azs)) != 2:
         raise InfraError(f"expected one NAT gateway per AZ, found {len(nats)} in {nat_azs}")
+    alarms = boto_client("cloudwatch", endpoint).describe_alarms(
+        AlarmNamePrefix=f"pulse-{STAGE}-")["MetricAlarms"]
     return {"subnets": {s["SubnetId"]: s["AvailabilityZone"] for s in subnets},
-            "security_groups": [g["GroupId"] for g in sgs], "nat_gateway_azs": nat_azs}
+            "security_groups": [g["GroupId"] for g in sgs], "nat_gateway_azs": nat_azs,
+            "alarms": {a["AlarmName"]: (a["Namespace"], a["MetricName"], a["AlarmActions"])
+                       for a in alarms}}
 
 
 def rehearse(log: Log = _print) -> dict:
@@ -402,7 +462,7 @@ def rehearse(log: Log = _print) -> dict:
     with step("terraform init"):
         terraform(init_args(), cwd=tf_dir, data_dir=data, timeout=300)
 
-    with moto_server(WORK / "moto.log") as endpoint:
+    with moto_server(WORK) as endpoint:
         env = emulator_env()
         tf_vars = [f"-state={state}", f"-var-file={REHEARSAL_VARS}",
                    f"-var=aws_endpoint_url={endpoint}"]
@@ -447,24 +507,38 @@ def rehearse(log: Log = _print) -> dict:
 
             with step("chalice package"):
                 package = WORK / "package"
-                if package.exists():
-                    shutil.rmtree(package)
-                run([chalice_bin(), "package", "--stage", STAGE, "--pkg-format", "terraform",
-                     package], cwd=app_dir, env=clean_env(emulator_env()), timeout=900)
-                for override in override_files():
-                    shutil.copy2(override, package / override.name)
+                chalice_tf = package_for_terraform(app_dir, STAGE, package, log)
                 result["overrides"] = [p.name for p in override_files()]
                 chalice_text = (package / "chalice.tf.json").read_text()
                 if password in chalice_text:
                     raise InfraError("MemoryDB password found in chalice.tf.json")
                 result["secret_checked_in"].append("chalice.tf.json")
-                chalice_tf = json.loads(chalice_text)
                 result["chalice_required_version"] = chalice_tf["terraform"]["required_version"]
                 result["functions"] = check_chalice_tf(chalice_tf, config, policy, STAGE)
                 result["package_sizes"] = sizes = package_sizes(package)
                 total = sum(sizes.values())
                 if not sizes or total >= PACKAGE_LIMIT_BYTES:
                     raise InfraError(f"package is {total} bytes zipped: {sizes}")
+                log_groups = package / LOG_GROUPS_FILE
+                result["log_groups"] = (json.loads(log_groups.read_text())["resource"]
+                                        ["aws_cloudwatch_log_group"] if log_groups.exists() else {})
+
+            with step("second stage package"):
+                # dev and prod in one account: a second stage of the same app,
+                # packaged beside the first, must not share a single name with it.
+                second = f"{STAGE}-b"
+                both = json.loads(config_path.read_text())
+                both["stages"][second] = json.loads(json.dumps(both["stages"][STAGE]))
+                both["stages"][second]["environment_variables"]["PULSE_STAGE"] = second
+                config_path.write_text(json.dumps(both, indent=2))
+                package_for_terraform(app_dir, second, WORK / "package-b", log)
+                packages = {STAGE: package, second: WORK / "package-b"}
+                result["stage_names"] = {s: sorted(effective_names(p).values())
+                                         for s, p in packages.items()}
+                clashes = name_collisions(packages)
+                if clashes:
+                    raise InfraError("two stages would overwrite each other's resources:\n"
+                                     + "\n".join(clashes))
 
             with step("package validate"):
                 result["package_validation"] = validate_package(package)
@@ -497,7 +571,7 @@ def rehearse(log: Log = _print) -> dict:
                         if endpoints:
                             terraform(["state", "rm", f"-state={state}", *endpoints],
                                       cwd=tf_dir, data_dir=data, env=env)
-                        forget = forget + endpoints
+                        result["forgotten_for_moto_route_bug"] = endpoints
                         terraform(["destroy", "-auto-approve", "-no-color", *tf_vars],
                                   cwd=tf_dir, data_dir=data, env=env, timeout=900)
                     left = terraform(["state", "list", f"-state={state}"], cwd=tf_dir,
@@ -511,8 +585,22 @@ def rehearse(log: Log = _print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["check", "rehearse"])
+    parser.add_argument("command", choices=["check", "rehearse", "package"])
+    parser.add_argument("--stage", help="package: the Chalice stage")
+    parser.add_argument("--out", type=Path, default=REPO / "out", help="package: output folder")
     args = parser.parse_args(argv)
+    if args.command == "package":
+        if not args.stage:
+            parser.error("package needs --stage")
+        try:
+            package_for_terraform(REPO, args.stage, args.out)
+        except InfraError as exc:
+            print(f"infra package: {exc}", file=sys.stderr)
+            return 1
+        print(f"package: {args.out} (chalice.tf.json, deployment.zip, "
+              + ", ".join(p.name for p in sorted(args.out.glob("*.tf.json"))
+                          if p.name != "chalice.tf.json") + "): terraform -chdir=... apply")
+        return 0
     if terraform_bin() is None:
         print("infra: terraform is not on PATH", file=sys.stderr)
         return 1

@@ -4,25 +4,22 @@
 #   make configure STAGE=prod   write that stage of .chalice/config.json from infra/ outputs
 #   make infra-check            terraform fmt -check, init -backend=false + validate, checkov
 #   make rehearse               apply infra/ to moto's server, configure, package, destroy
+#   make package STAGE=prod     the stage as a Terraform package in out/ (see README)
 #   make checkov-venv           checkov in its own venv (.venv-checkov): its pins clash with the app's
 
 # Keep whatever default goal the main Makefile chose.
 _infra_saved_default_goal := $(.DEFAULT_GOAL)
 
-# A local provider mirror for `terraform init -plugin-dir`: /opt/tf-plugins, or
-# the first tf-plugins folder two levels below /. Override with
-# TF_PLUGIN_DIR=/path, or TF_PLUGIN_DIR= (empty) for a plain `terraform init`.
-ifeq ($(origin TF_PLUGIN_DIR),undefined)
-TF_PLUGIN_DIR := $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,$(firstword $(shell find / -maxdepth 2 -type d -name tf-plugins 2>/dev/null)))
-endif
-export TF_PLUGIN_DIR
+# A local provider mirror for `terraform init -plugin-dir`: deploy/infra.py looks
+# for one (TF_PLUGIN_DIR, else /opt/tf-plugins, else a tf-plugins folder two levels
+# below /); set TF_PLUGIN_DIR=/path to choose, or TF_PLUGIN_DIR= for a plain init.
 
 CHECKOV_VENV := .venv-checkov
 # deploy/infra.py runs $CHECKOV when set.
 CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
 export CHECKOV
 
-.PHONY: configure infra-check rehearse checkov-venv
+.PHONY: configure infra-check rehearse checkov-venv package
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 
@@ -40,5 +37,10 @@ infra-check: venv checkov-venv
 
 rehearse: venv
 	$(PY) deploy/infra.py rehearse
+
+# The stage as Terraform (chalice package + overrides + log groups) in out/.
+package: venv
+	@test -n "$(STAGE)" || { echo "usage: make package STAGE=prod" >&2; exit 2; }
+	$(PY) deploy/infra.py package --stage $(STAGE) --out out
 
 .DEFAULT_GOAL := $(_infra_saved_default_goal)

@@ -35,6 +35,14 @@ resource "aws_kms_key" "data" {
           }
         }
       },
+      {
+        # CloudWatch alarms publish to the KMS-encrypted alarm topic (alarms.tf).
+        Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+      },
     ]
   })
 }

@@ -31,11 +31,14 @@ resource "aws_memorydb_parameter_group" "main" {
   name   = "${local.name}-memorydb"
   family = var.memorydb_parameter_group_family
 
-  # Under memory pressure evict only keys that carry a TTL (caches), never the
-  # leaderboard's sorted sets, which have none.
+  # MemoryDB is the system of record here: never evict. The leaderboard's
+  # time buckets and dedupe markers carry TTLs, so any volatile-* policy could
+  # drop a bucket that is then never subtracted, or a marker that lets a tweet
+  # count twice. Full memory makes writes fail loudly (OOM -> 503 / a failed
+  # ingest run) instead; alarms.tf warns well before that.
   parameter {
     name  = "maxmemory-policy"
-    value = "volatile-lru"
+    value = "noeviction"
   }
 }
 

@@ -111,3 +111,8 @@ output "lambda_environment" {
     X_BEARER_TOKEN_SECRET_ARN = aws_secretsmanager_secret.x_bearer_token.arn
   }
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the data tier's alarms."
+  value       = aws_sns_topic.alarms.arn
+}

@@ -15,6 +15,7 @@ provider "aws" {
   # Every service this configuration calls. A null endpoint keeps the
   # provider's default (real AWS).
   endpoints {
+    cloudwatch     = var.aws_endpoint_url
     cloudwatchlogs = var.aws_endpoint_url
     dynamodb       = var.aws_endpoint_url
     ec2            = var.aws_endpoint_url
@@ -26,6 +27,8 @@ provider "aws" {
     memorydb       = var.aws_endpoint_url
     s3             = var.aws_endpoint_url
     secretsmanager = var.aws_endpoint_url
+    sns            = var.aws_endpoint_url
+    sqs            = var.aws_endpoint_url
     sts            = var.aws_endpoint_url
   }
 

@@ -176,3 +176,17 @@ variable "kinesis_retention_hours" {
   type        = number
   default     = 24
 }
+
+# --- alarms ---
+
+variable "memorydb_memory_alarm_percent" {
+  description = "MemoryDB DatabaseMemoryUsagePercentage that raises the alarm (writes fail at 100: noeviction)."
+  type        = number
+  default     = 75
+}
+
+variable "alarm_email" {
+  description = "An email address subscribed to the alarm topic (confirm the subscription mail); null for none."
+  type        = string
+  default     = null
+}

@@ -25,16 +25,23 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PULSE_DATA_DIR", ROOT / ".local"))
 
 
-def stack_env() -> dict[str, str]:
-    """The environment the app, the CLI and the event runner see under `make run`."""
-    redis_port = int(os.environ.get("PULSE_REDIS_PORT", settings_mod.LOCAL_REDIS_PORT))
-    mc_ports = [int(p) for p in os.environ.get(
-        "PULSE_MEMCACHED_PORTS", ",".join(map(str, settings_mod.LOCAL_MEMCACHED_PORTS))).split(",")]
-    moto_port = int(os.environ.get("PULSE_MOTO_PORT", settings_mod.LOCAL_MOTO_PORT))
-    env = {
+def stack_env(redis_port: int | None = None, memcached_ports: list[int] | None = None,
+              moto_port: int | None = None) -> dict[str, str]:
+    """The environment the app, the CLI and the event runner see under `make run`
+    (ports from PULSE_*_PORT(S) or the defaults); the test fixtures pass their own."""
+    if redis_port is None:
+        redis_port = int(os.environ.get("PULSE_REDIS_PORT", settings_mod.LOCAL_REDIS_PORT))
+    if memcached_ports is None:
+        memcached_ports = [int(p) for p in os.environ.get(
+            "PULSE_MEMCACHED_PORTS",
+            ",".join(map(str, settings_mod.LOCAL_MEMCACHED_PORTS))).split(",")]
+    if moto_port is None:
+        moto_port = int(os.environ.get("PULSE_MOTO_PORT", settings_mod.LOCAL_MOTO_PORT))
+    return {
         "PULSE_STAGE": "local",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "MEMCACHED_SERVERS": ",".join(f"127.0.0.1:{p}" for p in mc_ports),
+        "REDIS_CLUSTER": "false",
+        "MEMCACHED_SERVERS": ",".join(f"127.0.0.1:{p}" for p in memcached_ports),
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
         # moto accepts any credentials; fixed fake ones keep a developer's
         # real AWS credentials out of every local call.
@@ -42,8 +49,6 @@ def stack_env() -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
     }
-    env.pop("AWS_SESSION_TOKEN", None)
-    return env
 
 
 def code_mtimes() -> dict[str, float]:

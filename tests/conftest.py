@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.clients import reset_clients
 from chalicelib.settings import Settings
-from local import processes
+from local import processes, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -23,11 +23,26 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-sync"]
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_sessionstart(session):
+    # CI runs on a clean clone with ../shared beside it: its absence there is
+    # a broken setup, not a reason to skip a third of the suite silently.
+    if in_ci() and not SHARED.is_dir():
+        raise pytest.UsageError(f"CI=true but {SHARED} is absent: the tests that read "
+                                f"../shared/ would all be skipped")
+
+
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/, or a skip where that folder is absent."""
+    """A path under ../shared/, or a skip where that folder is absent (a failure under CI)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent (../shared/ is not beside this checkout)")
+        message = f"{path} is absent (../shared/ is not beside this checkout)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 
@@ -72,16 +87,9 @@ def redis_cluster(stack_dir):
 @pytest.fixture(scope="session")
 def stack_env(redis_server, memcached_servers, moto_server) -> dict[str, str]:
     """The environment the app sees with the session's servers (as `make run` sets it)."""
-    return {
-        "PULSE_STAGE": "local",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-        "REDIS_CLUSTER": "false",
-        "MEMCACHED_SERVERS": ",".join(n.url for n in memcached_servers),
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_server.port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    return stack.stack_env(redis_port=redis_server.port,
+                           memcached_ports=[n.port for n in memcached_servers],
+                           moto_port=moto_server.port)
 
 
 def reset_moto(endpoint: str) -> None:

@@ -132,8 +132,13 @@ def test_rehearsal_package_is_small_and_wired_to_the_stage(rehearsal):
     assert sum(sizes.values()) < infra.PACKAGE_LIMIT_BYTES, sizes
     # Chalice 1.34 still pins Terraform < 1.4 (aws/chalice#2066); the override lifts it.
     assert "< 1.4.0" in rehearsal["chalice_required_version"]
-    assert ("terraform validate passed" in rehearsal["package_validation"]
-            or "hashicorp/null" in rehearsal["package_validation"])
+    # The package needs hashicorp/null: validated where the provider mirror has it,
+    # asserted above (check_chalice_tf) where it does not.
+    mirror = infra.plugin_dir()
+    if mirror is None or (mirror / "registry.terraform.io" / "hashicorp" / "null").is_dir():
+        assert rehearsal["package_validation"] == "terraform validate passed"
+    else:
+        assert "stops at hashicorp/null" in rehearsal["package_validation"]
 
 
 @pytest.mark.slow
@@ -141,4 +146,31 @@ def test_rehearsal_destroys_what_it_applied(rehearsal):
     # Only what moto cannot delete is dropped from the state (see EMULATOR_FORGETS);
     # rehearse() has checked the state is empty after `terraform destroy`.
     assert set(rehearsal["forgotten_before_destroy"]) <= set(infra.EMULATOR_FORGETS)
+    # When moto drops a gateway endpoint's route first (InvalidRoute.NotFound on
+    # DeleteVpcEndpoints), the endpoints alone are forgotten and destroy runs again.
+    assert all(r.startswith("aws_vpc_endpoint.")
+               for r in rehearsal.get("forgotten_for_moto_route_bug", []))
     assert "terraform destroy" in rehearsal["timings"]
+
+
+@pytest.mark.slow
+def test_rehearsal_packages_two_stages_without_a_shared_name(rehearsal):
+    first, second = rehearsal["stage_names"].values()
+    assert set(first).isdisjoint(second), set(first) & set(second)
+    assert "pulse-rehearsal-ingest_hashtags-schedule" in first  # the schedule rule
+    assert "pulse-rehearsal-b-ingest_hashtags-schedule" in second
+
+
+@pytest.mark.slow
+def test_rehearsal_package_keeps_logs_for_the_stages_retention(rehearsal):
+    groups = rehearsal["log_groups"]
+    assert set(groups) == set(rehearsal["functions"])
+    assert {g["retention_in_days"] for g in groups.values()} == {
+        configure.DEFAULT_LOG_RETENTION_DAYS}
+
+
+@pytest.mark.slow
+def test_rehearsal_alarms_on_memorydb_memory(rehearsal):
+    namespace, metric, actions = rehearsal["emulator"]["alarms"]["pulse-rehearsal-memorydb-memory"]
+    assert (namespace, metric) == ("AWS/MemoryDB", "DatabaseMemoryUsagePercentage")
+    assert actions == [rehearsal["outputs"]["alarm_topic_arn"]]

@@ -1,4 +1,6 @@
-from chalicelib.settings import LOCAL_REDIS_PORT, Settings
+from dataclasses import fields
+
+from chalicelib.settings import INFRA_ENV_VARS, LOCAL_REDIS_PORT, Settings
 
 
 def test_defaults_point_at_the_local_stack():
@@ -26,9 +28,16 @@ def test_values_come_from_standard_variable_names():
         "eu-west-1", "b", "t", "bus", "clicks")
 
 
-def test_public_dict_holds_no_secret_values():
-    s = Settings.from_env({"REDIS_PASSWORD_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:p"})
-    assert "password" not in str(s.as_public_dict()).lower().replace("password_secret_arn", "")
+def test_secret_values_in_the_environment_never_reach_the_settings():
+    # Secrets come by ARN only; a value someone exports anyway is not picked up
+    # (and so can never be shown by as_public_dict or logged with the settings).
+    s = Settings.from_env({
+        "REDIS_PASSWORD_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:p",
+        "REDIS_PASSWORD": "hunter2-redis", "X_BEARER_TOKEN": "hunter2-x",
+    })
+    shown = str(s.as_public_dict())
+    assert "arn:aws:secretsmanager:x:1:secret:p" in shown
+    assert "hunter2" not in shown
 
 
 def test_leaderboard_settings():
@@ -44,3 +53,28 @@ def test_leaderboard_settings():
     assert (s.leaderboard_source, s.leaderboard_query, s.leaderboard_archive) == (
         "archive", "#kpop -is:retweet", ("a.jsonl", "b.jsonl"))
     assert (s.leaderboard_name, s.ingest_max_pages, s.ingest_rate_minutes) == ("kpop", 3, 15)
+
+
+def test_every_setting_names_its_variable_and_bad_numbers_name_it_too():
+    import pytest
+
+    from chalicelib.settings import SettingsError
+
+    assert all(f.metadata["env"] for f in fields(Settings))
+    with pytest.raises(SettingsError, match="INGEST_MAX_PAGES must be a number"):
+        Settings.from_env({"INGEST_MAX_PAGES": "ten"})
+    assert Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    assert Settings.from_env({"AWS_REGION": "eu-north-1",
+                              "AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-north-1"
+
+
+def test_terraform_provides_exactly_the_infra_variables():
+    """infra/outputs.tf cannot import Python: its lambda_environment is checked here."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "infra" / "outputs.tf").read_text()
+    block = text.split('output "lambda_environment"', 1)[1].split("\n}\n", 1)[0]
+    provided = set(re.findall(r"^\s+([A-Z][A-Z0-9_]+)\s+=", block, re.M))
+    assert provided == set(INFRA_ENV_VARS)

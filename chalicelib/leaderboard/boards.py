@@ -23,7 +23,7 @@ class BoardsConfigError(ValueError):
 
 def boards_from_settings(settings: Settings) -> dict[str, str]:
     """{board name: search query}, in the configured order (the first is the default)."""
-    raw = settings.leaderboard_boards
+    raw = settings.leaderboard_boards.strip()
     if not raw:
         return {settings.leaderboard_name: settings.leaderboard_query}
     try:

@@ -419,7 +419,7 @@ def bearer_token(settings: Settings, env: Mapping[str, str] | None = None) -> st
     """The X API token: from Secrets Manager in AWS; from env X_BEARER_TOKEN on the
     local stage only (a plain-environment secret is what the seed did wrong)."""
     if settings.x_bearer_token_secret_arn:
-        from chalicelib.clients import get_secret
+        from chalicelib.secrets import get_secret
 
         return get_secret(settings.x_bearer_token_secret_arn).strip()
     env = os.environ if env is None else env
@@ -439,7 +439,7 @@ def retweets_from_settings(settings: Settings) -> str:
     from chalicelib.leaderboard.model import check_retweets
 
     try:
-        return check_retweets(settings.leaderboard_retweets)
+        return check_retweets(settings.leaderboard_retweets.strip().lower())
     except ValueError as exc:
         raise SourceConfigError(str(exc)) from None
 

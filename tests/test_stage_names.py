@@ -1,0 +1,54 @@
+"""Two stages in one account: every name the Terraform package gives AWS is
+stage-specific once deploy/*_override.tf.json are applied (aws/chalice#1691)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deploy import infra  # noqa: E402
+
+
+def chalice_package(stage: str) -> dict:
+    """The named resources `chalice package --pkg-format terraform` writes (Chalice 1.34)."""
+    fn = f"pulse-{stage}"
+    return {"resource": {
+        "aws_iam_role": {"default-role": {"name": fn}},
+        "aws_iam_role_policy": {"default-role": {"name": "default-rolePolicy"}},
+        "aws_lambda_function": {"api_handler": {"function_name": fn},
+                                "ingest_hashtags": {"function_name": f"{fn}-ingest_hashtags"}},
+        "aws_cloudwatch_event_rule": {"ingest_hashtags-event": {"name": "ingest_hashtags-event"}},
+        "aws_lambda_permission": {"ingest_hashtags-event": {"statement_id": "x"}},
+        "aws_api_gateway_rest_api": {"rest_api": {"name": "pulse"}},
+    }}
+
+
+def packages(tmp_path: Path, with_overrides: bool) -> dict[str, Path]:
+    out = {}
+    for stage in ("dev", "prod"):
+        pkg = tmp_path / stage
+        pkg.mkdir()
+        (pkg / "chalice.tf.json").write_text(json.dumps(chalice_package(stage)))
+        if with_overrides:
+            for override in infra.override_files():
+                shutil.copy2(override, pkg / override.name)
+        out[stage] = pkg
+    return out
+
+
+def test_without_the_override_dev_and_prod_share_the_schedule_rule(tmp_path):
+    clashes = infra.name_collisions(packages(tmp_path, with_overrides=False))
+    assert any("'ingest_hashtags-event'" in c for c in clashes)
+    assert any("aws_api_gateway_rest_api 'pulse'" in c for c in clashes)
+
+
+def test_with_the_overrides_no_name_is_shared(tmp_path):
+    pkgs = packages(tmp_path, with_overrides=True)
+    assert infra.name_collisions(pkgs) == []
+    names = infra.effective_names(pkgs["prod"])
+    assert names[("aws_cloudwatch_event_rule", "ingest_hashtags-event")] == (
+        "pulse-prod-ingest_hashtags-schedule")
+    assert names[("aws_api_gateway_rest_api", "rest_api")] == "pulse-prod"
