@@ -80,12 +80,19 @@ Choices where the issue is silent:
   than 7d goes to all time only (no bucket).  An empty tag is ignored.
 - Needs Redis >= 6.2 (SMISMEMBER, ZMSCORE); MemoryDB runs 6.2 and 7.x.  All of a board lives
   in one slot, so on one shard: boards scale out by name, a board does not.
-- Equal scores rank by tag in reverse byte order (ZREVRANGE's order); ranks are
-  positions, 1-based, the same in `top`, `rank_for` and `around_me`.
+- Equal scores share a rank (standard competition ranking, 1, 2, 2, 4) and are
+  listed by key in byte order (for case-folded keys: alphabetical by code point), the
+  same in `top`, `rank_for` and `around_me`; `offset` counts places in that order.
 - `updated_at` is the clock time of the last `record` call, even one that counted
   nothing new (the counts are current as of then).
 - Markers live at least `marker_ttl` (8 days; X's recent search reaches 7 days
-  back): an archive imported again after its markers expired is counted again.
+  back).  An archive imported again later is skipped by its content hash (see
+  ingest.import_archive); the same tweets from another file after that are counted.
+- Rising scores only the window's RISING_CANDIDATES highest tags: a tag below them
+  cannot rise in the list however fast it grows (bounded work, as the issue asks).
+- A tag's hourly counts are kept per hour of `created_at` for the last 24 h (one sorted
+  set an hour, ~180-250 B a tag in all): reading them is 24 ZSCOREs, where summing the
+  5-minute bucket logs for one tag would read every tag's counts of the day.
 - Buckets carry a TTL of 2 x 7d + 2 buckets + 1h, a safety net only: the 7d roll
   deletes them, but a window that rolls after a long idle time may need a bucket up
   to twice the window's length after the bucket's start.
