@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
 from chalicelib.leaderboard.ingest import import_archive, run_ingest, run_scheduled_ingest
-from chalicelib.leaderboard.model import tweets_from_page
+from chalicelib.leaderboard.model import Tweet, tweets_from_page
 from chalicelib.leaderboard.sources import (
     ArchiveError,
     ArchiveSource,
@@ -850,3 +850,27 @@ def test_synthetic_source_is_deterministic_zipf_and_resumable(board):
     later = SyntheticSource(7, tags=50, tweets_per_run=1000, interval_seconds=300,
                             clock=lambda: now + 60)
     assert run_ingest(board, later, max_pages=10).tweets_counted == 200  # a minute's worth
+
+
+def test_every_run_rolls_the_windows_even_with_nothing_to_read(pulse_env):
+    from chalicelib.clients import get_redis
+
+    class Empty:
+        name = "empty"
+
+        def pages(self, **_):
+            yield {"meta": {"result_count": 0}}
+
+    now = [time.time()]
+    board = Leaderboard(get_redis(), "rolled", clock=lambda: now[0])
+    board.record([Tweet(1, now[0] - 2 * 86400, ("old",)), Tweet(2, now[0] - 60, ("new",))])
+    now[0] += 6 * 86400  # 'old' has left the 7-day window; reads do not roll it away
+    assert {e.hashtag for e in board.top("7d")} == {"old", "new"}
+    run_ingest(board, Empty(), max_pages=1)  # the writer rolls, whatever the source had
+    assert {e.hashtag for e in board.top("7d")} == {"new"}
+
+
+def test_a_bad_retweet_policy_is_a_config_error(pulse_env):
+    settings = Settings.from_env({**pulse_env_vars(pulse_env), "LEADERBOARD_RETWEETS": "all"})
+    with pytest.raises(SourceConfigError, match="must be one of original, own, skip"):
+        run_scheduled_ingest(settings)
