@@ -123,3 +123,42 @@ def test_the_demo_banner_shows_only_when_synthetic_tweets_are_in_the_board(page,
     page.reload()
     page.locator("#note").wait_for(state="visible")
     assert "synthetic" in page.locator("#note").inner_text()
+
+
+@pytest.fixture(scope="module")
+def boards_app(stack_env, stack_dir):
+    """A second `chalice local` whose deployment follows two campaigns (spring, autumn)."""
+    import os
+    from pathlib import Path
+
+    from local import processes
+    from tests.conftest import ROOT
+
+    port = processes.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(stack_env, LEADERBOARD_BOARDS='{"spring": "#spring", "autumn": "#autumn"}')
+    server = processes.Server("chalice-boards", port,
+                              [str(Path(os.sys.executable).parent / "chalice"), "local",
+                               "--stage", "local", "--no-autoreload", "--host", "127.0.0.1",
+                               "--port", str(port)], ROOT, env=env, rundir=stack_dir)
+    server.start(timeout=60)
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_the_board_picker_switches_campaigns(page, boards_app, pulse_env):
+    now = time.time()
+    Leaderboard(get_redis(), "spring").record([Tweet(1, now - 60, ("tulips",))])
+    Leaderboard(get_redis(), "autumn").record([Tweet(2, now - 60, ("leaves",)),
+                                               Tweet(3, now - 60, ("leaves",))])
+    page.goto(boards_app + "/ui/leaderboard")
+    page.locator("#chart li").first.wait_for()
+    assert chart(page) == [("#tulips", "1")]  # the first board is the default
+    picker = page.get_by_label("Board")
+    assert picker.is_visible() and picker.input_value() == "spring"
+    picker.select_option("autumn")
+    page.wait_for_function("document.querySelector('#chart li .tag').innerText === '#leaves'")
+    assert chart(page) == [("#leaves", "2")] and "board=autumn" in page.url
+    page.reload()  # the choice is in the address
+    page.locator("#chart li").first.wait_for()
+    assert chart(page) == [("#leaves", "2")] and picker.input_value() == "autumn"
