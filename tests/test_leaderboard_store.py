@@ -717,3 +717,21 @@ def test_a_tags_counts_per_hour_over_the_last_day(r):
     assert all(b - a == 3600 for a, b in itertools.pairwise(hours))
     # the tweets sit half an hour before each "h hours ago": the last one in the hour before
     assert [c for _, c in found.hourly] == [10] * 22 + [200, 0]
+
+
+def test_python_and_the_script_hash_marker_ids_alike(r):
+    """The batch's hashes come from Python, a split rehashes in Lua: they must agree, or a
+    moved marker would not be found and its tweet would count twice."""
+    import random
+
+    from chalicelib.leaderboard import store
+
+    rng = random.Random(11)
+    ids = [str(rng.randrange(1, 2**63)) for _ in range(3000)] + [str(i) for i in range(1, 600)]
+    script = r.register_script(store._LUA_MARKERS + """
+local out = {}
+for i, id in ipairs(ARGV) do out[i] = id_hash(id) end
+return out""")
+    key = "pulse:lb:{hash}:probe"  # a key of a slot, so a cluster routes the script
+    assert [int(h) for h in script(keys=[key], args=ids)] == [
+        store.marker_hash(int(i)) for i in ids]

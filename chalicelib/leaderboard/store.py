@@ -100,6 +100,7 @@ Choices where the issue is silent:
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,13 @@ MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped by the hour of the twe
 # the most ids one marker set holds: Redis's (and MemoryDB's) default
 # set-max-intset-entries, up to which a set of integers is a compact intset
 MARKER_SET_MAX = 512
+_HASH_PRIME, _HASH_MULTIPLIER = 2147483629, 2654435  # _LUA_MARKERS's HP, HA
+
+
+def marker_hash(tweet_id: int) -> int:
+    """What _LUA_MARKERS's id_hash gives for the decimal id: the same IEEE operations."""
+    return int(math.fmod(math.fmod(float(tweet_id), _HASH_PRIME) * _HASH_MULTIPLIER,
+                         _HASH_PRIME))
 _LONGEST = WINDOW_SECONDS["7d"]
 
 
@@ -318,13 +326,20 @@ end
 # stay in the board's cluster slot.
 _LUA_MARKERS = r"""
 local MAX_DEPTH = 16  -- 65,536 sets an hour: past ~30M tweets an hour sets grow instead
-local HP, HA = 2147483629, 2654435  -- a prime < 2^31 and a multiplier: exact in doubles
--- (decimal id mod HP) * HA mod HP: Lua numbers are doubles, so an id (up to 2^63) is
--- reduced digit by digit; the multiplier spreads ids that differ only in high bits
+local HP, HA = 2147483629, 2654435  -- a prime < 2^31 and a multiplier (see id_hash)
+local fmod = math.fmod
+-- fmod(fmod(id as a double, HP) * HA, HP): tonumber and fmod are exact IEEE operations
+-- (Python's float() and math.fmod give the same), every product stays below 2^53, and
+-- the multiplier spreads ids that differ only in high bits.  Python sends the hashes of
+-- a batch's ids (Lua is slow at this: ~1 µs an id); the script hashes only the ids a
+-- split moves.
+local hashes = {}
 local function id_hash(id)
-  local h = 0
-  for i = 1, #id do h = (h * 10 + string.byte(id, i) - 48) % HP end
-  return (h * HA) % HP
+  local h = hashes[id]
+  if h then return h end
+  h = fmod(fmod(tonumber(id), HP) * HA, HP)
+  hashes[id] = h
+  return h
 end
 
 local function shard_key(base, d, k)
@@ -435,6 +450,7 @@ check_types(hoff + 1, hoff + nh, 'zset')
 -- (a marker key of another type fails here, before any write)
 local members, owners = {}, {}
 for g = 1, ng do members[g], owners[g] = {}, {} end
+for i = 1, nt do hashes[p.t[i][3]] = p.h[i] end
 for i = 1, nt do
   local g = p.t[i][2]
   local m = members[g]
@@ -842,7 +858,7 @@ class Leaderboard:
 
     def _roll_step(self, plan: _Plan) -> None:
         """One bounded roll (the record script with no tweets); a stale plan writes nothing."""
-        args = {**plan.as_args(), "b": [], "bt": [], "hb": [], "ht": [], "g": 0, "t": [],
+        args = {**plan.as_args(), "b": [], "bt": [], "hb": [], "ht": [], "g": 0, "t": [], "h": [],
                 "lc": {}, "mt": 1, "ml": MARKER_SET_MAX, "ps": [], "pd": [], "src": "",
                 "now": "", "touch": 0}
         res = self._record_script(keys=self._record_keys() + plan.leaving,
@@ -907,6 +923,7 @@ class Leaderboard:
                 j = groups[g] = len(groups) + 1
             gidx.append(j)
             ids.append(str(tid))
+        hashes = [marker_hash(int(i)) for i in ids]
         group_keys = [key for g in groups
                       for key in (f"{self._seen_prefix}{g}", f"{self._seen_prefix}{g}:depth")]
         bs = self.bucket_seconds
@@ -939,7 +956,8 @@ class Leaderboard:
                        else 0 for b in starts]
             args = {**plan.as_args(), "b": starts, "bt": ttls, "hb": hour_of,
                     "ht": [max(1, int(h + HOURLY_SECONDS + 7200 - now)) for h in hours],
-                    "g": len(groups), "t": rows, "lc": lower, "mt": self.marker_ttl,
+                    "g": len(groups), "t": rows, "h": hashes, "lc": lower,
+                    "mt": self.marker_ttl,
                     "ml": MARKER_SET_MAX, "ps": pset, "pd": pdel, "src": source,
                     "now": repr(float(now)), "touch": 1}
             keys = [*self._record_keys(), *plan.leaving, *map(self.bucket_key, starts),
