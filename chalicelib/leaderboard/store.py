@@ -373,21 +373,20 @@ local function sadd_all(key, ids)
   end
 end
 
--- every set of depth d into two of depth d + 1 (k and k + 2^d), keeping each one's TTL
+-- every set of depth d into 2^STEP sets of depth d + STEP (k, k + 2^d, k + 2 * 2^d...),
+-- keeping each one's TTL.  Four at a time, not two: each id moves a third as often as
+-- with doubling, for sets that are 1/8 to full instead of 1/4 to full.
+local SPLIT_STEP = 2
 local function split(base, d)
-  local n = 2 ^ d
-  for k = 0, n - 1 do
+  for k = 0, 2 ^ d - 1 do
     local old = shard_key(base, d, k)
     local ids = redis.call('SMEMBERS', old)
     if #ids > 0 then
       local ttl = redis.call('PTTL', old)
-      local by = by_shard(ids, d + 1)
-      for _, j in ipairs({k, k + n}) do
-        if by[j] then
-          local key = shard_key(base, d + 1, j)
-          sadd_all(key, by[j])
-          if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-        end
+      for j, part in pairs(by_shard(ids, d + SPLIT_STEP)) do
+        local key = shard_key(base, d + SPLIT_STEP, j)
+        sadd_all(key, part)
+        if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
       end
       redis.call('DEL', old)
     end
@@ -402,7 +401,7 @@ local function add_markers(base, dkey, d, ids, limit, ttl)
   while true do
     by = by_shard(ids, d)
     local full = false
-    if d < MAX_DEPTH then
+    if d + SPLIT_STEP <= MAX_DEPTH then
       for k, part in pairs(by) do
         if redis.call('SCARD', shard_key(base, d, k)) + #part > limit then
           full = true
@@ -412,7 +411,7 @@ local function add_markers(base, dkey, d, ids, limit, ttl)
     end
     if not full then break end
     split(base, d)
-    d = d + 1
+    d = d + SPLIT_STEP
     redis.call('SET', dkey, d)
   end
   for k, part in pairs(by) do
