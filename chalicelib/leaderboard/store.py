@@ -318,9 +318,9 @@ end
 # 2^d sets by a hash of the id, and no set grows past `ml` members (Redis's
 # set-max-intset-entries, 512 by default and in MemoryDB): a set of at most that many
 # integers stays an intset, 8 B an id, where a larger one becomes a hash table at ~65 B
-# an id.  Before a set would pass `ml`, the whole group splits to depth d + 1 (each set
-# into two), so sets stay 1/4 to full whatever the rate, and a group's key overhead is
-# spread over hundreds of ids.  The sets of depth d > 0 are named here, from the group's
+# an id.  Before a set would pass `ml`, the whole group splits to depth d + 2 (each set
+# into four), so sets stay 1/8 to full whatever the rate, and a group's key overhead is
+# spread over 64 to 512 ids.  The sets of depth d > 0 are named here, from the group's
 # first set (which Python names in KEYS, as it does the depth key): which of them exist
 # is state only the script sees, and every one carries the board's {hash tag}, so all
 # stay in the board's cluster slot.
