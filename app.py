@@ -6,6 +6,7 @@ are imported inside the code paths that use them, never here.
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
+from chalicelib.cache import api as cache_api
 from chalicelib.http import json_api, json_response
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
@@ -59,3 +60,21 @@ def ingest_hashtags(event) -> dict:
 @app.route("/ui/leaderboard")
 def leaderboard_page() -> Response:
     return web.html_response("leaderboard.html")
+
+
+# --- cache ---
+@app.route("/upstream/{name}")
+@json_api
+def upstream_get(name: str) -> Response:
+    return cache_api.proxy(name)
+
+
+@app.route("/upstream/{name}/{item}")
+@json_api
+def upstream_item(name: str, item: str) -> Response:
+    return cache_api.proxy(name, item)
+
+
+@app.route("/ui/cache")
+def cache_page() -> Response:
+    return web.html_response("cache.html")

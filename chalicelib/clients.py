@@ -102,21 +102,15 @@ def get_redis() -> redis.Redis:
 
 @lru_cache(maxsize=1)
 def get_memcached() -> HashClient:
-    """pymemcache's HashClient over every node (consistent hashing)."""
-    from pymemcache.client.hash import HashClient
+    """pymemcache's HashClient over every node (consistent hashing), TLS when the
+    stage says so, nodes from auto discovery when a configuration endpoint is set.
 
-    s = get_settings()
-    return HashClient(
-        [parse_host_port(server) for server in s.memcached_servers],
-        connect_timeout=s.connect_timeout,
-        timeout=s.read_timeout,
-        use_pooling=True,
-        # A dead node is skipped for 30 s instead of being retried on every
-        # request; callers treat a miss/exception as "go to the origin".
-        retry_attempts=1,
-        retry_timeout=1,
-        dead_timeout=30,
-    )
+    A node that fails is skipped at once (its keys rehash to the live nodes) and
+    tried again after MEMCACHED_DEAD_SECONDS: see chalicelib/cache/memcached.py.
+    """
+    from chalicelib.cache.memcached import make_memcached
+
+    return make_memcached(get_settings())
 
 
 def reset_clients() -> None:

@@ -36,6 +36,20 @@ class DependencyUnavailable(PulseError):
     code = "ServiceUnavailable"
 
 
+class UpstreamFailed(PulseError):
+    """An upstream API behind the read-through cache failed, and no stale copy was kept."""
+
+    status_code = 502
+    code = "BadGateway"
+
+
+class UpstreamTimeout(PulseError):
+    """An upstream API did not answer within its deadline, and no stale copy was kept."""
+
+    status_code = 504
+    code = "GatewayTimeout"
+
+
 def is_dependency_failure(exc: BaseException) -> bool:
     """True for network/timeout errors of Redis, memcached and botocore.
 

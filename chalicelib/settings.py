@@ -13,6 +13,7 @@ the CLI and the tests work with no configuration; the dev/prod stages in
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
@@ -24,6 +25,22 @@ from typing import Any
 LOCAL_REDIS_PORT = 16379
 LOCAL_MEMCACHED_PORTS = (21211, 21212)
 LOCAL_MOTO_PORT = 15000
+# --- cache ---
+# The demo upstream API that `make run` starts (local/demo_upstream.py).
+LOCAL_DEMO_UPSTREAM_PORT = 18080
+
+
+def default_upstreams(stage: str, demo_port: int = LOCAL_DEMO_UPSTREAM_PORT) -> str:
+    """UPSTREAMS when none is set: the local demo API, or the seed's example API."""
+    if stage == "local":
+        base = f"http://127.0.0.1:{demo_port}/api/v1"
+        return json.dumps({"demo": {"url": f"{base}/employees",
+                                    "item_url": base + "/employee/{item}",
+                                    "ttl": 30, "timeout": 1.0, "negative_ttl": 10}})
+    base = "https://dummy.restapiexample.com/api/v1"
+    return json.dumps({"employees": {"url": f"{base}/employees",
+                                     "item_url": base + "/employee/{item}",
+                                     "ttl": 300, "timeout": 1.2, "negative_ttl": 60}})
 
 
 class SettingsError(ValueError):
@@ -103,11 +120,33 @@ class Settings:
     leaderboard_boards: str = _env("LEADERBOARD_BOARDS", default="")
     # Cache-Control max-age (seconds) of the read routes: counts change once an ingest.
     leaderboard_max_age: int = _env("LEADERBOARD_MAX_AGE", default=5)
+    # --- cache ---
+    # memcached in AWS: TLS when ElastiCache's in-transit encryption is on (the stage
+    # config sets it from Terraform); a CA bundle only for a private CA (the tests'
+    # own certificate; AWS's verify against the system store).  With a configuration
+    # endpoint (host:port) the nodes come from ElastiCache auto discovery, checked
+    # every memcached_discovery_seconds, instead of memcached_servers.  A node that
+    # fails once is left out (its keys rehash) for memcached_dead_seconds.  memcached
+    # answers in well under a millisecond inside the VPC: memcached_timeout (connect
+    # and read, seconds) bounds what a dead or hung node adds to a request.
+    memcached_timeout: float = _env("MEMCACHED_TIMEOUT", default=0.25)
+    memcached_tls: bool = _env("MEMCACHED_TLS", default=False)
+    memcached_tls_ca_file: str | None = _env("MEMCACHED_TLS_CA_FILE", default=None)
+    memcached_config_endpoint: str | None = _env("MEMCACHED_CONFIG_ENDPOINT", default=None)
+    memcached_discovery_seconds: float = _env("MEMCACHED_DISCOVERY_SECONDS", default=60.0)
+    memcached_dead_seconds: float = _env("MEMCACHED_DEAD_SECONDS", default=30.0)
+    # The read-through cache's upstream APIs, JSON {name: {url, item_url, ttl, timeout,
+    # negative_ttl, stale_ttl}} (see chalicelib/cache/upstream.py); "": the stage's
+    # default (local: the demo upstream; other stages: the seed's example API).  TTLs
+    # are shortened by up to cache_ttl_jitter (a fraction) so keys do not expire together.
+    upstreams: str = _env("UPSTREAMS", default="")  # "": by stage
+    cache_ttl_jitter: float = _env("CACHE_TTL_JITTER", default=0.1)
 
     def __post_init__(self):
         source = self.leaderboard_source.strip().lower() or (
             "synthetic" if self.stage == "local" else "twitter")
         object.__setattr__(self, "leaderboard_source", source)
+        object.__setattr__(self, "upstreams", self.upstreams or default_upstreams(self.stage))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

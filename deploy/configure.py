@@ -9,6 +9,8 @@ Reads `terraform -chdir=infra output -json` (or a saved copy of it with
 - subnet_ids, security_group_ids: the private subnets and the Lambda group;
 - environment_variables: PULSE_STAGE plus the app's settings (endpoints, names,
   secret ARNs; never a secret value), merged over the stage's other variables;
+  MEMCACHED_TLS from memcached_transit_encryption and MEMCACHED_CONFIG_ENDPOINT
+  (auto discovery) from memcached_configuration_endpoint when it has a value;
 - autogen_policy: false and iam_policy_file: policy-<stage>.json, a
   least-privilege policy written beside config.json: named resources, no
   wildcard actions; only the Lambda-in-VPC ENI actions have Resource "*",
@@ -53,6 +55,7 @@ REQUIRED_OUTPUTS = (
     "x_bearer_token_secret_arn",
     "memorydb_password_secret_arn",
     "lambda_environment",
+    "memcached_transit_encryption",
 )
 
 # Only these actions may have Resource "*" (Lambda's VPC ENI management; the
@@ -120,6 +123,20 @@ def app_environment(out: Mapping, stage: str, allow_empty: Iterable[str] = ()) -
             raise ConfigureError(f"{name} must be a Secrets Manager ARN, got something else")
     if not env["REDIS_URL"].startswith("rediss://"):
         raise ConfigureError("REDIS_URL must use TLS (rediss://)")
+    return env
+
+
+# --- cache ---
+def cache_environment(out: Mapping) -> dict:
+    """memcached TLS (in-transit encryption makes the nodes speak TLS only) and, when
+    Terraform knows it, the configuration endpoint for auto discovery."""
+    tls = out["memcached_transit_encryption"]
+    if not isinstance(tls, bool):
+        raise ConfigureError(f"memcached_transit_encryption must be a bool, got {tls!r}")
+    env = {"MEMCACHED_TLS": "true" if tls else "false"}
+    endpoint = out.get("memcached_configuration_endpoint")
+    if endpoint:
+        env["MEMCACHED_CONFIG_ENDPOINT"] = str(endpoint)
     return env
 
 
@@ -277,7 +294,7 @@ def configure(
     if not config_path.exists():
         raise ConfigureError(f"{config_path} does not exist")
     config = json.loads(config_path.read_text())
-    env = app_environment(out, stage, allow_empty)
+    env = {**app_environment(out, stage, allow_empty), **cache_environment(out)}
     policy = build_policy(out, config.get("app_name", "pulse"), stage)
     check_policy(policy)
     merged = merge_stage(config, stage, out, env)

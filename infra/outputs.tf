@@ -56,7 +56,13 @@ output "memcached_nodes" {
 }
 
 output "memcached_transit_encryption" {
-  value = var.memcached_transit_encryption
+  description = "Written to the stage as MEMCACHED_TLS: the client must then connect with TLS."
+  value       = var.memcached_transit_encryption
+}
+
+output "memcached_configuration_endpoint" {
+  description = "host:port for ElastiCache auto discovery, written to the stage as MEMCACHED_CONFIG_ENDPOINT."
+  value       = aws_elasticache_cluster.memcached.configuration_endpoint
 }
 
 output "qr_bucket_name" {

@@ -213,9 +213,13 @@ def persistent_redis_server(port: int, workdir: Path) -> Server:
 
 
 def memcached_server(port: int, workdir: Path, name: str = "memcached",
-                     memory_mb: int = 64) -> Server:
+                     memory_mb: int = 64, tls: tuple[Path, Path] | None = None) -> Server:
+    """memcached on loopback; tls=(certificate chain, key) serves TLS only (as ElastiCache
+    with in-transit encryption)."""
     argv = [require_binary("memcached"), "-l", "127.0.0.1", "-p", str(port), "-U", "0",
             "-m", str(memory_mb)]
+    if tls is not None:
+        argv += ["-Z", "-o", f"ssl_chain_cert={tls[0]},ssl_key={tls[1]}"]
     if os.geteuid() == 0:  # memcached refuses to run as root without -u
         argv += ["-u", "root"]
     return Server(name, port, argv, workdir)

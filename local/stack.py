@@ -1,12 +1,13 @@
 """`make run`: the local stack and the app, in one foreground process.
 
-Starts redis-server, two memcached nodes and moto's server, provisions the
-AWS stand-ins, then runs the event runner and `chalice local --stage local`.
+Starts redis-server, two memcached nodes, moto's server and the slow demo
+upstream API (local/demo_upstream.py), provisions the AWS stand-ins, then runs
+the event runner and `chalice local --stage local`.
 Ctrl-C (or SIGTERM) stops everything it started; a run after a crash first
 stops what the crashed run left (pid files in .local/run/).
 
 Ports (env): PULSE_REDIS_PORT, PULSE_MEMCACHED_PORTS (comma-separated),
-PULSE_MOTO_PORT, PULSE_HTTP_PORT.
+PULSE_MOTO_PORT, PULSE_DEMO_UPSTREAM_PORT, PULSE_HTTP_PORT.
 """
 from __future__ import annotations
 
@@ -48,7 +49,12 @@ def stack_env(redis_port: int | None = None, memcached_ports: list[int] | None =
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "UPSTREAMS": settings_mod.default_upstreams("local", demo_upstream_port()),
     }
+
+
+def demo_upstream_port() -> int:
+    return int(os.environ.get("PULSE_DEMO_UPSTREAM_PORT", settings_mod.LOCAL_DEMO_UPSTREAM_PORT))
 
 
 def code_mtimes() -> dict[str, float]:
@@ -81,12 +87,15 @@ def main() -> int:
                                                   name=f"memcached-{i}"))
     servers.append(processes.moto_server(int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]), run_dir))
     py = sys.executable
+    servers.append(processes.Server(
+        "demo-upstream", demo_upstream_port(),
+        [py, "-m", "local.demo_upstream", "--port", str(demo_upstream_port())], ROOT))
     http_port = int(os.environ.get("PULSE_HTTP_PORT", "8000"))
     apps = [
         processes.Server("events", None, [py, "-m", "local.events", "--app-dir", str(ROOT)],
                          ROOT, rundir=run_dir),
         processes.Server("chalice", http_port,
-                         [str(Path(py).parent / "chalice"), "local", "--stage", "local",
+                         [py, "-m", "local.chalice_local", "local", "--stage", "local",
                           "--host", "127.0.0.1", "--port", str(http_port), "--no-autoreload"],
                          ROOT, rundir=run_dir),
     ]

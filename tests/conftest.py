@@ -182,3 +182,51 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+# --- cache ---
+@pytest.fixture
+def demo_upstream():
+    """The demo upstream API in a thread of the test (fast by default): counts
+    requests per path, fails (mode "fail") or hangs (mode "hang") on command."""
+    from local.demo_upstream import DemoUpstream
+
+    upstream = DemoUpstream(delay=0.02).start()
+    yield upstream
+    upstream.stop()
+
+
+def upstreams_json(base_url: str, **entry) -> str:
+    """UPSTREAMS with one upstream `demo` at a DemoUpstream's base URL."""
+    return json.dumps({"demo": {"url": f"{base_url}/employees",
+                                "item_url": base_url + "/employee/{item}", **entry}})
+
+
+@pytest.fixture
+def memcached_env(monkeypatch, stack_env) -> Settings:
+    """The session's servers in the environment and memcached empty: pulse_env
+    without its moto reset and provisioning, which the cache does not use."""
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    reset_clients()
+    from chalicelib.clients import get_memcached
+
+    get_memcached().flush_all()
+    yield Settings.from_env()
+    reset_clients()
+
+
+@pytest.fixture
+def cache_client(memcached_env, demo_upstream, monkeypatch):
+    """chalice.test.Client over the app, UPSTREAMS naming the test's demo upstream
+    (TTL 60 s, timeout 1 s)."""
+    from chalice.test import Client
+
+    import app as pulse_app
+
+    monkeypatch.setenv("UPSTREAMS", upstreams_json(demo_upstream.base_url, ttl=60, timeout=1))
+    reset_clients()
+    with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
+        yield client

@@ -149,6 +149,7 @@ def test_writes_the_stage_and_keeps_everything_else(chalice_dir):
         "EVENT_BUS_NAME": "pulse-prod-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
+        "MEMCACHED_TLS": "true",
     }
 
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 import redis
@@ -21,9 +22,11 @@ def stack_ports(tmp_path):
         "PULSE_REDIS_PORT": processes.free_port(),
         "PULSE_MEMCACHED_PORTS": f"{processes.free_port()},{processes.free_port()}",
         "PULSE_MOTO_PORT": processes.free_port(),
+        "PULSE_DEMO_UPSTREAM_PORT": processes.free_port(),
         "PULSE_HTTP_PORT": processes.free_port(),
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_", "MEMC"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "REDIS_", "MEMC", "UPSTREAMS"))}
     env.update({k: str(v) for k, v in ports.items()}, PULSE_DATA_DIR=str(tmp_path))
     return env
 
@@ -48,9 +51,16 @@ def wait_healthy(env, proc, timeout=90):
     raise AssertionError("stack never became healthy")
 
 
+def x_cache(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
+        return resp.headers["X-Cache"]
+
+
 def all_ports(env):
     return [int(env["PULSE_REDIS_PORT"]), int(env["PULSE_MOTO_PORT"]),
-            int(env["PULSE_HTTP_PORT"]), *map(int, env["PULSE_MEMCACHED_PORTS"].split(","))]
+            int(env["PULSE_HTTP_PORT"]), int(env["PULSE_DEMO_UPSTREAM_PORT"]),
+            *map(int, env["PULSE_MEMCACHED_PORTS"].split(","))]
 
 
 def wait_ports_closed(env, timeout=10):
@@ -69,6 +79,8 @@ def test_run_serves_health_then_ctrl_c_stops_everything(stack_ports, tmp_path):
         body = wait_healthy(stack_ports, proc)
         assert {k: v["status"] for k, v in body["dependencies"].items()} == {
             "redis": "ok", "memcached": "ok", "aws": "ok"}
+        demo = f"http://127.0.0.1:{stack_ports['PULSE_HTTP_PORT']}/upstream/demo/3"
+        assert [x_cache(demo) for _ in range(2)] == ["MISS", "HIT"]  # the demo upstream
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert proc.wait(30) == 0
     finally:

@@ -1,0 +1,108 @@
+"""What the /upstream routes answer: check the name and item, read through the cache,
+shape the answer with its X-Cache and Age headers."""
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed
+from chalicelib.http import json_response
+
+# One path segment of unreserved characters (RFC 3986), not "." or "..": it can only
+# ever name something below the upstream's own URL.
+ITEM_RE = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._~-]{1,100}")
+TEXT_TYPES = ("application/json", "text/", "application/problem+json")
+
+
+def get_cache():
+    """The read-through cache over this container's memcached client (cheap to build:
+    the client, and so its connections, is the cached part)."""
+    from chalicelib.cache.readthrough import ReadThroughCache
+    from chalicelib.clients import get_memcached
+    from chalicelib.settings import get_settings
+
+    return ReadThroughCache(get_memcached(), jitter=get_settings().cache_ttl_jitter)
+
+
+def get_upstream_client():
+    from chalicelib.cache.upstream import UpstreamClient
+    from chalicelib.settings import get_settings
+
+    return UpstreamClient(connect_timeout=get_settings().connect_timeout)
+
+
+def upstream_named(name: str):
+    from chalicelib.cache.upstream import configured_upstreams
+    from chalicelib.settings import get_settings
+
+    upstreams = configured_upstreams(get_settings().upstreams)
+    if name not in upstreams:
+        raise NotFound(f"no upstream API is named {name[:40]!r}; known: "
+                       f"{', '.join(sorted(upstreams))}", upstream=name[:40])
+    return upstreams[name]
+
+
+def parse_item(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not ITEM_RE.fullmatch(raw):
+        raise InvalidInput(f"'item' must be one path segment of letters, digits and . _ ~ - "
+                           f"(at most 100), got {raw[:40]!r}", field="item")
+    return raw
+
+
+def cache_key(upstream, item: str | None) -> str:
+    # The URL's digest, not the item itself: any item fits memcached's key rules,
+    # and a changed URL in UPSTREAMS never answers from the old URL's entries.
+    digest = hashlib.blake2b(upstream.url_for(item).encode(), digest_size=12).hexdigest()
+    return f"pulse:up:{upstream.name}:{digest}"
+
+
+def load_from(upstream, item: str | None, client=None):
+    """The cache's load function for one upstream URL: 200 -> value, 404/410 -> None."""
+    from chalicelib.cache.readthrough import Loaded
+
+    def load(deadline: float) -> Loaded:
+        fetched = (client or get_upstream_client()).fetch(upstream, item, deadline)
+        if fetched.status in (404, 410):
+            return Loaded(None)
+        if fetched.status != 200:
+            raise UpstreamFailed(f"upstream {upstream.name!r} answered HTTP {fetched.status}",
+                                 upstream=upstream.name, upstream_status=fetched.status)
+        content_type = fetched.content_type.split(";")[0].strip().lower()
+        try:
+            fetched.body.decode("utf-8")
+        except UnicodeDecodeError:
+            content_type = ""
+        if not content_type.startswith(TEXT_TYPES):
+            raise UpstreamFailed(f"upstream {upstream.name!r} answered {content_type or 'bytes'}"
+                                 ", not UTF-8 JSON or text", upstream=upstream.name)
+        return Loaded(fetched.body, content_type)
+
+    return load
+
+
+@lru_cache(maxsize=64)
+def policy_of(upstream):
+    from chalicelib.cache.readthrough import Policy
+
+    return Policy(ttl=upstream.ttl, negative_ttl=upstream.negative_ttl,
+                  stale_ttl=upstream.stale_ttl, timeout=upstream.timeout)
+
+
+def proxy(name: str, item: str | None = None, cache=None, client=None):
+    """GET one upstream URL through the cache: the upstream's body, or a 404 JSON."""
+    upstream = upstream_named(name)
+    item = parse_item(item)
+    result = (cache or get_cache()).get(cache_key(upstream, item),
+                                        load_from(upstream, item, client), policy_of(upstream))
+    headers = {"X-Cache": str(result.status), "Age": str(result.age)}
+    if result.entry.value is None:
+        what = f"no item {item!r}" if item is not None else "nothing"
+        err = NotFound(f"upstream {name!r} has {what}", upstream=name, item=item)
+        return json_response(err.to_body(), err.status_code, headers)
+    from chalice import Response
+
+    return Response(body=result.entry.value.decode("utf-8"), status_code=200,
+                    headers={"Content-Type": f"{result.entry.meta}; charset=utf-8", **headers})
