@@ -32,13 +32,16 @@ def health_check() -> Response:
 @app.route("/leaderboard")
 @json_api
 def leaderboard_top() -> Response:
-    return json_response(leaderboard_api.top(app.current_request.query_params))
+    request = app.current_request
+    return leaderboard_api.answer(leaderboard_api.top(request.query_params), request.headers)
 
 
 @app.route("/leaderboard/{hashtag}")
 @json_api
 def leaderboard_tag(hashtag: str) -> Response:
-    return json_response(leaderboard_api.one_tag(hashtag, app.current_request.query_params))
+    request = app.current_request
+    return leaderboard_api.answer(leaderboard_api.one_tag(hashtag, request.query_params),
+                                  request.headers)
 
 
 @app.schedule(Rate(get_settings().ingest_rate_minutes, unit=Rate.MINUTES),
@@ -48,10 +51,11 @@ def ingest_hashtags(event) -> dict:
 
     # Stop between pages with a third of the time left; the next run resumes the range.
     margin_ms = event.context.get_remaining_time_in_millis() / 3
-    result = run_scheduled_ingest(
+    results = run_scheduled_ingest(
         should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
-    app.log.info("ingest: %s", result.summary())
-    return result.to_dict()
+    for board, result in results.items():
+        app.log.info("ingest: board %s: %s", board, result.summary())
+    return {board: result.to_dict() for board, result in results.items()}
 
 
 @app.route("/ui/leaderboard")

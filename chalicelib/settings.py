@@ -119,6 +119,17 @@ class Settings:
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = _env("PULSE_CONNECT_TIMEOUT", default=0.5)
     read_timeout: float = _env("PULSE_READ_TIMEOUT", default=1.0)
+    # --- leaderboard ---
+    # What a retweet counts: original (the hashtags of the original tweet it carries),
+    # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
+    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original")
+    # Campaigns: a JSON object {"board": "search query", ...}, the first board the default
+    # of every route, the CLI and the page; empty: one board, LEADERBOARD_NAME with
+    # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
+    # must not keep app.py from importing).
+    leaderboard_boards: str = _env("LEADERBOARD_BOARDS", default="")
+    # Cache-Control max-age (seconds) of the read routes: counts change once an ingest.
+    leaderboard_max_age: int = _env("LEADERBOARD_MAX_AGE", default=5)
     # --- cache ---
     # memcached in AWS: TLS when ElastiCache's in-transit encryption is on (the stage
     # config sets it from Terraform); a CA bundle only for a private CA (the tests'
