@@ -279,3 +279,26 @@ def test_aws_unreachable_is_a_503_within_two_seconds(app_client, monkeypatch):
     status, body = post(app_client, {"url": "https://example.com/aws-down"})
     assert time.monotonic() - started < 2.0
     assert (status, body["error"]) == (503, "ServiceUnavailable")
+
+
+def test_a_hit_never_imports_the_renderer(app_client, pulse_env):
+    # A fresh interpreter answers a hit: qrcode and PIL stay unloaded (cold starts).
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    post(app_client, {"url": "https://example.com/warm"})
+    script = (
+        "import json, sys\n"
+        "from chalice.test import Client\n"
+        "import app\n"
+        "with Client(app.app, stage_name='local', project_dir='.') as c:\n"
+        "    r = c.http.post('/qr', headers={'Content-Type': 'application/json'},\n"
+        "                    body=json.dumps({'url': 'https://example.com/warm'}))\n"
+        "print(r.status_code, sorted(m for m in ('qrcode', 'PIL') if m in sys.modules))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[0] == "200 []", done.stdout + done.stderr
