@@ -105,6 +105,16 @@ class Settings:
     # pages of up to 100 tweets per scheduled run
     ingest_max_pages: int = _env("INGEST_MAX_PAGES", default=10)
     ingest_rate_minutes: int = _env("INGEST_RATE_MINUTES", default=5)
+    # --- qr ---
+    # Cache entries and their images live this long (the bucket's lifecycle
+    # deletes objects after 1 day: keep this <= 86400).  Presigned URLs are
+    # valid until the entry expires, at most qr_presign_seconds.
+    qr_ttl_seconds: int = _env("QR_TTL_SECONDS", default=86400)
+    qr_presign_seconds: int = _env("QR_PRESIGN_SECONDS", default=3600)
+    # SQS queue the `qr.created` rule feeds; Chalice needs its name when it
+    # packages the handler (infra/qr.tf output qr_events_queue_name).
+    qr_events_queue: str = _env("QR_EVENTS_QUEUE", default="pulse-qr-events", infra=True)
+    qr_recent_max: int = _env("QR_RECENT_MAX", default=20)  # recent creations for the page
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = _env("PULSE_CONNECT_TIMEOUT", default=0.5)

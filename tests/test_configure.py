@@ -23,6 +23,7 @@ BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pulse-prod-qr-cache"
 BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/pulse-prod-events"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/pulse-prod-clicks"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-qr-events"
 KMS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1b2c3d4e-0000-4000-8000-1234567890ab"
 X_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/x-bearer-token-AbCdEf"
 PW_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/memorydb-password-GhIjKl"
@@ -44,6 +45,7 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "QR_BUCKET": BUCKET,
         "QR_TABLE": "pulse-prod-qr-cache",
         "EVENT_BUS_NAME": "pulse-prod-events",
+        "QR_EVENTS_QUEUE": "pulse-prod-qr-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
     }
@@ -68,6 +70,8 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "qr_table_arn": TABLE_ARN,
         "event_bus_name": "pulse-prod-events",
         "event_bus_arn": BUS_ARN,
+        "qr_events_queue_name": "pulse-prod-qr-events",
+        "qr_events_queue_arn": QUEUE_ARN,
         "click_stream_name": "pulse-prod-clicks",
         "click_stream_arn": STREAM_ARN,
         "x_bearer_token_secret_arn": X_SECRET,
@@ -147,6 +151,7 @@ def test_writes_the_stage_and_keeps_everything_else(chalice_dir):
         "QR_BUCKET": BUCKET,
         "QR_TABLE": "pulse-prod-qr-cache",
         "EVENT_BUS_NAME": "pulse-prod-events",
+        "QR_EVENTS_QUEUE": "pulse-prod-qr-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
         "MEMCACHED_TLS": "true",
@@ -177,6 +182,9 @@ def test_policy_is_least_privilege(chalice_dir):
     for action in ("GetItem", "PutItem", "UpdateItem", "DescribeTable"):
         assert grants(f"dynamodb:{action}") == {TABLE_ARN}
     assert grants("events:PutEvents") == {BUS_ARN}
+    for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
+        assert grants(f"sqs:{action}") == {QUEUE_ARN}
+    assert grants("sqs:SendMessage") == set()
     for action in ("PutRecord", "PutRecords", "DescribeStream", "DescribeStreamSummary",
                    "GetRecords", "GetShardIterator", "ListShards", "SubscribeToShard"):
         assert STREAM_ARN in grants(f"kinesis:{action}")
@@ -184,6 +192,7 @@ def test_policy_is_least_privilege(chalice_dir):
     assert grants("kms:Decrypt") == {KMS_ARN}
     via = statements["DataKeyThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert f"kinesis.{REGION}.amazonaws.com" in via
+    assert f"sqs.{REGION}.amazonaws.com" in via
     logs = grants("logs:PutLogEvents")
     prefix = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/pulse-prod"
     assert logs == {prefix, f"{prefix}:*", f"{prefix}-*", f"{prefix}-*:*"}
