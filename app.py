@@ -10,6 +10,7 @@ from chalicelib.cache import api as cache_api
 from chalicelib.http import json_api, json_response
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
+from chalicelib.qr import api as qr_api
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="pulse")
@@ -31,13 +32,16 @@ def health_check() -> Response:
 @app.route("/leaderboard")
 @json_api
 def leaderboard_top() -> Response:
-    return json_response(leaderboard_api.top(app.current_request.query_params))
+    request = app.current_request
+    return leaderboard_api.answer(leaderboard_api.top(request.query_params), request.headers)
 
 
 @app.route("/leaderboard/{hashtag}")
 @json_api
 def leaderboard_tag(hashtag: str) -> Response:
-    return json_response(leaderboard_api.one_tag(hashtag, app.current_request.query_params))
+    request = app.current_request
+    return leaderboard_api.answer(leaderboard_api.one_tag(hashtag, request.query_params),
+                                  request.headers)
 
 
 @app.schedule(Rate(get_settings().ingest_rate_minutes, unit=Rate.MINUTES),
@@ -47,15 +51,52 @@ def ingest_hashtags(event) -> dict:
 
     # Stop between pages with a third of the time left; the next run resumes the range.
     margin_ms = event.context.get_remaining_time_in_millis() / 3
-    result = run_scheduled_ingest(
+    results = run_scheduled_ingest(
         should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
-    app.log.info("ingest: %s", result.summary())
-    return result.to_dict()
+    for board, result in results.items():
+        app.log.info("ingest: board %s: %s", board, result.summary())
+    return {board: result.to_dict() for board, result in results.items()}
 
 
 @app.route("/ui/leaderboard")
 def leaderboard_page() -> Response:
     return web.html_response("leaderboard.html")
+
+
+# --- qr ---
+app.api.binary_types.extend(t for t in qr_api.BINARY_TYPES if t not in app.api.binary_types)
+
+
+@app.route("/qr", methods=["POST"])
+@json_api
+def qr_create() -> Response:
+    body, status = qr_api.create(app.current_request.raw_body)
+    return json_response(body, status)
+
+
+@app.route("/qr", methods=["GET"])
+@json_api
+def qr_stats() -> Response:
+    return json_response(qr_api.stats(app.current_request.query_params))
+
+
+@app.route("/qr/{qr_id}", methods=["GET"])
+@json_api
+def qr_image(qr_id: str) -> Response:
+    return qr_api.image(qr_id, app.current_request.query_params)
+
+
+# EventBridge rule (pattern qr.created on EVENT_BUS_NAME) -> SQS queue with a DLQ -> here.
+@app.on_sqs_message(queue=get_settings().qr_events_queue, batch_size=10)
+def qr_created(event) -> dict:
+    result = qr_api.on_created_messages(record.body for record in event)
+    app.log.info("qr.created: %s", result)
+    return result
+
+
+@app.route("/ui/qr")
+def qr_page() -> Response:
+    return web.html_response("qr.html")
 
 
 # --- cache ---

@@ -3,7 +3,8 @@ stack `make run` started).
 
     python -m chalicelib.cli ingest [--max-pages N] [--json]
     python -m chalicelib.cli import-archive PATH... [--batch-size N] [--no-progress]
-    python -m chalicelib.cli leaderboard [--window all|1h|24h|7d] [--n N] [--offset N] [--json]
+    python -m chalicelib.cli leaderboard [--window all|1h|24h|7d] [--order top|rising]
+        [--n N] [--offset N] [--board NAME] [--json]    (--json: GET /leaderboard's answer)
 
 Expected failures (Redis unreachable, a bad archive line, no X token, an X API
 error) end with one line on stderr and exit code 2 (1 for the X API), not
@@ -16,7 +17,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-WINDOWS = ("all", "1h", "24h", "7d")
+from chalicelib.leaderboard import WINDOWS
 
 
 def _settings():
@@ -32,10 +33,15 @@ def _redis():
     return make_redis(read_timeout=max(_settings().read_timeout, 10.0))
 
 
-def _board(redis=None):
+def _board(name: str | None):
+    """The named board (default: the first configured one); unknown: exit 2."""
+    from chalicelib.leaderboard.boards import boards_from_settings
     from chalicelib.leaderboard.store import Leaderboard
 
-    return Leaderboard(redis if redis is not None else _redis(), _settings().leaderboard_name)
+    names = list(boards_from_settings(_settings()))
+    if name is not None and name not in names:
+        raise SystemExit(f"pulse: no board {name!r}: the boards are {', '.join(names)}")
+    return Leaderboard(_redis(), name or names[0])
 
 
 def _print_json(obj: Any) -> None:
@@ -49,24 +55,27 @@ def _print_json(obj: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from chalicelib.leaderboard.ingest import run_scheduled_ingest
 
-    result = run_scheduled_ingest(_settings(), redis=_redis(), max_pages=args.max_pages)
+    results = run_scheduled_ingest(_settings(), redis=_redis(), max_pages=args.max_pages,
+                                   boards=[args.board] if args.board else None)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json({board: result.to_dict() for board, result in results.items()})
     else:
-        print(f"ingest from {result.source}: {result.summary()}")
+        for board, result in results.items():
+            print(f"board {board}: ingest from {result.source}: {result.summary()}")
     return 0
 
 
 def cmd_import_archive(args: argparse.Namespace) -> int:
     from chalicelib.leaderboard.ingest import import_archive
-    from chalicelib.leaderboard.sources import ArchiveSource
+    from chalicelib.leaderboard.sources import ArchiveSource, retweets_from_settings
 
+    retweets = retweets_from_settings(_settings())
     source = ArchiveSource(args.paths)
     try:
         total = source.total_bytes()
     except OSError as exc:
         raise SystemExit(f"pulse: cannot read {exc.filename}: {exc.strerror}") from None
-    board = _board()
+    board = _board(args.board)
     board.progress()  # reach Redis before reading a large file
     bar = None
     if not args.no_progress:
@@ -77,7 +86,8 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
                    desc="import", disable=None, file=sys.stderr)
     try:
         result = import_archive(board, source, batch_size=args.batch_size,
-                                on_bytes=bar.update if bar is not None else None)
+                                on_bytes=bar.update if bar is not None else None,
+                                retweets=retweets)
         if bar is not None:
             bar.update(total - bar.n)  # blank lines carry no page
     finally:
@@ -86,6 +96,7 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"tweets_read": result.tweets_read, "tweets_counted": result.tweets_counted,
                      "duplicates": result.duplicates, "pages": result.pages,
+                     "skipped_files": result.skipped_files,
                      "files": result.per_file, "seconds": round(result.seconds, 3)})
     else:
         print(result.summary())
@@ -100,35 +111,42 @@ def _width(text: str) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from chalicelib.leaderboard import api
 
-    board = _board()
-    entries = board.top(args.window, args.n, args.offset)
-    total = board.size(args.window)
-    updated = board.updated_at()
-    updated_iso = None if updated is None else datetime.fromtimestamp(updated, UTC).isoformat()
+    # the route's own answer: `--json` prints exactly what GET /leaderboard returns
+    body = api.top({"window": args.window or "", "n": str(args.n), "offset": str(args.offset),
+                    "board": args.board or "", "order": args.order}, _board(args.board))
     if args.json:
-        _print_json({"window": args.window, "total": total, "updated_at": updated_iso,
-                     "items": [{"rank": e.rank, "hashtag": e.hashtag, "score": e.score}
-                               for e in entries]})
+        _print_json(body)
         return 0
-    print(f"Top hashtags, window {args.window}: {total} tags"
-          + (f", updated {updated_iso}" if updated_iso else ""))
+    entries, window = body["items"], body["window"]
+    if body["order"] == "rising":
+        print(f"Rising hashtags on board {body['board']}, window {window}: "
+              f"{body['candidates']} tags scored"
+              + (f", updated {body['updated_at']}" if body["updated_at"] else ""))
+    else:
+        print(f"Top hashtags, window {window}: {body['total']} tags"
+              + (f", updated {body['updated_at']}" if body["updated_at"] else ""))
     if not entries:
-        if args.window == "all" and args.offset == 0:
+        if window == "all" and args.offset == 0:
             print("(no hashtags counted yet: run `python -m chalicelib.cli ingest` or "
                   "`import-archive`)")
         else:
-            print(f"(no hashtags in window {args.window} from rank {args.offset + 1})")
+            print(f"(no hashtags in window {window} from rank {args.offset + 1})")
         return 0
-    tags = ["#" + e.hashtag for e in entries]
-    rank_w = max(4, len(str(entries[-1].rank)))
-    tag_w = max(7, *(_width(t) for t in tags))
-    score_w = max(5, *(len(str(e.score)) for e in entries))
-    print(f"{'rank':>{rank_w}}  {'hashtag'}{' ' * (tag_w - 7)}  {'score':>{score_w}}")
-    for entry, tag in zip(entries, tags, strict=True):
-        print(f"{entry.rank:>{rank_w}}  {tag}{' ' * (tag_w - _width(tag))}  "
-              f"{entry.score:>{score_w}}")
+    columns = ["rank", "hashtag", "score"] + (["rising"] if body["order"] == "rising" else [])
+    rows = [[str(e["rank"]), "#" + e["hashtag"], str(e["score"])]
+            + ([f"{e['rising']:.1f}"] if body["order"] == "rising" else []) for e in entries]
+    widths = [max(_width(c), *(_width(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    def line(cells):
+        return "  ".join(cell + " " * (w - _width(cell)) if i == 1
+                         else " " * (w - _width(cell)) + cell
+                         for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))
+
+    print(line(columns).rstrip())
+    for row in rows:
+        print(line(row).rstrip())
     return 0
 
 
@@ -163,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="one scheduled ingest run now (LEADERBOARD_SOURCE)")
     p.add_argument("--max-pages", type=_positive, default=None,
                    help="page cap for this run (default: INGEST_MAX_PAGES)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--board", help="only this board (default: every board)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("import-archive", help="count the tweets of twarc2 JSONL files")
@@ -171,13 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=1000,
                    help="tweets per atomic write (default 1000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--board", help="the board to count into (default: the first)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import_archive)
 
     p = sub.add_parser("leaderboard", help="show the top hashtags")
-    p.add_argument("--window", choices=WINDOWS, default="all")
+    p.add_argument("--window", choices=WINDOWS, default=None,
+                   help="default: all (1h with --order rising)")
+    p.add_argument("--order", choices=("top", "rising"), default="top")
     p.add_argument("--n", type=_positive, default=10, help="how many (default 10)")
     p.add_argument("--offset", type=_non_negative, default=0)
+    p.add_argument("--board", help="the board to show (default: the first)")
     p.add_argument("--json", action="store_true", help="print JSON like GET /leaderboard")
     p.set_defaults(func=cmd_leaderboard)
     return parser
@@ -194,10 +217,15 @@ def _redacted(url: str) -> str:
 
 def _expected_error(exc: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit code) for the failures a user can act on; None for bugs."""
+    from chalicelib.leaderboard.boards import BoardsConfigError
     from chalicelib.leaderboard.sources import ArchiveError, SourceConfigError
 
-    if isinstance(exc, ArchiveError | SourceConfigError):
+    if isinstance(exc, ArchiveError | SourceConfigError | BoardsConfigError):
         return str(exc), 2
+    from chalicelib.errors import PulseError
+
+    if isinstance(exc, PulseError):  # the API's own checks (a bad board, n, window...)
+        return exc.message, 2
     if "redis" in sys.modules:
         from redis import exceptions as rx
 

@@ -50,6 +50,9 @@ def get_aws_client(service: str, max_attempts: int = 3):
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
         retries={"mode": "standard", "max_attempts": max_attempts},
+        # botocore still presigns S3 URLs with SigV2 unless told; SigV4 is what
+        # every region accepts (and the only one for KMS-encrypted objects).
+        **({"signature_version": "s3v4"} if service == "s3" else {}),
     )
     with _lock:  # boto3 sessions are not thread-safe while creating clients
         return _boto3_session().client(service, config=config)

@@ -19,6 +19,29 @@ def json_response(body, status_code: int = 200, headers: Mapping[str, str] | Non
     )
 
 
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match (RFC 9110): "*" or a list of tags, weak ones compared weakly."""
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or etag in (t.removeprefix("W/") for t in tags)
+
+
+def cached_json_response(body, request_headers: Mapping[str, str] | None, max_age: int):
+    """A JSON answer that caches: a strong ETag (a hash of the body) and
+    `Cache-Control: max-age`; a 304 without a body when If-None-Match names the ETag."""
+    import hashlib
+
+    from chalice import Response
+
+    payload = json.dumps(body, default=str)
+    etag = f'"{hashlib.sha256(payload.encode()).hexdigest()[:32]}"'
+    headers = {"ETag": etag, "Cache-Control": f"max-age={max_age}"}
+    if _etag_matches((request_headers or {}).get("if-none-match"), etag):
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=payload, status_code=200, headers={**JSON_HEADERS, **headers})
+
+
 def query_int(params: Mapping[str, str] | None, name: str, default: int,
               minimum: int, maximum: int) -> int:
     raw = (params or {}).get(name)

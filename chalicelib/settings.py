@@ -105,6 +105,16 @@ class Settings:
     # pages of up to 100 tweets per scheduled run
     ingest_max_pages: int = _env("INGEST_MAX_PAGES", default=10)
     ingest_rate_minutes: int = _env("INGEST_RATE_MINUTES", default=5)
+    # --- qr ---
+    # Cache entries and their images live this long (the bucket's lifecycle
+    # deletes objects after 1 day: keep this <= 86400).  Presigned URLs are
+    # valid until the entry expires, at most qr_presign_seconds.
+    qr_ttl_seconds: int = _env("QR_TTL_SECONDS", default=86400)
+    qr_presign_seconds: int = _env("QR_PRESIGN_SECONDS", default=3600)
+    # SQS queue the `qr.created` rule feeds; Chalice needs its name when it
+    # packages the handler (infra/qr.tf output qr_events_queue_name).
+    qr_events_queue: str = _env("QR_EVENTS_QUEUE", default="pulse-qr-events", infra=True)
+    qr_recent_max: int = _env("QR_RECENT_MAX", default=20)  # recent creations for the page
     # --- hotspots ---
     # Click hotspots (issue #8).  Each page keeps a window of its latest clicks: at
     # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis
@@ -132,6 +142,17 @@ class Settings:
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = _env("PULSE_CONNECT_TIMEOUT", default=0.5)
     read_timeout: float = _env("PULSE_READ_TIMEOUT", default=1.0)
+    # --- leaderboard ---
+    # What a retweet counts: original (the hashtags of the original tweet it carries),
+    # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
+    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original")
+    # Campaigns: a JSON object {"board": "search query", ...}, the first board the default
+    # of every route, the CLI and the page; empty: one board, LEADERBOARD_NAME with
+    # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
+    # must not keep app.py from importing).
+    leaderboard_boards: str = _env("LEADERBOARD_BOARDS", default="")
+    # Cache-Control max-age (seconds) of the read routes: counts change once an ingest.
+    leaderboard_max_age: int = _env("LEADERBOARD_MAX_AGE", default=5)
     # --- cache ---
     # memcached in AWS: TLS when ElastiCache's in-transit encryption is on (the stage
     # config sets it from Terraform); a CA bundle only for a private CA (the tests'

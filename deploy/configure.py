@@ -51,6 +51,7 @@ REQUIRED_OUTPUTS = (
     "qr_bucket_arn",
     "qr_table_arn",
     "event_bus_arn",
+    "qr_events_queue_arn",
     "click_stream_arn",
     "click_failure_queue_arn",
     "x_bearer_token_secret_arn",
@@ -197,6 +198,15 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
             "Resource": [out["event_bus_arn"]],
         },
         {
+            # The qr_created function's SQS event source mapping polls with the
+            # function's role: Lambda needs GetQueueAttributes besides
+            # receive/delete.  Sending is EventBridge's (the queue policy).
+            "Sid": "QrEventsQueueConsume",
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            "Resource": [out["qr_events_queue_arn"]],
+        },
+        {
             "Sid": "ClickStream",
             "Effect": "Allow",
             "Action": [
@@ -230,7 +240,8 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
         {
             # The data-tier CMK, only through the services that use it:
             # Decrypt to read (S3, DynamoDB, Kinesis, secrets), GenerateDataKey
-            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB, SQS SendMessage).
+            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB, SQS SendMessage);
+            # Decrypt also reads the KMS-encrypted QR events queue.
             "Sid": "DataKeyThroughServices",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],

@@ -116,7 +116,7 @@ def init_args(backend: bool = True) -> list[str]:
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """os.environ without the app's settings or any real AWS identity/endpoint."""
-    drop_prefixes = ("AWS_", "PULSE_", "REDIS_", "LEADERBOARD_", "INGEST_")
+    drop_prefixes = ("AWS_", "PULSE_", "REDIS_", "LEADERBOARD_", "INGEST_", "QR_")
     drop = {"MEMCACHED_SERVERS", "QR_BUCKET", "QR_TABLE", "EVENT_BUS_NAME",
             "CLICK_STREAM_NAME", "X_BEARER_TOKEN", "X_BEARER_TOKEN_SECRET_ARN"}
     env = {k: v for k, v in os.environ.items()
@@ -286,7 +286,8 @@ LOG_GROUPS_FILE = "log_groups.tf.json"
 def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _print) -> dict:
     """`chalice package --pkg-format terraform` of one stage, made deployable as it is.
 
-    Adds every deploy/*_override.tf.json, and the stage's `log_retention_in_days`
+    Runs Chalice with the stage's environment variables (app.py reads some at
+    import).  Adds every deploy/*_override.tf.json, and the stage's `log_retention_in_days`
     as one aws_cloudwatch_log_group per function in log_groups.tf.json: Chalice
     1.34's Terraform packager raises UnsupportedFeatureError(LogGroup) for that
     setting (only `chalice deploy` handles it), so it is taken out of the config
@@ -299,10 +300,13 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
     retention = stage_cfg.pop("log_retention_in_days", config.pop("log_retention_in_days", None))
     if out.exists():
         shutil.rmtree(out)
+    # Chalice runs app.py to package it: settings read at import time (the
+    # schedule's rate, the QR events queue's name) must be the stage's own.
+    package_env = {**emulator_env(), **stage_environment(config, stage)}
     try:
         config_path.write_text(json.dumps(config, indent=2))
         run([chalice_bin(), "package", "--stage", stage, "--pkg-format", "terraform", out],
-            cwd=app_dir, env=clean_env(emulator_env()), timeout=900)
+            cwd=app_dir, env=clean_env(package_env), timeout=900)
     finally:
         config_path.write_text(original)
     for override in override_files():
@@ -319,8 +323,7 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
 
 # Resources whose name is scoped by another stage-specific resource, so two
 # stages never clash on it: a role's inline policy, a function's permission; an
-# event source mapping has no name at all (its function_name refers to the stage's
-# function: "${aws_lambda_function.<name>.arn}").
+# event source mapping has no name at all (its `function_name` is the function's ARN).
 SCOPED_NAMES = {"aws_iam_role_policy", "aws_lambda_permission", "aws_cloudwatch_event_target",
                 "aws_lambda_event_source_mapping"}
 _FUNCTION_NAME_REF = re.compile(r"\$\{aws_lambda_function\.([\w-]+)\.function_name\}")
@@ -385,6 +388,46 @@ def check_chalice_tf(chalice_tf: dict, config: dict, policy: dict, stage: str) -
         if json.loads(rp["policy"]) != policy:
             raise InfraError(f"role policy {name} is not .chalice/policy-{stage}.json")
     return sorted(functions)
+
+
+def check_qr_event_wiring(chalice_tf: dict, outputs: dict, endpoint: str) -> dict:
+    """`qr.created` reaches the handler: the rule on the app's bus (applied from
+    infra/qr.tf) targets the queue, the queue redrives to its DLQ, and the package
+    subscribes the `qr_created` function to that queue (an SQS event source mapping)."""
+    out = {k: v["value"] for k, v in outputs.items()}
+    queue_name, queue_arn = out["qr_events_queue_name"], out["qr_events_queue_arn"]
+    rule_arn, bus = out["qr_created_rule_arn"], out["event_bus_name"]
+    rule_name = rule_arn.rsplit("/", 1)[1]
+    events = boto_client("events", endpoint)
+    rule = events.describe_rule(Name=rule_name, EventBusName=bus)
+    pattern = json.loads(rule["EventPattern"])
+    if pattern.get("detail-type") != ["qr.created"] or rule.get("State") != "ENABLED":
+        raise InfraError(f"rule {rule_name}: pattern {pattern}, state {rule.get('State')}")
+    targets = [t["Arn"] for t in
+               events.list_targets_by_rule(Rule=rule_name, EventBusName=bus)["Targets"]]
+    if targets != [queue_arn]:
+        raise InfraError(f"rule {rule_name} targets {targets}, not the queue {queue_arn}")
+    sqs = boto_client("sqs", endpoint)
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    redrive = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+    if redrive["deadLetterTargetArn"] != out["qr_events_dlq_arn"]:
+        raise InfraError(f"queue {queue_name} redrives to {redrive}, not the DLQ")
+    mappings = chalice_tf["resource"].get("aws_lambda_event_source_mapping", {})
+    triggers = {name: m for name, m in mappings.items()
+                if m["event_source_arn"].endswith(f":sqs:${{data.aws_region.chalice.name}}:"
+                                                  f"${{data.aws_caller_identity.chalice"
+                                                  f".account_id}}:{queue_name}")
+                or m["event_source_arn"] == queue_arn}
+    if len(triggers) != 1:
+        raise InfraError(f"no single SQS trigger on {queue_name} in the package: {mappings}")
+    (trigger_name, trigger), = triggers.items()
+    if "aws_lambda_function.qr_created." not in trigger["function_name"]:
+        raise InfraError(f"{trigger_name} triggers {trigger['function_name']}, not qr_created")
+    return {"rule": rule_name, "pattern": pattern, "bus": bus, "targets": targets,
+            "dlq": redrive["deadLetterTargetArn"],
+            "max_receive_count": int(redrive["maxReceiveCount"]),
+            "trigger": {"name": trigger_name, **trigger}}
 
 
 def validate_package(package: Path) -> str:
@@ -557,6 +600,7 @@ def rehearse(log: Log = _print) -> dict:
                 mappings = packaged_event_source_mappings(package)
                 check_event_source_mappings(mappings)
                 result["event_source_mappings"] = mappings
+                result["qr_event_wiring"] = check_qr_event_wiring(chalice_tf, outputs, endpoint)
                 result["package_sizes"] = sizes = package_sizes(package)
                 total = sum(sizes.values())
                 if not sizes or total >= PACKAGE_LIMIT_BYTES:
@@ -655,6 +699,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearse: functions {result['functions']}, package "
                   + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items())
                   + f" (total {sum(sizes.values()) / 1e6:.2f} MB zipped)")
+            wiring = result["qr_event_wiring"]
+            print(f"rehearse: qr.created: rule {wiring['rule']} on {wiring['bus']} -> "
+                  f"{wiring['targets']} (DLQ after {wiring['max_receive_count']} receives) -> "
+                  f"{wiring['trigger']['name']} -> {wiring['trigger']['function_name']}")
             print(f"rehearse: {result['package_validation']}")
             print(f"rehearse: timings (s) {result['timings']}")
     except InfraError as exc:

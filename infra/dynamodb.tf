@@ -1,5 +1,6 @@
 # QR cache: target URL -> S3 key of its QR image, expiring after a day.
-# Key schema (used by the QR feature): pk (S) = the normalised target URL;
+# Key schema (used by the QR feature): pk (S) = "qr#<id>", the id a hash of the
+# normalised URL and the rendering options (chalicelib/qr/store.py);
 # ttl (N) = epoch seconds after which DynamoDB deletes the item.
 resource "aws_dynamodb_table" "qr_cache" {
   name         = "${local.name}-qr-cache"

@@ -36,6 +36,17 @@ resource "aws_kms_key" "data" {
         }
       },
       {
+        # EventBridge writes `qr.created` into the KMS-encrypted queue (infra/qr.tf).
+        Sid       = "EventBridgeWritesQrEventsQueue"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*"
+        Condition = {
+          ArnEquals = { "aws:SourceArn" = local.qr_created_rule_arn }
+        }
+      },
+      {
         # CloudWatch alarms publish to the KMS-encrypted alarm topic (alarms.tf).
         Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
         Effect    = "Allow"

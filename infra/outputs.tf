@@ -97,6 +97,23 @@ output "click_stream_arn" {
   value = aws_kinesis_stream.clicks.arn
 }
 
+output "qr_events_queue_name" {
+  description = "QR_EVENTS_QUEUE: export it before `chalice package` (the handler's SQS trigger)."
+  value       = aws_sqs_queue.qr_events.name
+}
+
+output "qr_events_queue_arn" {
+  value = aws_sqs_queue.qr_events.arn
+}
+
+output "qr_events_dlq_arn" {
+  value = aws_sqs_queue.qr_events_dlq.arn
+}
+
+output "qr_created_rule_arn" {
+  value = aws_cloudwatch_event_rule.qr_created.arn
+}
+
 output "x_bearer_token_secret_arn" {
   value = aws_secretsmanager_secret.x_bearer_token.arn
 }
@@ -113,6 +130,7 @@ output "lambda_environment" {
     QR_BUCKET                 = aws_s3_bucket.qr.id
     QR_TABLE                  = aws_dynamodb_table.qr_cache.name
     EVENT_BUS_NAME            = aws_cloudwatch_event_bus.app.name
+    QR_EVENTS_QUEUE           = aws_sqs_queue.qr_events.name
     CLICK_STREAM_NAME         = aws_kinesis_stream.clicks.name
     CLICK_FAILURE_QUEUE_ARN   = aws_sqs_queue.clicks_failed.arn
     X_BEARER_TOKEN_SECRET_ARN = aws_secretsmanager_secret.x_bearer_token.arn

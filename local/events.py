@@ -3,9 +3,15 @@
 It calls the app's own Chalice handler functions, with the event shapes Lambda
 sends, for:
 - `@app.schedule`: fired on their rate (and, for the demo, once at start);
-- `@app.on_cw_event`: a rule with the handler's event pattern on the app's bus
-  in moto, targeting an SQS queue, so moto's real rule matching decides which
-  events reach the handler; the runner drains the queue into the handler;
+- `@app.on_cw_event`: a rule with the handler's event pattern on the DEFAULT
+  bus in moto (where Chalice subscribes these handlers in AWS, aws/chalice#1755),
+  targeting an SQS queue, so moto's real rule matching decides which events
+  reach the handler; the runner drains the queue into the handler;
+- `@app.on_sqs_message`: the handler's queue (created by local/provision.py, as
+  Terraform creates it in AWS) drained in batches of its `batch_size`, in
+  Lambda's SQS event shape; a batch is deleted when the handler returns, and
+  left to become visible again when it raises, so SQS's redrive policy moves
+  a message that keeps failing to its dead-letter queue, as in AWS;
 - `@app.on_kinesis_record`: records read from moto's Kinesis shard by shard
   and delivered in batches of the handler's `batch_size`; a failing batch is
   retried up to `kinesis_max_retry_attempts` times (the event source mapping's
@@ -92,6 +98,7 @@ class EventRunner:
     _queues: dict[str, str] = field(default_factory=dict)
     _shards: dict[str, list[_Shard]] = field(default_factory=dict)
     _batch_sizes: dict[str, int] = field(default_factory=dict)
+    _sqs_handlers: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
     # -- discovery -------------------------------------------------------
     def _sources(self, kind: str) -> list:
@@ -105,6 +112,9 @@ class EventRunner:
                                              else now + interval))
         for src in self._sources("CloudWatchEventConfig"):
             self._queues[src.name] = self._route_rule_to_queue(src.name, src.event_pattern)
+        for src in self._sources("SQSEventConfig"):
+            self._sqs_handlers[src.name] = self._queue_of(src.queue, src.queue_arn,
+                                                          src.batch_size)
         for src in self._sources("KinesisEventConfig"):
             self._shards[src.name] = self._open_shards(src.stream, src.starting_position)
             self._batch_sizes[src.name] = src.batch_size
@@ -118,12 +128,21 @@ class EventRunner:
                                Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
-        bus = self.settings.event_bus_name
+        bus = "default"  # where Chalice puts on_cw_event rules in AWS (aws/chalice#1755)
         events.put_rule(Name=queue_name, EventBusName=bus, EventPattern=json.dumps(pattern),
                         State="ENABLED")
         events.put_targets(Rule=queue_name, EventBusName=bus,
                            Targets=[{"Id": "local-runner", "Arn": arn}])
         return url
+
+    def _queue_of(self, name: str | None, arn: str | None, batch_size: int
+                  ) -> tuple[str, str, int]:
+        sqs = get_aws_client("sqs")
+        name = name or arn.rsplit(":", 1)[1]
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        return url, arn, batch_size
 
     def _open_shards(self, stream: str, starting_position: str) -> list[_Shard]:
         kinesis = get_aws_client("kinesis")
@@ -184,6 +203,42 @@ class EventRunner:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
                 delivered += 1
         return delivered
+
+    # -- SQS -------------------------------------------------------------
+    def deliver_messages(self, wait_seconds: int = 0) -> int:
+        """One batch per SQS handler: deleted on success, left to be retried on failure."""
+        sqs = get_aws_client("sqs")
+        delivered = 0
+        for name, (url, arn, batch_size) in self._sqs_handlers.items():
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10),
+                WaitTimeSeconds=wait_seconds, AttributeNames=["All"],
+                MessageAttributeNames=["All"]).get("Messages", [])
+            if not messages:
+                continue
+            try:
+                self._invoke(name, self._sqs_event(arn, messages))
+            except Exception:
+                log.exception("sqs handler %s failed; the batch becomes visible again", name)
+                continue
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(messages)])
+            delivered += len(messages)
+        return delivered
+
+    def _sqs_event(self, queue_arn: str, messages: list[dict]) -> dict:
+        return {"Records": [{
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": m.get("MessageAttributes", {}),
+            "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": self.settings.region,
+        } for m in messages]}
 
     # -- Kinesis ---------------------------------------------------------
     def deliver_records(self) -> int:
@@ -278,7 +333,7 @@ class EventRunner:
 
         threads = [threading.Thread(target=loop, args=(step,), daemon=True)
                    for step in (self.run_due_schedules, self.deliver_events,
-                                self.deliver_records)]
+                                self.deliver_messages, self.deliver_records)]
         for t in threads:
             t.start()
         stop.wait()
@@ -298,9 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(runner.fire_schedule(args.fire), default=str))
         return 0
     runner.setup(fire_on_start=not args.no_fire_on_start)
-    log.info("schedules: %s; event rules: %s; kinesis consumers: %s",
+    log.info("schedules: %s; event rules: %s; sqs consumers: %s; kinesis consumers: %s",
              [s.name for s in runner._schedules] or "none", list(runner._queues) or "none",
-             list(runner._shards) or "none")
+             list(runner._sqs_handlers) or "none", list(runner._shards) or "none")
     stop = threading.Event()
     try:
         runner.run_forever(stop)

@@ -5,6 +5,7 @@ In AWS these resources come from Terraform (infra/).
 """
 from __future__ import annotations
 
+import json
 import logging
 
 from chalicelib.clients import get_aws_client
@@ -69,11 +70,53 @@ def ensure_stream(name: str, shards: int = 2) -> str:
     return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
 
 
+# --- qr ---
+QR_CREATED_PATTERN = {"source": ["pulse.qr"], "detail-type": ["qr.created"]}
+# As infra/qr.tf: a message that failed this many receives moves to the DLQ.
+QR_MAX_RECEIVES = 5
+# Shorter than in AWS (6 x the Lambda timeout there) so a failed local
+# delivery is retried within seconds.
+QR_LOCAL_VISIBILITY_SECONDS = 5
+
+
+def _queue(name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    sqs = get_aws_client("sqs")
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    return url, arn
+
+
+def ensure_qr_events(settings: Settings) -> dict:
+    """The same wiring as infra/qr.tf: rule `qr.created` on the app's bus -> SQS queue
+    (redrive to a DLQ after QR_MAX_RECEIVES) that the `qr_created` handler drains."""
+    queue = settings.qr_events_queue
+    _, dlq_arn = _queue(f"{queue}-dlq", {"MessageRetentionPeriod": str(14 * 86400)})
+    url, arn = _queue(queue, {
+        "VisibilityTimeout": str(QR_LOCAL_VISIBILITY_SECONDS),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": QR_MAX_RECEIVES})})
+    rule = f"{queue}-rule"
+    events = get_aws_client("events")
+    rule_arn = events.put_rule(Name=rule, EventBusName=settings.event_bus_name,
+                               EventPattern=json.dumps(QR_CREATED_PATTERN),
+                               State="ENABLED")["RuleArn"]
+    get_aws_client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                       "Action": "sqs:SendMessage", "Resource": arn,
+                       "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
+    events.put_targets(Rule=rule, EventBusName=settings.event_bus_name,
+                       Targets=[{"Id": "qr-events-queue", "Arn": arn}])
+    return {"qr_events_queue": url, "qr_events_dlq_arn": dlq_arn, "qr_created_rule": rule_arn}
+
+
 def provision(settings: Settings) -> dict:
     """Everything the app expects to find; safe to run on every start."""
     ensure_bucket(settings.qr_bucket, settings.region)
     ensure_table(settings.qr_table)
     bus_arn = ensure_event_bus(settings.event_bus_name)
     stream_arn = ensure_stream(settings.click_stream_name)
+    qr_events = ensure_qr_events(settings)
     return {"bucket": settings.qr_bucket, "table": settings.qr_table,
-            "event_bus_arn": bus_arn, "stream_arn": stream_arn}
+            "event_bus_arn": bus_arn, "stream_arn": stream_arn, **qr_events}

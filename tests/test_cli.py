@@ -21,15 +21,23 @@ def sample(name: str) -> Path:
     return shared_path("sample-data", "tweets", name)
 
 
-def counts_in(path: Path) -> Counter:
-    """Counted by hand from the file: each tweet once, its entities.hashtags case-folded."""
-    tweets = {}
+def counts_in(path: Path, retweets: str = "own") -> Counter:
+    """Counted by hand from the file: each tweet once, its entities.hashtags case-folded
+    (a retweet's original's, from `includes`, with retweets="original")."""
+    tweets, included = {}, {}
     for line in path.read_bytes().splitlines():
         if line.strip():
-            for tweet in orjson.loads(line).get("data") or ():
+            page = orjson.loads(line)
+            for tweet in page.get("data") or ():
                 tweets.setdefault(tweet["id"], tweet)
-    return Counter(h["tag"].lower() for t in tweets.values()
-                   for h in (t.get("entities") or {}).get("hashtags") or ())
+            included.update({t["id"]: t for t in page.get("includes", {}).get("tweets", ())})
+    counts: Counter = Counter()
+    for t in tweets.values():
+        refs = [r["id"] for r in t.get("referenced_tweets") or () if r["type"] == "retweeted"]
+        if refs and retweets == "original":
+            t = included[refs[0]]
+        counts.update(h["tag"].casefold() for h in (t.get("entities") or {}).get("hashtags") or ())
+    return counts
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -41,7 +49,8 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
 
 def test_import_archive_then_leaderboard_json(pulse_env, stack_env):
     path = sample("kpop.jsonl")
-    expected = counts_in(path)
+    expected = counts_in(path)  # each tweet's own entities: LEADERBOARD_RETWEETS=own
+    stack_env = {**stack_env, "LEADERBOARD_RETWEETS": "own"}
     imported = cli(stack_env, "import-archive", str(path))
     assert imported.returncode == 0, imported.stderr
     assert "100 tweets read" in imported.stdout and "100 counted" in imported.stdout
@@ -66,8 +75,8 @@ def test_a_second_import_counts_nothing(pulse_env, capsys):
     assert "100 skipped as duplicates" in first  # 2sets.jsonl repeats kpop.jsonl
     assert main(["import-archive", "--no-progress", "--json", *paths]) == 0
     second = json.loads(capsys.readouterr().out)
-    assert (second["tweets_read"], second["tweets_counted"], second["duplicates"]) == (
-        300, 0, 300)
+    assert (second["tweets_read"], second["tweets_counted"], second["skipped_files"]) == (
+        0, 0, paths)  # the same files: known by their content hash
 
 
 def test_leaderboard_table(pulse_env, capsys):
@@ -77,12 +86,12 @@ def test_leaderboard_table(pulse_env, capsys):
     capsys.readouterr()
     assert main(["leaderboard", "--window", "all", "--n", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    expected = counts_in(sample("brexit.jsonl"))
+    expected = counts_in(sample("brexit.jsonl"), "original")  # the default policy
     assert lines[0].startswith(f"Top hashtags, window all: {len(expected)} tags")
     assert lines[1].split() == ["rank", "hashtag", "score"]
     rows = [line.split() for line in lines[2:]]
     assert [(r[0], r[1].lower(), int(r[2])) for r in rows[:2]] == [
-        ("1", "#brexit", expected["brexit"]), ("2", "#borisjohnson", expected["borisjohnson"])]
+        ("1", "#brexit", expected["brexit"]), ("2", "#johnsonout", expected["johnsonout"])]
     assert len(rows) == 3
 
 
@@ -90,10 +99,11 @@ def test_ingest_runs_the_configured_source(pulse_env, capsys, monkeypatch):
     # the local stage's default source is the synthetic stream
     assert main(["ingest"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ingest from synthetic: 5 pages, 500 tweets seen, 500 counted; "
+    assert out.startswith("board default: ingest from synthetic: 5 pages, 500 tweets seen, "
+                          "500 counted; "
                           "range complete; checkpoint since_id=")
     assert main(["ingest", "--json", "--max-pages", "1"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out)["default"]
     assert result["source"] == "synthetic" and result["complete"] is True
     assert main(["leaderboard", "--json", "--n", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["items"][0]["rank"] == 1
@@ -130,3 +140,32 @@ def test_redis_down_is_a_one_line_error(args, cluster):
     assert "make run" in done.stderr and "secret" not in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_every_command_takes_a_board(pulse_env, capsys, monkeypatch):
+    monkeypatch.setenv("LEADERBOARD_BOARDS", '{"spring": "#a", "autumn": "#b"}')
+    monkeypatch.setenv("LEADERBOARD_RETWEETS", "own")
+    from chalicelib.clients import reset_clients
+
+    reset_clients()
+    assert main(["import-archive", "--no-progress", "--board", "autumn",
+                 str(sample("brexit.jsonl"))]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--json", "--board", "autumn"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["total"] == len(counts_in(sample("brexit.jsonl")))
+    from chalicelib.leaderboard import api
+
+    api.get_board.cache_clear()
+    assert shown == api.top({"board": "autumn"})  # the shape of GET /leaderboard, exactly
+    assert main(["leaderboard", "--json"]) == 0  # the first board: nothing there
+    assert json.loads(capsys.readouterr().out)["total"] == 0
+    assert main(["ingest", "--board", "spring", "--max-pages", "1"]) == 0
+    assert capsys.readouterr().out.startswith("board spring: ingest from synthetic: 1 pages")
+    with pytest.raises(SystemExit, match="no board 'nope': the boards are spring, autumn"):
+        main(["leaderboard", "--board", "nope"])
+    capsys.readouterr()
+    assert main(["leaderboard", "--json", "--board", "autumn", "--order", "rising"]) == 0
+    assert json.loads(capsys.readouterr().out)["order"] == "rising"
+    assert main(["leaderboard", "--n", "500"]) == 2  # the route's own limits
+    assert "'n' must be between 1 and 100" in capsys.readouterr().err

@@ -23,6 +23,7 @@ BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pulse-prod-qr-cache"
 BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/pulse-prod-events"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/pulse-prod-clicks"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-qr-events"
 FAILED_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-clicks-failed"
 KMS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1b2c3d4e-0000-4000-8000-1234567890ab"
 X_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/x-bearer-token-AbCdEf"
@@ -45,6 +46,7 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "QR_BUCKET": BUCKET,
         "QR_TABLE": "pulse-prod-qr-cache",
         "EVENT_BUS_NAME": "pulse-prod-events",
+        "QR_EVENTS_QUEUE": "pulse-prod-qr-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
         "CLICK_FAILURE_QUEUE_ARN": FAILED_QUEUE_ARN,
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
@@ -70,6 +72,8 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "qr_table_arn": TABLE_ARN,
         "event_bus_name": "pulse-prod-events",
         "event_bus_arn": BUS_ARN,
+        "qr_events_queue_name": "pulse-prod-qr-events",
+        "qr_events_queue_arn": QUEUE_ARN,
         "click_stream_name": "pulse-prod-clicks",
         "click_stream_arn": STREAM_ARN,
         "click_failure_queue_arn": FAILED_QUEUE_ARN,
@@ -150,6 +154,7 @@ def test_writes_the_stage_and_keeps_everything_else(chalice_dir):
         "QR_BUCKET": BUCKET,
         "QR_TABLE": "pulse-prod-qr-cache",
         "EVENT_BUS_NAME": "pulse-prod-events",
+        "QR_EVENTS_QUEUE": "pulse-prod-qr-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
         "CLICK_FAILURE_QUEUE_ARN": FAILED_QUEUE_ARN,
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
@@ -181,14 +186,18 @@ def test_policy_is_least_privilege(chalice_dir):
     for action in ("GetItem", "PutItem", "UpdateItem", "DescribeTable"):
         assert grants(f"dynamodb:{action}") == {TABLE_ARN}
     assert grants("events:PutEvents") == {BUS_ARN}
+    for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
+        assert grants(f"sqs:{action}") == {QUEUE_ARN}
     for action in ("PutRecord", "PutRecords", "DescribeStream", "DescribeStreamSummary",
                    "GetRecords", "GetShardIterator", "ListShards", "SubscribeToShard"):
         assert STREAM_ARN in grants(f"kinesis:{action}")
+    # sends only to the click consumer's on-failure queue (never to the QR events queue)
     assert grants("sqs:SendMessage") == {FAILED_QUEUE_ARN}
     assert grants("secretsmanager:GetSecretValue") == {X_SECRET, PW_SECRET}
     assert grants("kms:Decrypt") == {KMS_ARN}
     via = statements["DataKeyThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
     assert f"kinesis.{REGION}.amazonaws.com" in via
+    assert f"sqs.{REGION}.amazonaws.com" in via
     logs = grants("logs:PutLogEvents")
     prefix = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/pulse-prod"
     assert logs == {prefix, f"{prefix}:*", f"{prefix}-*", f"{prefix}-*:*"}

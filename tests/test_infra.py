@@ -143,6 +143,24 @@ def test_rehearsal_package_is_small_and_wired_to_the_stage(rehearsal):
 
 
 @pytest.mark.slow
+def test_rehearsal_wires_qr_created_from_the_bus_to_its_handler(rehearsal):
+    # rehearse() looked the rule, its target and the queue's redrive up in moto,
+    # and the handler's SQS trigger up in chalice.tf.json (check_qr_event_wiring).
+    wiring, outputs = rehearsal["qr_event_wiring"], rehearsal["outputs"]
+    assert wiring["bus"] == outputs["event_bus_name"]
+    assert wiring["pattern"] == {"source": ["pulse.qr"], "detail-type": ["qr.created"]}
+    assert wiring["targets"] == [outputs["qr_events_queue_arn"]]
+    assert wiring["dlq"] == outputs["qr_events_dlq_arn"] and wiring["max_receive_count"] == 5
+    trigger = wiring["trigger"]
+    assert trigger["event_source_arn"].endswith(":" + outputs["qr_events_queue_name"])
+    assert trigger["function_name"].startswith("${aws_lambda_function.qr_created.")
+    assert "qr_created" in rehearsal["functions"]
+    assert rehearsal["stage_environment"]["QR_EVENTS_QUEUE"] == outputs["qr_events_queue_name"]
+    policy = {a: s["Resource"] for s in rehearsal["policy"]["Statement"] for a in s["Action"]}
+    assert policy["sqs:ReceiveMessage"] == [outputs["qr_events_queue_arn"]]
+
+
+@pytest.mark.slow
 def test_rehearsal_click_consumer_mapping_does_not_block_its_shard(rehearsal):
     # Chalice exposes none of these; deploy/hotspots_override.tf.json sets them.
     from chalicelib.settings import Settings

@@ -1,4 +1,5 @@
 """GET /leaderboard and /leaderboard/{hashtag} through chalice.test.Client on real Redis."""
+import json
 import time
 
 import pytest
@@ -109,3 +110,81 @@ def test_hung_redis_gives_503_within_two_seconds(app_client, monkeypatch, tmp_pa
         api.get_board.cache_clear()
     assert resp.status_code == 503, resp.body
     assert elapsed < 2.0
+
+
+def test_boards_are_separate_and_an_unknown_board_is_404(app_client, board, monkeypatch):
+    monkeypatch.setenv("LEADERBOARD_BOARDS", json.dumps({"spring": "#a", "autumn": "#b"}))
+    reset_clients()
+    api.get_board.cache_clear()
+    Leaderboard(get_redis(), "spring").record(tweets(["x"], ["x"]))
+    Leaderboard(get_redis(), "autumn").record(tweets(["y"]))
+    default = app_client.http.get("/leaderboard").json_body
+    assert default["board"] == "spring" and default["boards"] == ["spring", "autumn"]
+    assert [(i["hashtag"], i["score"]) for i in default["items"]] == [("x", 2)]
+    autumn = app_client.http.get("/leaderboard?board=autumn").json_body
+    assert [(i["hashtag"], i["score"]) for i in autumn["items"]] == [("y", 1)]
+    assert app_client.http.get("/leaderboard/y?board=autumn").json_body["rank"] == 1
+    assert app_client.http.get("/leaderboard/y").status_code == 404  # not on the first board
+    for path in ("/leaderboard?board=nope", "/leaderboard/x?board=nope"):
+        resp = app_client.http.get(path)
+        assert resp.status_code == 404 and resp.json_body["boards"] == ["spring", "autumn"]
+        assert "no board 'nope'" in resp.json_body["message"]
+    api.get_board.cache_clear()
+
+
+def test_rising_and_a_tags_hourly_counts(app_client, board):
+    now = time.time()
+    ids = iter(range(1, 10_000))
+    history = []
+    for h in range(24):  # steady 'big' 50 an hour; 'jump' 2 an hour, then 40
+        at = now - 3600 * h - 1800
+        history += [Tweet(next(ids), at, ("big",) * (52 if h == 0 else 50)),
+                    Tweet(next(ids), at, ("jump",) * (40 if h == 0 else 2))]
+    board.record(history)
+    body = app_client.http.get("/leaderboard?order=rising&window=1h&n=10").json_body
+    assert body["order"] == "rising" and body["window"] == "1h" and body["candidates"] == 2
+    assert [(i["rank"], i["hashtag"], i["score"]) for i in body["items"]] == [
+        (1, "jump", 40), (2, "big", 52)]
+    assert body["items"][0]["expected"] == 2.0 and body["items"][0]["rising"] > 5
+    assert app_client.http.get("/leaderboard?order=rising").json_body["window"] == "1h"
+    resp = app_client.http.get("/leaderboard?order=rising&window=all")
+    assert resp.status_code == 400 and resp.json_body["field"] == "window"
+    resp = app_client.http.get("/leaderboard?order=sideways")
+    assert resp.status_code == 400 and resp.json_body["field"] == "order"
+
+    hourly = app_client.http.get("/leaderboard/JUMP?window=24h").json_body["hourly"]
+    first_hour = int(now // 3600) * 3600 - 23 * 3600  # the chart's 24 hours, the last so far
+    assert len(hourly) == 24 and sum(h["count"] for h in hourly) == sum(
+        len(t.hashtags) for t in history if t.hashtags[0] == "jump" and t.created_at >= first_hour)
+    assert hourly[-1]["count"] + hourly[-2]["count"] >= 40  # the last hour's tweet
+    assert hourly[0]["hour"] < hourly[-1]["hour"]
+
+
+def test_a_repeated_read_is_a_304_until_the_counts_change(app_client, counted):
+    first = app_client.http.get("/leaderboard?n=3")
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "max-age=5"
+    again = app_client.http.get("/leaderboard?n=3", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.body in (b"", "") and again.headers["ETag"] == etag
+    other = app_client.http.get("/leaderboard?n=4", headers={"If-None-Match": etag})
+    assert other.status_code == 200  # another answer, another tag
+    tag = app_client.http.get("/leaderboard/kpop")
+    assert app_client.http.get("/leaderboard/kpop", headers={
+        "If-None-Match": f'W/{tag.headers["ETag"]}, "x"'}).status_code == 304
+    counted.record(tweets(["kpop"], start_id=5000))  # an ingest: new counts, new ETag
+    changed = app_client.http.get("/leaderboard?n=3", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+def test_sources_say_where_the_counts_came_from(app_client, board):
+    assert app_client.http.get("/leaderboard").json_body["sources"] == {}
+    board.record(tweets(["a"], ["b"]), source="archive")
+    board.record(tweets(["a"], start_id=9), source="synthetic")
+    assert app_client.http.get("/leaderboard").json_body["sources"] == {"archive": 2,
+                                                                        "synthetic": 1}
+
+
+def test_lookups_are_case_folded(app_client, board):
+    board.record(tweets(*[["Großbritannien"]] * 4))
+    body = app_client.http.get("/leaderboard/GROSSBRITANNIEN").json_body
+    assert (body["hashtag"], body["score"]) == ("Großbritannien", 4)

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
-from chalicelib.leaderboard.ingest import import_archive, run_ingest
-from chalicelib.leaderboard.model import tweets_from_page
+from chalicelib.leaderboard.ingest import import_archive, run_ingest, run_scheduled_ingest
+from chalicelib.leaderboard.model import Tweet, tweets_from_page
 from chalicelib.leaderboard.sources import (
     ArchiveError,
     ArchiveSource,
@@ -53,21 +53,43 @@ def sample_file(name: str) -> Path:
     return shared_path("sample-data", "tweets", name)
 
 
-def raw_tweets(*names: str) -> list[dict]:
-    """Distinct tweets (by id) of the sample files, as the API returned them."""
-    seen: dict[str, dict] = {}
+def _pages(*names: str):
     for name in names:
         for line in sample_file(name).read_bytes().splitlines():
             if line.strip():
-                for tweet in orjson.loads(line).get("data") or ():
-                    seen.setdefault(tweet["id"], tweet)
+                yield orjson.loads(line)
+
+
+def raw_tweets(*names: str) -> list[dict]:
+    """Distinct tweets (by id) of the sample files, as the API returned them."""
+    seen: dict[str, dict] = {}
+    for page in _pages(*names):
+        for tweet in page.get("data") or ():
+            seen.setdefault(tweet["id"], tweet)
     return list(seen.values())
 
 
-def expected_counts(tweets: list[dict]) -> Counter:
-    """Counted by hand: each tweet once, each of its entities.hashtags, case-folded."""
-    return Counter(h["tag"].lower() for t in tweets
-                   for h in (t.get("entities") or {}).get("hashtags") or ())
+def included_tweets(*names: str) -> dict[str, dict]:
+    """The referenced tweets the sample pages carry in `includes.tweets`, by id."""
+    return {t["id"]: t for page in _pages(*names)
+            for t in (page.get("includes") or {}).get("tweets") or ()}
+
+
+INCLUDED = included_tweets(*SAMPLES)
+
+
+def expected_counts(tweets: list[dict], retweets: str = "original") -> Counter:
+    """Counted by hand: each tweet once, each of its entities.hashtags, case-folded; a
+    retweet with its original's (from `includes`) under the `original` policy."""
+    counts: Counter = Counter()
+    for t in tweets:
+        refs = [r["id"] for r in t.get("referenced_tweets") or () if r["type"] == "retweeted"]
+        if refs and retweets == "skip":
+            continue
+        if refs and retweets == "original":
+            t = INCLUDED[refs[0]]
+        counts.update(h["tag"].casefold() for h in (t.get("entities") or {}).get("hashtags") or ())
+    return counts
 
 
 def board_counts(board: Leaderboard, window: str = "all") -> Counter:
@@ -76,7 +98,7 @@ def board_counts(board: Leaderboard, window: str = "all") -> Counter:
     while True:
         entries = board.top(window, 100, offset)
         for e in entries:
-            counts[e.hashtag.lower()] += e.score
+            counts[e.hashtag.casefold()] += e.score
         if len(entries) < 100:
             return counts
         offset += 100
@@ -94,8 +116,11 @@ class FakeXApi:
     def __init__(self):
         self.reset()
 
-    def reset(self, tweets=(), page_size: int = 100):
+    def reset(self, tweets=(), page_size: int = 100, included=None, by_query=None):
         self.tweets = newest_first(list(tweets))
+        # what each search query finds (default: every tweet, whatever the query)
+        self.by_query = {q: newest_first(list(ts)) for q, ts in (by_query or {}).items()}
+        self.included = INCLUDED if included is None else included  # id -> referenced tweet
         self.visible_upto: int | None = None  # only tweets with id <= this exist yet
         self.page_size = page_size  # the server's own cap on max_results (more pages)
         self.fail: dict[int, int] = {}  # request number (1-based) -> HTTP status
@@ -129,7 +154,8 @@ class FakeXApi:
         start = (datetime.fromisoformat(query["start_time"].replace("Z", "+00:00"))
                  if "start_time" in query else None)
         fields = set(query.get("tweet.fields", "").split(","))
-        matching = [t for t in self.tweets
+        fields.add("edit_history_tweet_ids")  # a default field of v2
+        matching = [t for t in self.by_query.get(query["query"], self.tweets)
                     if since < int(t["id"])
                     and (until is None or int(t["id"]) < until)
                     and (self.visible_upto is None or int(t["id"]) <= self.visible_upto)
@@ -138,14 +164,23 @@ class FakeXApi:
         page = matching[:min(max_results, self.page_size)]
         if not page:
             return 200, {}, {"meta": {"result_count": 0}}
-        data = [{"id": t["id"], "text": t["text"],
-                 **{f: t[f] for f in ("created_at", "entities") if f in fields and f in t}}
-                for t in page]
+        def shown(t):  # only the fields asked for, as the API does
+            return {"id": t["id"], "text": t["text"],
+                    **{f: t[f] for f in ("created_at", "entities", "referenced_tweets",
+                                         "edit_history_tweet_ids") if f in fields and f in t}}
+
+        data = [shown(t) for t in page]
         meta = {"newest_id": page[0]["id"], "oldest_id": page[-1]["id"],
                 "result_count": len(page)}
         if len(matching) > len(page):
             meta["next_token"] = f"nt{page[-1]['id']}"
-        return 200, {}, {"data": data, "meta": meta}
+        body = {"data": data, "meta": meta}
+        if "referenced_tweets.id" in query.get("expansions", "").split(","):
+            refs = dict.fromkeys(r["id"] for t in page for r in t.get("referenced_tweets") or ())
+            carried = [shown(self.included[i]) for i in refs if i in self.included]
+            if carried:
+                body["includes"] = {"tweets": carried}
+        return 200, {}, body
 
 
 def make_handler(api: FakeXApi):
@@ -247,7 +282,10 @@ def test_all_pages_are_read_and_counted_exactly(board, x_api):
     assert board.progress() == result.checkpoint == {"since_id": str(newest)}
     assert board_counts(board) == expected_counts(tweets)
     first = x_api.requests[0]
-    assert set(first["tweet.fields"].split(",")) == {"created_at", "entities"}
+    assert set(first["tweet.fields"].split(",")) == {"created_at", "entities",
+                                                     "referenced_tweets",
+                                                     "edit_history_tweet_ids"}
+    assert first["expansions"] == "referenced_tweets.id"
     assert first["max_results"] == "100" and first["query"] == "#kpop OR #brexit"
     assert "since_id" not in first and "until_id" not in first
     # paging followed next_token to the end, one request per page
@@ -413,6 +451,81 @@ def test_token_from_the_environment_only_on_the_local_stage():
         source_from_settings(Settings.from_env({"LEADERBOARD_SOURCE": "mastodon"}))
 
 
+# --- boards ---------------------------------------------------------------------------------
+
+def boards_settings(pulse_env, boards: dict[str, str]) -> Settings:
+    return Settings.from_env({**pulse_env_vars(pulse_env), "LEADERBOARD_SOURCE": "twitter",
+                              "LEADERBOARD_BOARDS": json.dumps(boards)})
+
+
+@pytest.fixture
+def two_boards(pulse_env, x_api):
+    """Boards kpop and brexit, each searching for its tag in the imitation API:
+    (kpop tweets, brexit tweets, settings, make_source)."""
+    kpop, brexit = raw_tweets("kpop.jsonl"), raw_tweets("brexit.jsonl")
+    x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
+    settings = boards_settings(pulse_env, {"kpop": "#kpop", "brexit": "#brexit"})
+
+    def make_source(name, query):
+        return redirect(TwitterSource(TOKEN, query, clock=lambda: SAMPLE_NOW), x_api)
+
+    return kpop, brexit, settings, make_source
+
+
+def test_two_boards_ingest_side_by_side_with_separate_counts(board, x_api, two_boards):
+    kpop, brexit, settings, make_source = two_boards
+    results = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
+    assert list(results) == ["kpop", "brexit"] and all(r.complete for r in results.values())
+    assert [q["query"] for q in x_api.requests] == ["#kpop", "#brexit"]
+    kpop_board, brexit_board = (Leaderboard(board.redis, n) for n in ("kpop", "brexit"))
+    assert board_counts(kpop_board) == expected_counts(kpop)
+    assert board_counts(brexit_board) == expected_counts(brexit)
+    assert kpop_board.progress()["since_id"] == max((t["id"] for t in kpop), key=int)
+
+    # the first board served gets rate limited: the other is served all the same, and the
+    # limited one is not asked again before the reset time the API gave
+    x_api.reset(kpop + brexit, by_query={"#kpop": kpop, "#brexit": brexit})
+    for b in (kpop_board, brexit_board):
+        b.redis.delete(b.key_progress)  # read both ranges again (markers: no double count)
+    x_api.fail = {1: 429}
+    limited = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
+    first, second = list(limited)
+    assert limited[first].stopped == "rate_limited" and limited[second].complete
+    reset = limited[first].rate_limit_reset
+    assert float(Leaderboard(board.redis, first).schedule()["rate_limited_until"]) == reset
+    asked = len(x_api.requests)
+    waiting = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source)
+    assert waiting[first].stopped == "waiting" and "not asked" in waiting[first].summary()
+    assert all(q["query"] != f"#{first}" for q in x_api.requests[asked:])
+    asked = len(x_api.requests)
+    later = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source,
+                                 clock=lambda: reset + 1)
+    assert later[first].complete and x_api.requests[asked]["query"] == f"#{first}"
+    assert board_counts(kpop_board) == expected_counts(kpop)
+    assert board_counts(brexit_board) == expected_counts(brexit)
+
+
+def test_a_board_the_deadline_cut_off_goes_first_next_time(pulse_env, board, x_api,
+                                                          two_boards):
+    _, _, settings, make_source = two_boards
+
+    def one_request_per_run():  # the time budget allows one page a run
+        return len(x_api.requests) > asked
+
+    asked = 0
+    first = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source,
+                                 should_stop=one_request_per_run)
+    assert list(first) == ["kpop"]  # brexit was not reached
+    asked = len(x_api.requests)
+    second = run_scheduled_ingest(settings, redis=board.redis, make_source=make_source,
+                                  should_stop=one_request_per_run)
+    assert list(second) == ["brexit"] and x_api.requests[asked]["query"] == "#brexit"
+    with pytest.raises(SourceConfigError, match="no board 'nope'"):
+        run_scheduled_ingest(settings, redis=board.redis, boards=["nope"])
+    with pytest.raises(ValueError, match="LEADERBOARD_BOARDS"):
+        run_scheduled_ingest(boards_settings(pulse_env, {}), redis=board.redis)
+
+
 # --- killed at random points, resumed: exactly the single-pass counts -----------------------
 
 class Killed(BaseException):
@@ -561,7 +674,7 @@ def test_killed_and_resumed_on_the_redis_cluster(
 
 # --- archives ---------------------------------------------------------------------------------
 
-def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board):
+def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board, tmp_path):
     source = ArchiveSource([sample_file(n) for n in SAMPLES])
     seen_bytes = []
     first = import_archive(board, source, batch_size=64, on_bytes=seen_bytes.append)
@@ -571,13 +684,26 @@ def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board
     assert first.duplicates == 200 and sum(seen_bytes) == source.total_bytes()
     counts = board_counts(board)
     assert counts == expected_counts(tweets)
-    assert counts["kpop"] == 94 and counts["brexit"] == 60  # ../shared/.../README.md
+    assert counts["kpop"] == 100 and counts["brexit"] == 119  # with the originals' tags
     top = board.top("all", 3)
-    assert [e.hashtag.lower() for e in top] == ["kpop", "brexit", "lisa"]
+    assert [e.hashtag.casefold() for e in top] == ["brexit", "kpop", "blackpink"]
 
     second = import_archive(board, source)
-    assert (second.tweets_read, second.tweets_counted, second.duplicates) == (400, 0, 400)
+    assert (second.tweets_read, second.tweets_counted) == (0, 0)
+    assert second.skipped_files == [str(p) for p in source.paths]
+    assert "3 file(s) imported before, skipped" in second.summary()
     assert board_counts(board) == counts and board.progress() == {}
+    # much later: every dedupe marker has expired; the files are still known
+    for key in board.keys():
+        if ":seen:" in key:
+            board.redis.delete(key)
+    assert import_archive(board, source).tweets_counted == 0
+    assert board_counts(board) == counts
+    # the same content under another name is the same archive
+    import shutil
+
+    copy = shutil.copy(sample_file("kpop.jsonl"), tmp_path / "renamed.jsonl")
+    assert import_archive(board, ArchiveSource([copy])).skipped_files == [str(copy)]
 
 
 def test_sample_archives_on_the_redis_cluster(redis_cluster):
@@ -591,6 +717,58 @@ def test_sample_archives_on_the_redis_cluster(redis_cluster):
     assert import_archive(board, source).tweets_counted == 0
     assert board_counts(board) == expected_counts(raw_tweets(*SAMPLES))
     client.close()
+
+
+# what issue #10 says each policy counts (hashtags, distinct case-folded tags)
+POLICY_TOTALS = {("original", "kpop.jsonl"): (665, 162), ("original", "brexit.jsonl"): (306, 72),
+                 ("own", "kpop.jsonl"): (496, 123), ("own", "brexit.jsonl"): (157, 52)}
+
+
+@pytest.mark.parametrize("where", ["standalone", "cluster"])
+@pytest.mark.parametrize("retweets", ["original", "own"])
+def test_retweet_policies_count_the_documented_totals(request, pulse_env, retweets, where):
+    from redis.cluster import RedisCluster
+
+    from chalicelib.clients import get_redis
+
+    if where == "cluster":
+        client = RedisCluster(host="127.0.0.1", port=request.getfixturevalue(
+            "redis_cluster")[0].port, decode_responses=True)
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        client = get_redis()
+    for name in ("kpop.jsonl", "brexit.jsonl"):
+        board = Leaderboard(client, f"rt-{retweets}-{name}")
+        source = ArchiveSource([sample_file(name)])
+        first = import_archive(board, source, retweets=retweets)
+        counts = board_counts(board)
+        assert (sum(counts.values()), len(counts)) == POLICY_TOTALS[retweets, name]
+        assert counts == expected_counts(raw_tweets(name), retweets)
+        assert first.originals_missing == 0
+        again = import_archive(board, source, retweets=retweets)  # re-import: no change
+        assert again.tweets_counted == 0 and board_counts(board) == counts
+    if where == "cluster":
+        client.close()
+
+
+def test_retweets_through_the_api_each_policy_and_a_missing_original(board, x_api):
+    tweets = raw_tweets("kpop.jsonl", "brexit.jsonl")
+    retweets = sum(any(r["type"] == "retweeted" for r in t.get("referenced_tweets") or ())
+                   for t in tweets)
+    for policy in ("own", "skip"):
+        x_api.reset(tweets)
+        lb = Leaderboard(board.redis, f"api-{policy}")
+        result = run_ingest(lb, twitter_source(x_api), max_pages=10, retweets=policy)
+        assert result.tweets_counted == 200 and result.originals_missing == 0
+        assert board_counts(lb) == expected_counts(tweets, policy)
+    # the expansion brought nothing: the retweets' own (cut) tags count, and the run says so
+    x_api.reset(tweets, included={})
+    result = run_ingest(board, twitter_source(x_api), max_pages=10)
+    assert result.tweets_counted == 200 and result.originals_missing == retweets == 145
+    assert f"{retweets} retweets without their original" in result.summary()
+    assert board_counts(board) == expected_counts(tweets, "own")
+    with pytest.raises(ValueError, match="original, own, skip"):
+        run_ingest(board, twitter_source(x_api), max_pages=1, retweets="all")
 
 
 def test_archive_replay_through_run_ingest(board):
@@ -612,7 +790,7 @@ def test_archive_lines_that_are_not_pages_are_errors_naming_file_and_line(tmp_pa
         b"[1, 2]\n": "bad.jsonl:2: not an X API v2 response page",
         b'{"id": "1", "text": "#a"}\n': "twarc2 flatten",
         b'{"data": {"id": "1"}}\n': "bad.jsonl:2: `data` is not a list",
-        b'{"data": [{"id": "1", "text": "#a"}]}\n': "bad.jsonl:2: a tweet cannot be read",
+        b'{"data": [{"id": "x1", "text": "#a"}]}\n': "bad.jsonl:2: a tweet cannot be read",
     }
     for second_line, message in cases.items():
         bad = tmp_path / "bad.jsonl"
@@ -620,6 +798,28 @@ def test_archive_lines_that_are_not_pages_are_errors_naming_file_and_line(tmp_pa
         with pytest.raises(ArchiveError, match=message.replace("(", r"\(")):
             for archived in ArchiveSource([bad]).read_pages():
                 archived.tweets()
+
+
+def test_tweets_without_created_at_count_at_their_snowflake_time(board, tmp_path):
+    from chalicelib.leaderboard.sources import TWITTER_EPOCH_MS
+
+    now = time.time()
+    fresh = [{"id": str(((int((now - 1800) * 1000) - TWITTER_EPOCH_MS) << 22) | i),
+              "text": f"#fresh #Tag{i % 3}"} for i in range(30)]  # no created_at, no entities
+    assert all(abs(t.created_at - (now - 1800)) < 0.01
+               for t in tweets_from_page({"data": fresh}))
+    # a whole recorded page without the field (as tweepy's own recordings are)
+    page = orjson.loads(sample_file("brexit.jsonl").read_bytes().splitlines()[0])
+    for t in page["data"]:
+        del t["created_at"]
+    archive = tmp_path / "no-created-at.jsonl"
+    archive.write_bytes(orjson.dumps(page) + b"\n" + orjson.dumps({"data": fresh}) + b"\n")
+    result = import_archive(board, ArchiveSource([archive]))
+    assert result.tweets_counted == 130
+    assert board_counts(board) == expected_counts(raw_tweets("brexit.jsonl")) + Counter(
+        {"fresh": 30, "tag0": 10, "tag1": 10, "tag2": 10})
+    assert board_counts(board, "1h") == Counter({"fresh": 30, "tag0": 10, "tag1": 10,
+                                                 "tag2": 10})
 
 
 # --- synthetic --------------------------------------------------------------------------------
@@ -650,3 +850,27 @@ def test_synthetic_source_is_deterministic_zipf_and_resumable(board):
     later = SyntheticSource(7, tags=50, tweets_per_run=1000, interval_seconds=300,
                             clock=lambda: now + 60)
     assert run_ingest(board, later, max_pages=10).tweets_counted == 200  # a minute's worth
+
+
+def test_every_run_rolls_the_windows_even_with_nothing_to_read(pulse_env):
+    from chalicelib.clients import get_redis
+
+    class Empty:
+        name = "empty"
+
+        def pages(self, **_):
+            yield {"meta": {"result_count": 0}}
+
+    now = [time.time()]
+    board = Leaderboard(get_redis(), "rolled", clock=lambda: now[0])
+    board.record([Tweet(1, now[0] - 2 * 86400, ("old",)), Tweet(2, now[0] - 60, ("new",))])
+    now[0] += 6 * 86400  # 'old' has left the 7-day window; reads do not roll it away
+    assert {e.hashtag for e in board.top("7d")} == {"old", "new"}
+    run_ingest(board, Empty(), max_pages=1)  # the writer rolls, whatever the source had
+    assert {e.hashtag for e in board.top("7d")} == {"new"}
+
+
+def test_a_bad_retweet_policy_is_a_config_error(pulse_env):
+    settings = Settings.from_env({**pulse_env_vars(pulse_env), "LEADERBOARD_RETWEETS": "all"})
+    with pytest.raises(SourceConfigError, match="must be one of original, own, skip"):
+        run_scheduled_ingest(settings)

@@ -57,3 +57,111 @@ def test_an_empty_board_says_so(page, live_app, board):
     page.goto(live_app + "/ui/leaderboard")
     page.locator("#empty").wait_for(state="visible")
     assert "No hashtags" in page.locator("#empty").inner_text()
+
+
+def test_rising_tab_and_a_tags_hourly_chart(page, live_app, board, tmp_path):
+    now = time.time()
+    ids = iter(range(1, 10_000))
+    history = []
+    for h in range(24):  # 'steady' 30 an hour; 'takeoff' 1 an hour, then 25 in the last
+        at = now - 3600 * h - 1800
+        history += [Tweet(next(ids), at, ("steady",) * 30),
+                    Tweet(next(ids), at, ("takeoff",) * (25 if h == 0 else 1))]
+    board.record(history)
+    page.goto(live_app + "/ui/leaderboard")
+    page.locator("#chart li").first.wait_for()
+    assert [t for t, _ in chart(page)][:2] == ["#steady", "#takeoff"]  # biggest first
+
+    page.get_by_role("tab", name="Rising").click()
+    page.wait_for_function("document.querySelector('#chart').classList.contains('rising')")
+    assert page.get_by_role("tab", name="Rising").get_attribute("aria-selected") == "true"
+    assert chart(page) == [("#takeoff", "25"), ("#steady", "30")]  # taking off comes first
+    assert page.locator("#chart li .lift").first.inner_text().startswith("↑")
+
+    page.locator("#chart li", has_text="takeoff").click()
+    page.locator("#hourly").wait_for(state="visible")
+    assert page.locator("#hourly-title").inner_text() == "#takeoff per hour, last 24 h"
+    bars = page.locator("#hours .hour")
+    assert bars.count() == 24
+    counts = [int(c) for c in bars.evaluate_all("bs => bs.map(b => b.dataset.count)")]
+    heights = bars.evaluate_all("bs => bs.map(b => b.offsetHeight)")
+    first_hour = int(now // 3600) * 3600 - 23 * 3600  # the chart's 24 hours, the last so far
+    assert max(counts) == 25 and sum(counts) == sum(
+        len(t.hashtags) for t in history
+        if t.hashtags[0] == "takeoff" and t.created_at >= first_hour)
+    tallest = counts.index(25)
+    assert heights[tallest] == max(heights) and heights[tallest] > 3 * min(
+        h for h, c in zip(heights, counts, strict=True) if c)
+    shot = tmp_path / "leaderboard-rising-hourly.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_refresh_revalidates_with_the_etag(page, live_app, board):
+    record(board, 1, 60, ["KPop"], ["bts"])
+    statuses = []
+    page.on("response", lambda r: statuses.append(r.status)
+            if "/leaderboard?" in r.url else None)
+    page.goto(live_app + "/ui/leaderboard?refresh=1")
+    page.locator("#chart li").first.wait_for()
+    page.wait_for_function("true", timeout=100)
+    deadline = time.time() + 6
+    while 304 not in statuses and time.time() < deadline:
+        page.wait_for_timeout(200)
+    assert statuses[0] == 200 and 304 in statuses  # nothing changed: 304, chart kept
+    assert [t for t, _ in chart(page)] == ["#bts", "#KPop"]
+    record(board, 50, 30, ["lisa"], ["lisa"])  # an ingest: the next refresh gets a 200
+    page.wait_for_function(
+        "document.querySelector('#chart li .tag').innerText === '#lisa'", timeout=5000)
+
+
+def test_the_demo_banner_shows_only_when_synthetic_tweets_are_in_the_board(page, live_app,
+                                                                          board):
+    now = time.time()
+    board.record([Tweet(1, now - 60, ("real",))], source="archive")
+    page.goto(live_app + "/ui/leaderboard")
+    page.locator("#chart li").first.wait_for()
+    assert page.locator("#note").is_hidden()
+    board.record([Tweet(2, now - 60, ("demo",))], source="synthetic")
+    page.reload()
+    page.locator("#note").wait_for(state="visible")
+    assert "synthetic" in page.locator("#note").inner_text()
+
+
+@pytest.fixture(scope="module")
+def boards_app(stack_env, stack_dir):
+    """A second `chalice local` whose deployment follows two campaigns (spring, autumn)."""
+    import os
+    from pathlib import Path
+
+    from local import processes
+    from tests.conftest import ROOT
+
+    port = processes.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(stack_env, LEADERBOARD_BOARDS='{"spring": "#spring", "autumn": "#autumn"}')
+    server = processes.Server("chalice-boards", port,
+                              [str(Path(os.sys.executable).parent / "chalice"), "local",
+                               "--stage", "local", "--no-autoreload", "--host", "127.0.0.1",
+                               "--port", str(port)], ROOT, env=env, rundir=stack_dir)
+    server.start(timeout=60)
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_the_board_picker_switches_campaigns(page, boards_app, pulse_env):
+    now = time.time()
+    Leaderboard(get_redis(), "spring").record([Tweet(1, now - 60, ("tulips",))])
+    Leaderboard(get_redis(), "autumn").record([Tweet(2, now - 60, ("leaves",)),
+                                               Tweet(3, now - 60, ("leaves",))])
+    page.goto(boards_app + "/ui/leaderboard")
+    page.locator("#chart li").first.wait_for()
+    assert chart(page) == [("#tulips", "1")]  # the first board is the default
+    picker = page.get_by_label("Board")
+    assert picker.is_visible() and picker.input_value() == "spring"
+    picker.select_option("autumn")
+    page.wait_for_function("document.querySelector('#chart li .tag').innerText === '#leaves'")
+    assert chart(page) == [("#leaves", "2")] and "board=autumn" in page.url
+    page.reload()  # the choice is in the address
+    page.locator("#chart li").first.wait_for()
+    assert chart(page) == [("#leaves", "2")] and picker.input_value() == "autumn"

@@ -95,13 +95,13 @@ def _text(v):
 
 
 def zset(lb: Leaderboard, window: str = "all") -> dict[str, int]:
-    """A window's raw sorted set (read after the board rolled it: call lb.size first)."""
+    """A window's raw sorted set (read after the board rolled it: call lb.roll first)."""
     return {_text(k): int(v) for k, v in
             lb.redis.zrange(lb.key_window[window], 0, -1, withscores=True)}
 
 
 def counts(lb: Leaderboard, window: str = "all") -> dict[str, int]:
-    lb.size(window)  # rolls the window to the board's clock
+    lb.roll()  # the writer's roll, to the board's clock (reads never roll)
     return zset(lb, window)
 
 
@@ -119,6 +119,8 @@ def snapshot(lb: Leaderboard) -> dict:
                 value = {k: sorted(v.split("\t")) for k, v in value.items()}
         elif kind == "set":
             value = sorted(_text(m) for m in lb.redis.smembers(key))
+        elif name.endswith(":depth"):  # how many times a marker group split
+            value = _text(lb.redis.get(key))
         else:  # a bucket's log: compare its totals
             total = Counter()
             for line in _text(lb.redis.get(key)).splitlines():
@@ -131,7 +133,7 @@ def snapshot(lb: Leaderboard) -> dict:
 
 def expected_spelling(spellings: Counter, tag: str) -> str:
     """Most common spelling of a lower-cased tag; ties: smallest in byte order."""
-    options = [(c, s) for s, c in spellings.items() if s.lower() == tag]
+    options = [(c, s) for s, c in spellings.items() if s.casefold() == tag]
     best = max(c for c, _ in options)
     return min((s for c, s in options if c == best), key=lambda s: s.encode())
 
@@ -151,7 +153,7 @@ def load_sample(path: Path) -> tuple[list[Tweet], Counter, Counter]:
         for raw in json.loads(line).get("data") or ():
             assert "entities" in raw, "every recorded tweet has entities"
             tags = [h["tag"] for h in raw["entities"].get("hashtags") or ()]
-            lower.update(t.lower() for t in tags)
+            lower.update(t.casefold() for t in tags)
             spelled.update(tags)
             tweets.append(tweet_from_api(raw))
     assert tweets, f"{path} holds no tweets"
@@ -175,9 +177,13 @@ def test_sample_archives_exact_counts(r, sample):
         assert lb.size(window) == len(lower)
     top = lb.top("all", n=len(lower))
     assert [e.score for e in top] == sorted(lower.values(), reverse=True)
-    assert [e.rank for e in top] == list(range(1, len(lower) + 1))
+    # ties share a rank (1, 2, 2, 4) and are listed alphabetically (by key, in byte order)
+    scores = [e.score for e in top]
+    assert [e.rank for e in top] == [1 + sum(x > e.score for x in scores) for e in top]
+    assert [e.hashtag.casefold() for e in top] == sorted(
+        lower, key=lambda k: (-lower[k], k.encode()))
     for entry in top:
-        assert entry.hashtag == expected_spelling(spelled, entry.hashtag.lower())
+        assert entry.hashtag == expected_spelling(spelled, entry.hashtag.casefold())
     # the archives are from 2021: with the real clock they count all time only
     old = board(r, Clock())
     old.record(tweets)
@@ -379,9 +385,11 @@ def test_another_process_rolled_first(r):
     a, b = board(r, clock_a), None
     b = board(r, clock_b, name=a.name)
     a.record([Tweet(1, T0 - 60, ("x",))])
-    assert b.top("1h") == [Entry(1, "x", 1)]  # b caches the heads of T0
+    b.roll()  # b caches the heads of T0
+    assert b.top("1h") == [Entry(1, "x", 1)]
     clock_a.now = clock_b.now = T0 + 2 * 3600
-    assert a.top("1h") == []  # a rolls the board forward
+    a.roll()  # a rolls the board forward
+    assert a.top("1h") == []
     b.record([Tweet(2, clock_b.now - 60, ("y",))])  # b's plan is stale: replanned
     assert counts(b, "1h") == {"y": 1} and counts(b, "24h") == {"x": 1, "y": 1}
     clock_b.now = T0 + 60  # a clock behind the board's never moves it back
@@ -431,7 +439,7 @@ def test_windows_match_a_model(r, steps):
             assert lb.record(batch) == len(batch)
             for t in batch:
                 history.append((min(int(t.created_at // BS) * BS, top_bucket),
-                                [s.lower() for s in t.hashtags]))
+                                [s.casefold() for s in t.hashtags]))
         model = _window_model(history, top_bucket)
         for window in WINDOWS:
             assert counts(lb, window) == model[window], (window, kind, advance)
@@ -553,3 +561,177 @@ def test_every_key_of_a_board_is_in_one_slot(r):
     if isinstance(r, RedisCluster):
         assert {r.cluster_keyslot(k) for k in keys} == slots
         assert len({r.get_node_from_key(k).name for k in keys}) == 1
+
+
+# --- reads: one consistent, read-only call --------------------------------------------
+
+def test_reads_never_write_even_after_a_long_idle_time(r):
+    clock = Clock()
+    lb = board(r, clock)
+    lb.record([Tweet(snowflake(T0 - age), T0 - age, (tag,))
+               for tag, age in (("m5", 300), ("h3", 3 * 3600), ("d2", 2 * 86400))])
+    before = snapshot(lb)
+    clock.now = T0 + 6 * 86400  # six idle days: 1h and 24h have left entirely, 7d partly
+    reader = board(r, clock, name=lb.name)  # a fresh container
+    for window in WINDOWS:
+        reader.page(window, 10)
+        reader.size(window)
+        reader.standing("m5", window)
+    assert snapshot(lb) == before  # no roll, no meta, nothing written
+    # a window every bucket of which has left reads as empty until the writer rolls
+    assert reader.page("1h").entries == [] and reader.size("24h") == 0
+    assert reader.standing("m5", "24h") is None
+    # a window that has partly left keeps the last roll's counts (the ingest rolls
+    # every few minutes); the writer's roll brings it up to the clock
+    assert {e.hashtag for e in reader.top("7d")} == {"m5", "h3", "d2"}
+    lb.roll()
+    assert {e.hashtag for e in reader.top("7d")} == {"m5", "h3"}
+
+
+def test_a_read_is_one_command(r):
+    lb = board(r)
+    lb.record([Tweet(i + 1, T0 - 60, (f"t{i % 7}",) * (1 + i % 7)) for i in range(50)])
+    lb.page("1h")  # loads the script
+    with Crashes(r, {}) as seen:
+        page = lb.page("1h", 3)
+        found = lb.standing("T3", "24h", n=2)
+    assert seen.calls == 2  # one EVALSHA each: answers come from one consistent view
+    assert page.total == 7 and page.updated_at == T0
+    assert [e.hashtag for e in page.entries] == ["t6", "t5", "t4"]
+    assert found.entry == Entry(4, "t3", 28) and found.updated_at == T0
+    assert [e.rank for e in found.above] == [2, 3] and [e.rank for e in found.below] == [5, 6]
+
+
+# --- lean dedupe markers ---------------------------------------------------------------
+
+def marker_keys(lb: Leaderboard) -> list[str]:
+    return [k for k in lb.keys() if k[len(lb.prefix):].startswith("seen:")]
+
+
+@pytest.mark.parametrize("per_hour", [1000, 20000])
+def test_markers_stay_small_intsets_at_any_rate(r, per_hour):
+    clock = Clock()
+    lb = board(r, clock)
+    hour = int(T0 // 3600) * 3600 - 3600  # the last whole hour, in batches as ingest does
+    tweets = [Tweet(snowflake(hour + i * 3600 / per_hour, i % 4096), hour + i * 3600 / per_hour,
+                    ("tag",)) for i in range(per_hour)]
+    assert sum(lb.record(tweets[i:i + 1000]) for i in range(0, per_hour, 1000)) == per_hour
+    sets = [k for k in marker_keys(lb) if _text(r.type(k)) == "set"]
+    assert all(_text(r.object("encoding", k)) == "intset" for k in sets)
+    assert sum(r.scard(k) for k in sets) == per_hour
+    assert max(r.scard(k) for k in sets) <= 512
+    marker_bytes = sum(r.memory_usage(k) for k in marker_keys(lb))
+    assert marker_bytes / per_hour <= 16, marker_bytes / per_hour
+    # exactly once, whatever the batches: nothing counts again
+    assert lb.record(tweets[::-1]) == 0
+    assert sum(lb.record(tweets[i:i + 333]) for i in range(0, per_hour, 333)) == 0
+    assert lb.rank_for("tag") == Entry(1, "tag", per_hour)
+
+
+# --- ranks people can trust -------------------------------------------------------------
+
+def test_ties_share_a_rank_are_listed_alphabetically_and_every_read_agrees(r):
+    lb = board(r)
+    ids = itertools.count(1)
+    counts_by_tag = {"BTS": 20, "Rosé": 14, "Jisoo": 14, "CHOEAEDOL": 14, "lisa": 9,
+                     **{f"one{i:03d}": 1 for i in range(150)}}
+    lb.record([Tweet(next(ids), T0 - 60, (tag,) * c) for tag, c in counts_by_tag.items()])
+    top = lb.top("1h", n=10)
+    assert [(e.rank, e.hashtag, e.score) for e in top[:5]] == [
+        (1, "BTS", 20), (2, "CHOEAEDOL", 14), (2, "Jisoo", 14), (2, "Rosé", 14), (5, "lisa", 9)]
+    assert [(e.rank, e.hashtag) for e in top[5:]] == [(6, f"one{i:03d}") for i in range(5)]
+    for window in ("all", "1h"):
+        everything = lb.top(window, n=200)
+        assert {e.hashtag: e.rank for e in everything}["one149"] == 6  # not "rank 57"
+        for e in everything:  # rank_for and around_me say what top says
+            assert lb.rank_for(e.hashtag.upper(), window) == e
+            i = everything.index(e)
+            assert lb.around_me(e.hashtag, window, n=2) == everything[max(0, i - 2):i + 3]
+        for offset in range(0, 8):  # a page boundary inside a group of ties
+            assert lb.top(window, n=3, offset=offset) == everything[offset:offset + 3]
+
+
+def test_keys_and_lookups_are_case_folded(r):
+    lb = board(r)
+    lb.record([Tweet(i, T0 - 60, ("Großbritannien",)) for i in range(1, 5)])
+    assert lb.rank_for("GROSSBRITANNIEN") == Entry(1, "Großbritannien", 4)
+    assert lb.rank_for("#grossbritannien", "1h") == Entry(1, "Großbritannien", 4)
+
+
+def test_an_edited_tweet_counts_once_by_its_first_id(r):
+    from chalicelib.leaderboard.model import tweets_from_page
+
+    lb = board(r)
+    first = {"id": "1001", "created_at": "2023-11-14T21:30:00.000Z", "text": "#draft",
+             "edit_history_tweet_ids": ["1001"]}
+    edited = {"id": "1005", "created_at": "2023-11-14T21:31:00.000Z", "text": "#final #draft",
+              "edit_history_tweet_ids": ["1001", "1005"]}
+    assert lb.record(tweets_from_page({"data": [first]})) == 1
+    assert lb.record(tweets_from_page({"data": [edited]})) == 0  # the same tweet, edited
+    assert lb.record(tweets_from_page({"data": [edited, first]})) == 0
+    assert counts(lb) == {"draft": 1}
+
+
+# --- rising -------------------------------------------------------------------------------
+
+def constructed_history(lb: Leaderboard) -> None:
+    """24 hours at a steady hourly rate per tag, then the last hour: 'boom' 500 -> 2,000,
+    'big' 500 -> 520 (steady), 'jump' 10 -> 200, 'new' 0 -> 2."""
+    rates = {"boom": (500, 2000), "big": (500, 520), "jump": (10, 200), "new": (0, 2)}
+    ids = itertools.count(1)
+    tweets = []
+    for h in range(24):  # h = 0: the last hour
+        at = T0 - 3600 * h - 1800
+        for tag, (before, last) in rates.items():
+            if (last if h == 0 else before):
+                tweets.append(Tweet(snowflake(at, next(ids)), at, (tag,) * (last if h == 0
+                                                                          else before)))
+    lb.record(tweets)
+
+
+def test_rising_ranks_a_jump_above_a_bigger_steady_tag(r):
+    lb = board(r)
+    constructed_history(lb)
+    assert [e.hashtag for e in lb.top("1h")] == ["boom", "big", "jump", "new"]
+    page = lb.rising("1h", n=10)
+    assert [(i.rank, i.hashtag, i.count) for i in page.items] == [
+        (1, "boom", 2000), (2, "jump", 200), (3, "big", 520), (4, "new", 2)]
+    by_tag = {i.hashtag: i for i in page.items}
+    assert by_tag["jump"].expected == pytest.approx(10) and by_tag["big"].expected == 500
+    assert by_tag["new"].score < by_tag["big"].score < by_tag["jump"].score  # 0 -> 2 is noise
+    assert page.candidates == 4 and page.updated_at == T0
+    # bounded: only the window's highest tags are scored
+    assert [i.hashtag for i in lb.rising("1h", candidates=2).items] == ["boom", "big"]
+    assert [i.hashtag for i in lb.rising("1h", n=2, offset=1).items] == ["jump", "big"]
+    assert lb.rising("24h").items[0].hashtag == "boom"  # all 24 h against the 7 days
+    with pytest.raises(ValueError, match="1h or 24h"):
+        lb.rising("all")
+
+
+def test_a_tags_counts_per_hour_over_the_last_day(r):
+    lb = board(r)
+    constructed_history(lb)
+    found = lb.standing("JUMP", "1h")
+    hours = [h for h, _ in found.hourly]
+    assert len(hours) == 24 and hours[-1] == int(T0 // 3600) * 3600
+    assert all(b - a == 3600 for a, b in itertools.pairwise(hours))
+    # the tweets sit half an hour before each "h hours ago": the last one in the hour before
+    assert [c for _, c in found.hourly] == [10] * 22 + [200, 0]
+
+
+def test_python_and_the_script_hash_marker_ids_alike(r):
+    """The batch's hashes come from Python, a split rehashes in Lua: they must agree, or a
+    moved marker would not be found and its tweet would count twice."""
+    import random
+
+    from chalicelib.leaderboard import store
+
+    rng = random.Random(11)
+    ids = [str(rng.randrange(1, 2**63)) for _ in range(3000)] + [str(i) for i in range(1, 600)]
+    script = r.register_script(store._LUA_MARKERS + """
+local out = {}
+for i, id in ipairs(ARGV) do out[i] = id_hash(id) end
+return out""")
+    key = "pulse:lb:{hash}:probe"  # a key of a slot, so a cluster routes the script
+    assert [int(h) for h in script(keys=[key], args=ids)] == [
+        store.marker_hash(int(i)) for i in ids]

@@ -8,18 +8,46 @@ from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.http import query_choice, query_int
+from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
 
-WINDOWS = ("all", "1h", "24h", "7d")
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
+ORDERS = ("top", "rising")
+RISING_WINDOWS = tuple(RISING_BASELINE)
 
 
-@lru_cache(maxsize=1)
-def get_board():
+@lru_cache(maxsize=64)
+def get_board(name: str | None = None):
     from chalicelib.clients import get_redis
     from chalicelib.leaderboard.store import Leaderboard
     from chalicelib.settings import get_settings
 
-    return Leaderboard(get_redis(), get_settings().leaderboard_name)
+    return Leaderboard(get_redis(), name or get_settings().leaderboard_name)
+
+
+def board_names() -> list[str]:
+    from chalicelib.leaderboard.boards import boards_from_settings
+    from chalicelib.settings import get_settings
+
+    return list(boards_from_settings(get_settings()))
+
+
+def choose_board(params: Mapping[str, str] | None):
+    """`?board=` (default: the first configured board); an unknown board is a 404."""
+    names = board_names()
+    name = (params or {}).get("board") or names[0]
+    if name not in names:
+        raise NotFound(f"no board {name[:70]!r}: the boards are {', '.join(names)}",
+                       board=name[:70], boards=names)
+    return get_board(name)
+
+
+def answer(body: dict, request_headers: Mapping[str, str] | None):
+    """A read route's response: ETag, Cache-Control max-age (LEADERBOARD_MAX_AGE: counts
+    change at most once an ingest) and 304 on a matching If-None-Match."""
+    from chalicelib.http import cached_json_response
+    from chalicelib.settings import get_settings
+
+    return cached_json_response(body, request_headers, get_settings().leaderboard_max_age)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -30,21 +58,29 @@ def _entry(e) -> dict:
     return {"rank": e.rank, "hashtag": e.hashtag, "score": e.score}
 
 
-def _source() -> str:
-    from chalicelib.settings import get_settings
-
-    return get_settings().leaderboard_source
-
-
 def top(params: Mapping[str, str] | None, board=None) -> dict:
-    window = query_choice(params, "window", "all", WINDOWS)
+    """GET /leaderboard: the top of a window (order=top) or what is taking off
+    (order=rising, window 1h or 24h)."""
+    order = query_choice(params, "order", "top", ORDERS)
+    if order == "rising":
+        window = query_choice(params, "window", "1h", RISING_WINDOWS)
+    else:
+        window = query_choice(params, "window", "all", WINDOWS)
     n = query_int(params, "n", 10, 1, 100)
     offset = query_int(params, "offset", 0, 0, 1_000_000)
-    board = board or get_board()
-    return {"window": window, "n": n, "offset": offset,
-            "items": [_entry(e) for e in board.top(window, n, offset)],
-            "total": board.size(window), "updated_at": _iso(board.updated_at()),
-            "source": _source()}
+    board = board or choose_board(params)
+    head = {"board": board.name, "boards": board_names(), "order": order, "window": window,
+            "n": n, "offset": offset}
+    if order == "rising":
+        rising = board.rising(window, n, offset)  # one consistent read
+        return {**head, "items": [{"rank": i.rank, "hashtag": i.hashtag, "score": i.count,
+                                   "expected": round(i.expected, 1),
+                                   "rising": round(i.score, 2)} for i in rising.items],
+                "candidates": rising.candidates, "updated_at": _iso(rising.updated_at),
+                "sources": rising.sources}
+    page = board.page(window, n, offset)  # one consistent read
+    return {**head, "items": [_entry(e) for e in page.entries], "total": page.total,
+            "updated_at": _iso(page.updated_at), "sources": page.sources}
 
 
 def parse_tag(raw: str) -> str:
@@ -68,12 +104,13 @@ def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
     tag = parse_tag(raw_tag)
     window = query_choice(params, "window", "all", WINDOWS)
     neighbours = query_int(params, "neighbours", 2, 0, 10)
-    board = board or get_board()
-    entry = board.rank_for(tag, window)
-    if entry is None:
+    # one consistent read: an ingest landing meanwhile cannot mix two states
+    board = board or choose_board(params)
+    found = board.standing(tag, window, neighbours)
+    if found is None:
         raise NotFound(f"#{tag} has no count in window {window}", hashtag=tag, window=window)
-    around = board.around_me(tag, window, neighbours)
-    return {"window": window, **_entry(entry),
-            "above": [_entry(e) for e in around if e.rank < entry.rank],
-            "below": [_entry(e) for e in around if e.rank > entry.rank],
-            "updated_at": _iso(board.updated_at())}
+    return {"board": board.name, "window": window, **_entry(found.entry),
+            "above": [_entry(e) for e in found.above],
+            "below": [_entry(e) for e in found.below],
+            "hourly": [{"hour": _iso(h), "count": c} for h, c in found.hourly],
+            "updated_at": _iso(found.updated_at)}

@@ -2,10 +2,26 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+# LEADERBOARD_RETWEETS: what a retweet counts.  A v2 retweet's `text` is "RT @user: " and
+# the original cut to fit, so its own `entities.hashtags` miss every tag past the cut.
+#   original  the hashtags of the original it carries in `includes.tweets` (default)
+#   own       the retweet's own entities (what the API lists for it)
+#   skip      nothing (the retweet is still seen, so it is never counted later either)
+RETWEET_POLICIES = ("original", "own", "skip")
+
+# Snowflake ids: milliseconds since Twitter's epoch in the bits above 22.
+TWITTER_EPOCH_MS = 1288834974657
+SNOWFLAKE_TIME_SHIFT = 22
+
+
+def snowflake_time(tweet_id: int) -> float:
+    """Epoch seconds at which a snowflake id was minted."""
+    return ((int(tweet_id) >> SNOWFLAKE_TIME_SHIFT) + TWITTER_EPOCH_MS) / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,11 +29,19 @@ class Tweet:
     id: int  # a snowflake id: larger is newer
     created_at: float  # epoch seconds
     hashtags: tuple[str, ...]  # as written, without '#'
+    # a retweet counted with its own entities: its original was not in `includes`
+    original_missing: bool = False
+    # an edited tweet's first version (`edit_history_tweet_ids[0]`) when not this one:
+    # every version of a tweet has its own id, and the tweet counts once, by this id
+    first_id: int | None = None
 
 
-def _epoch(created_at: str | None) -> float:
+def _epoch(tweet: Mapping[str, Any]) -> float:
+    """`created_at`, or the time in the id when the field was not asked for (any
+    response without tweet.fields=created_at, e.g. tweepy's recorded ones)."""
+    created_at = tweet.get("created_at")
     if not created_at:
-        raise ValueError("tweet has no created_at (ask the API for tweet.fields=created_at)")
+        return snowflake_time(int(tweet["id"]))
     return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
 
 
@@ -35,15 +59,51 @@ def hashtags_of(tweet: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(extract_hashtags(html.unescape(tweet.get("text") or "")))
 
 
-def tweet_from_api(tweet: Mapping[str, Any]) -> Tweet:
-    return Tweet(int(tweet["id"]), _epoch(tweet.get("created_at")), hashtags_of(tweet))
+def retweeted_id(tweet: Mapping[str, Any]) -> str | None:
+    """The id of the tweet this one retweets; None for any other tweet (quotes and
+    replies count their own text)."""
+    for ref in tweet.get("referenced_tweets") or ():
+        if ref.get("type") == "retweeted":
+            return str(ref["id"])
+    return None
 
 
-def tweets_from_page(page: Mapping[str, Any]) -> list[Tweet]:
-    """One v2 response page (`{"data": [...], "meta": {...}}`); an empty page has no data."""
-    return [tweet_from_api(t) for t in page.get("data") or ()]
+def _first_id(tweet: Mapping[str, Any]) -> int | None:
+    history = tweet.get("edit_history_tweet_ids") or ()
+    first = int(history[0]) if history else None
+    return None if first == int(tweet["id"]) else first
 
 
-def tweets_from_pages(pages: Iterable[Mapping[str, Any]]) -> Iterable[Tweet]:
-    for page in pages:
-        yield from tweets_from_page(page)
+def tweet_from_api(tweet: Mapping[str, Any], hashtags: tuple[str, ...] | None = None,
+                   original_missing: bool = False) -> Tweet:
+    return Tweet(int(tweet["id"]), _epoch(tweet),
+                 hashtags_of(tweet) if hashtags is None else hashtags, original_missing,
+                 _first_id(tweet))
+
+
+def check_retweets(policy: str) -> str:
+    if policy not in RETWEET_POLICIES:
+        raise ValueError(f"LEADERBOARD_RETWEETS must be one of {', '.join(RETWEET_POLICIES)}, "
+                         f"got {policy!r}")
+    return policy
+
+
+def tweets_from_page(page: Mapping[str, Any], retweets: str = "original") -> list[Tweet]:
+    """One v2 response page (`{"data": [...], "includes": {...}, "meta": {...}}`); an
+    empty page has no data.  `retweets` is the policy (RETWEET_POLICIES)."""
+    check_retweets(retweets)
+    included: dict[str, Mapping[str, Any]] = {}
+    if retweets == "original":
+        included = {str(t["id"]): t for t in (page.get("includes") or {}).get("tweets") or ()}
+    out = []
+    for raw in page.get("data") or ():
+        original = retweeted_id(raw) if retweets != "own" else None
+        if original is None:
+            out.append(tweet_from_api(raw))
+        elif retweets == "skip":
+            out.append(tweet_from_api(raw, ()))
+        elif original in included:
+            out.append(tweet_from_api(raw, hashtags_of(included[original])))
+        else:
+            out.append(tweet_from_api(raw, original_missing=True))
+    return out

@@ -32,7 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from chalicelib.leaderboard.model import Tweet, tweets_from_page
+from chalicelib.leaderboard.model import (
+    SNOWFLAKE_TIME_SHIFT,
+    TWITTER_EPOCH_MS,
+    Tweet,
+    retweeted_id,
+    snowflake_time,
+    tweets_from_page,
+)
 from chalicelib.settings import Settings
 
 log = logging.getLogger("pulse.leaderboard.sources")
@@ -41,14 +48,7 @@ Page = dict[str, Any]
 SOURCES = ("twitter", "archive", "synthetic")
 PAGE_SIZE = 100  # the largest max_results of search/recent
 
-# Snowflake ids: milliseconds since Twitter's epoch in the bits above 22.
-TWITTER_EPOCH_MS = 1288834974657
-SNOWFLAKE_TIME_SHIFT = 22
-
-
-def snowflake_time(tweet_id: int) -> float:
-    """Epoch seconds at which a snowflake id was minted."""
-    return ((int(tweet_id) >> SNOWFLAKE_TIME_SHIFT) + TWITTER_EPOCH_MS) / 1000
+__all__ = ["snowflake_time"]  # defined in model.py; imported from here by callers
 
 
 class Source(Protocol):
@@ -118,7 +118,11 @@ class TwitterSource:
     """
 
     name = "twitter"
-    TWEET_FIELDS = ("created_at", "entities")
+    # referenced_tweets says which tweets are retweets; edit_history_tweet_ids names the
+    # first version of an edited tweet; the expansion brings each retweet's original
+    # (with the same fields) in `includes.tweets`
+    TWEET_FIELDS = ("created_at", "entities", "referenced_tweets", "edit_history_tweet_ids")
+    EXPANSIONS = ("referenced_tweets.id",)
     # search/recent reaches back 7 days and answers 400 to a since_id/until_id
     # older than that; keep a margin for clock skew and the request's own time.
     SEARCH_WINDOW_SECONDS = 7 * 86400 - 300
@@ -145,6 +149,7 @@ class TwitterSource:
 
         oldest_searchable = self.clock() - self.SEARCH_WINDOW_SECONDS
         params: dict[str, Any] = {"tweet_fields": list(self.TWEET_FIELDS),
+                                  "expansions": list(self.EXPANSIONS),
                                   "max_results": self.max_results}
         if until_id is not None:
             if snowflake_time(until_id) <= oldest_searchable:
@@ -195,9 +200,9 @@ class ArchivePage:
     def where(self) -> str:
         return f"{self.path}:{self.line}"
 
-    def tweets(self) -> list[Tweet]:
+    def tweets(self, retweets: str = "original") -> list[Tweet]:
         try:
-            return tweets_from_page(self.page)
+            return tweets_from_page(self.page, retweets)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArchiveError(f"{self.where}: a tweet cannot be read: "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -252,11 +257,16 @@ class ArchiveSource:
     def pages(self, *, since_id: int | None = None,
               until_id: int | None = None) -> Iterator[Page]:
         """The archive replayed as search/recent would answer: the tweets in the
-        range, each once, newest first, whatever order the files are in."""
+        range, each once, newest first, whatever order the files are in, each page
+        with the originals of its retweets in `includes.tweets`."""
         lo = -1 if since_id is None else int(since_id)
         hi = None if until_id is None else int(until_id)
         kept: dict[int, dict[str, Any]] = {}
+        originals: dict[str, dict[str, Any]] = {}
         for archived in self.read_pages():
+            for raw in (archived.page.get("includes") or {}).get("tweets") or ():
+                if isinstance(raw, dict) and "id" in raw:
+                    originals.setdefault(str(raw["id"]), _compact(raw))
             for raw in archived.page.get("data") or ():
                 try:
                     tweet_id = int(raw["id"])
@@ -264,12 +274,21 @@ class ArchiveSource:
                     raise ArchiveError(f"{archived.where}: a tweet has no valid id") from exc
                 if tweet_id > lo and (hi is None or tweet_id < hi) and tweet_id not in kept:
                     kept[tweet_id] = _compact(raw)
-        yield from paginate([kept[i] for i in sorted(kept, reverse=True)], self.page_size)
+        for page in paginate([kept[i] for i in sorted(kept, reverse=True)], self.page_size):
+            carried = [originals[ref] for ref in
+                       dict.fromkeys(retweeted_id(t) for t in page.get("data") or ())
+                       if ref in originals]
+            if carried:
+                page["includes"] = {"tweets": carried}
+            yield page
 
 
 def _compact(tweet: Mapping[str, Any]) -> dict[str, Any]:
     """Only what the leaderboard reads (the replay holds a whole archive in memory)."""
     out: dict[str, Any] = {"id": str(tweet["id"]), "created_at": tweet.get("created_at")}
+    for name in ("referenced_tweets", "edit_history_tweet_ids"):
+        if tweet.get(name):
+            out[name] = tweet[name]
     entities = tweet.get("entities")
     if entities is not None:
         out["entities"] = {"hashtags": [{"tag": h["tag"]}
@@ -415,11 +434,25 @@ def bearer_token(settings: Settings, env: Mapping[str, str] | None = None) -> st
                             "X_BEARER_TOKEN (local stage)")
 
 
+def retweets_from_settings(settings: Settings) -> str:
+    """LEADERBOARD_RETWEETS, checked (a SourceConfigError names the choices)."""
+    from chalicelib.leaderboard.model import check_retweets
+
+    try:
+        return check_retweets(settings.leaderboard_retweets.strip().lower())
+    except ValueError as exc:
+        raise SourceConfigError(str(exc)) from None
+
+
 def source_from_settings(settings: Settings, *, env: Mapping[str, str] | None = None,
-                         clock: Callable[[], float] = time.time) -> Source:
+                         clock: Callable[[], float] = time.time, board: str | None = None,
+                         query: str | None = None) -> Source:
+    """The configured source for one board (`query`: its search query; None: the
+    LEADERBOARD_QUERY).  The synthetic stream of a board other than the default one is
+    seeded by the board's name, so boards get different tweets."""
     kind = settings.leaderboard_source
     if kind == "twitter":
-        return TwitterSource(bearer_token(settings, env), settings.leaderboard_query,
+        return TwitterSource(bearer_token(settings, env), query or settings.leaderboard_query,
                              clock=clock)
     if kind == "archive":
         if not settings.leaderboard_archive:
@@ -427,7 +460,10 @@ def source_from_settings(settings: Settings, *, env: Mapping[str, str] | None = 
                                     "(comma-separated twarc2 JSONL paths)")
         return ArchiveSource(settings.leaderboard_archive)
     if kind == "synthetic":
-        return SyntheticSource(seed=0, interval_seconds=settings.ingest_rate_minutes * 60,
+        import zlib
+
+        seed = 0 if board in (None, settings.leaderboard_name) else zlib.crc32(board.encode())
+        return SyntheticSource(seed=seed, interval_seconds=settings.ingest_rate_minutes * 60,
                                clock=clock)
     raise SourceConfigError(f"LEADERBOARD_SOURCE must be one of {', '.join(SOURCES)}, "
                             f"got {kind!r}")

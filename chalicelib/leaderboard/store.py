@@ -2,25 +2,37 @@
 
 Keys of one board.  Every key carries the hash tag ``{<name>}``, so all of them live
 in one cluster slot and a script may touch any of them (Amazon MemoryDB always runs
-as a cluster); scripts get every key they touch in KEYS, computed here in Python.
+as a cluster); scripts get every key they touch in KEYS, computed here in Python
+(but the split marker sets, named in the script from their group's first set: see
+_LUA_MARKERS).
 
-    pulse:lb:{name}:z:all         ZSET  lower-cased tag -> count, all time
+    pulse:lb:{name}:z:all         ZSET  case-folded tag (str.casefold) -> count, all time
     pulse:lb:{name}:z:1h|24h|7d   ZSET  the same, for each rolling window
     pulse:lb:{name}:b:<start>     STR   counts of one time bucket (created_at in
                                         [start, start + bucket_seconds)): a log of one
                                         JSON line [tag, count, ...] per batch
-    pulse:lb:{name}:seen:<hour>   SET   dedupe markers: ids of counted tweets, one set per
-                                        hour of the id's snowflake time, TTL marker_ttl
-    pulse:lb:{name}:spellings     HASH  spelling that is not all lower-case -> count
-    pulse:lb:{name}:variants      HASH  lower-cased tag -> its other spellings (tab-separated)
+    pulse:lb:{name}:seen:<hour>[:<d>.<k>]  SET  dedupe markers: ids of counted tweets of
+                                        one hour of snowflake time, spread over 2^d sets
+                                        of at most 512 (intsets: ~8.5 B a tweet at any
+                                        rate), TTL marker_ttl
+    pulse:lb:{name}:seen:<hour>:depth STR that hour's d (absent: 0, one set)
+    pulse:lb:{name}:spellings     HASH  spelling other than its case-folded key -> count
+    pulse:lb:{name}:variants      HASH  case-folded tag -> its other spellings (tab-separated)
     pulse:lb:{name}:meta          HASH  window heads h1h/h24h/h7d, roll position cur,
                                         updated_at
     pulse:lb:{name}:progress      HASH  the ingest orchestrator's checkpoint (since_id...)
+    pulse:lb:{name}:schedule      HASH  the scheduler's notes: served_at, rate_limited_until
+    pulse:lb:{name}:sources       HASH  source name (twitter|archive|synthetic) -> tweets
+                                        counted from it
+    pulse:lb:{name}:imports       HASH  SHA-256 of each archive file imported -> path, time
+    pulse:lb:{name}:hz:<hour>     ZSET  tag -> count of the tweets created in that hour,
+                                        for the last 24 h (a tag's hourly chart), TTL 26 h
 
 Counting: `record` is one Lua script per batch.  It asks each marker set which ids
 it holds (one SMISMEMBER per set, not a call per tweet), counts only the tweets not
 there yet (and each id once within the batch), adds their ids (SADD, EXPIRE
-marker_ttl: a marker lives at least that long), so replaying a batch (a retried
+marker_ttl: a marker lives at least that long; a group whose set would pass 512 ids
+first splits, see _LUA_MARKERS), so replaying a batch (a retried
 call, a resumed run, the same archive twice) changes nothing.  Occurrences are
 summed in Lua tables first, then applied per distinct (key, tag): a sorted set gets
 one ZMSCORE and one ZADD of the new scores per 2000 tags (cheaper than a ZINCRBY
@@ -40,17 +52,23 @@ Rolling time forward moves each head and subtracts the buckets that leave (GET
 bucket, sum its lines, subtract them from the window's scores, ZREMRANGEBYSCORE
 window -inf 0); the 7d window, the longest, also deletes the buckets it leaves.  A
 window none of whose buckets is left (no roll for longer than W) is simply deleted.
-Rolling happens in the record script and lazily before window reads, at most
-ROLL_STEP buckets per window per script call (a long-idle board catches up in
-several bounded calls).  The heads live in the meta hash; this side caches them to
+Rolling is the writer's job: the record script rolls, and the scheduled ingest calls
+`roll()` every run, at most ROLL_STEP buckets per window per script call (a long-idle
+board catches up in several bounded calls).  Reads never write: a read is one
+read-only script (counts, ranks, size and updated_at from one consistent view), as
+fast after any idle time as after none, and could be served by a replica.  Between two
+rolls a window holds what the last roll left (at most one ingest interval stale); a
+window none of whose buckets is left at the reader's clock reads as empty.  The heads
+live in the meta hash; the writer caches them to
 name the leaving buckets' keys, and every script checks them: when another process
 moved them first, the script writes nothing and says so, and the call is planned
 again.
 
 Spellings: the most common spelling is worked out on read for the tags shown (a few
-calls each), not maintained per write: a write only counts spellings that are not
-all lower-case (HINCRBY) and notes a new one in `variants`; the lower-case
-spelling's count is the all-time count minus the others.
+calls each), not maintained per write: a write only counts spellings other than
+their case-folded key (HINCRBY) and notes a new one in `variants`; the key's own
+spelling's count is the all-time count minus the others.  Keys are case-folded
+(`str.casefold`: "Großbritannien" and "GROSSBRITANNIEN" are one tag), so are lookups.
 
 Choices where the issue is silent:
 - A tag a tweet lists twice counts twice: we count entity occurrences, as the API's
@@ -62,12 +80,19 @@ Choices where the issue is silent:
   than 7d goes to all time only (no bucket).  An empty tag is ignored.
 - Needs Redis >= 6.2 (SMISMEMBER, ZMSCORE); MemoryDB runs 6.2 and 7.x.  All of a board lives
   in one slot, so on one shard: boards scale out by name, a board does not.
-- Equal scores rank by tag in reverse byte order (ZREVRANGE's order); ranks are
-  positions, 1-based, the same in `top`, `rank_for` and `around_me`.
+- Equal scores share a rank (standard competition ranking, 1, 2, 2, 4) and are
+  listed by key in byte order (for case-folded keys: alphabetical by code point), the
+  same in `top`, `rank_for` and `around_me`; `offset` counts places in that order.
 - `updated_at` is the clock time of the last `record` call, even one that counted
   nothing new (the counts are current as of then).
 - Markers live at least `marker_ttl` (8 days; X's recent search reaches 7 days
-  back): an archive imported again after its markers expired is counted again.
+  back).  An archive imported again later is skipped by its content hash (see
+  ingest.import_archive); the same tweets from another file after that are counted.
+- Rising scores only the window's RISING_CANDIDATES highest tags: a tag below them
+  cannot rise in the list however fast it grows (bounded work, as the issue asks).
+- A tag's hourly counts are kept per hour of `created_at` for the last 24 h (one sorted
+  set an hour, ~180-250 B a tag in all): reading them is 24 ZSCOREs, where summing the
+  5-minute bucket logs for one tag would read every tag's counts of the day.
 - Buckets carry a TTL of 2 x 7d + 2 buckets + 1h, a safety net only: the 7d roll
   deletes them, but a window that rolls after a long idle time may need a bucket up
   to twice the window's length after the bucket's start.
@@ -75,10 +100,13 @@ Choices where the issue is silent:
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from chalicelib.leaderboard import RISING_BASELINE, WINDOW_SECONDS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from chalicelib.leaderboard.model import Tweet
@@ -101,11 +129,26 @@ except ImportError:  # pragma: no cover - depends on the environment
     _dumps = _json_dumps
 
 
-WINDOWS = ("all", "1h", "24h", "7d")
-ROLLING = ("1h", "24h", "7d")
-WINDOW_SECONDS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+ROLLING = WINDOWS[1:]
 ROLL_STEP = 64  # buckets subtracted per window per script call (bounded work)
-MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped in one set per hour of tweet ids
+HOURLY_SECONDS = 86400  # a tag's hourly counts reach back 24 h
+# Rising: a window's count against the rate of the longer window before it.  The score
+# (count - expected) / sqrt(expected + RISING_SMOOTHING) is how far, in Poisson standard
+# deviations, a tag beats its expected count; the smoothing keeps a tag from 0 to 2
+# (score 0.6) below one from 500 to 2,000 an hour (score 67).
+RISING_CANDIDATES = 200  # the window's highest tags that get a score (bounded work)
+RISING_SMOOTHING = 10
+MARKER_GROUP_MS = 3_600_000  # dedupe markers are grouped by the hour of the tweet id
+# the most ids one marker set holds: Redis's (and MemoryDB's) default
+# set-max-intset-entries, up to which a set of integers is a compact intset
+MARKER_SET_MAX = 512
+_HASH_PRIME, _HASH_MULTIPLIER = 2147483629, 2654435  # _LUA_MARKERS's HP, HA
+
+
+def marker_hash(tweet_id: int) -> int:
+    """What _LUA_MARKERS's id_hash gives for the decimal id: the same IEEE operations."""
+    return int(math.fmod(math.fmod(float(tweet_id), _HASH_PRIME) * _HASH_MULTIPLIER,
+                         _HASH_PRIME))
 _LONGEST = WINDOW_SECONDS["7d"]
 
 
@@ -116,13 +159,47 @@ class Entry:
     score: int
 
 
+@dataclass(frozen=True)
+class Page:
+    entries: list[Entry]
+    total: int  # distinct tags in the window
+    updated_at: float | None  # clock time of the last record call
+    sources: dict[str, int]  # source name -> tweets it contributed to the board
+
+
+@dataclass(frozen=True)
+class Standing:
+    entry: Entry
+    above: list[Entry]  # best first
+    below: list[Entry]
+    updated_at: float | None
+    hourly: list[tuple[int, int]]  # (hour start, count) over the last 24 h, oldest first
+
+
+@dataclass(frozen=True)
+class Riser:
+    rank: int  # 1-based position by score
+    hashtag: str
+    count: int  # in the window
+    expected: float  # what the tag's rate over the baseline window predicts
+    score: float  # (count - expected) / sqrt(expected + RISING_SMOOTHING)
+
+
+@dataclass(frozen=True)
+class RisingPage:
+    items: list[Riser]
+    candidates: int  # tags scored (the window's highest, at most RISING_CANDIDATES)
+    updated_at: float | None
+    sources: dict[str, int]
+
+
 # --- Lua -------------------------------------------------------------------------------
-# Shared by both scripts: type checks before any write, and the roll of the windows.
+# What the record script needs: type checks before any write, the roll of the windows.
 # `plan` (JSON from Python): exp = the meta fields h1h/h24h/h7d/cur as Python last saw
 # them ("" = absent), new = their values after this roll, roll = per window -1 (delete
 # the window: all of it has left) or the number of leaving buckets, whose keys follow
 # the three window keys in KEYS.
-_LUA_COMMON = r"""
+_LUA_WRITE_COMMON = r"""
 local function check_types(first, last, want)
   for i = first, last do
     local t = redis.call('TYPE', KEYS[i])
@@ -151,15 +228,6 @@ local function zincr_many(key, deltas)
     end
     redis.call('ZADD', key, unpack(args))
   end
-end
-
-local function hmget_all(key, names)
-  local out, n = {}, #names
-  for i = 1, n, 500 do
-    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + 499, n)))
-    for j = 1, #part do out[#out + 1] = part[j] end
-  end
-  return out
 end
 
 -- KEYS[base] is meta, KEYS[base + 1 .. base + 3] the windows, and the leaving
@@ -221,6 +289,19 @@ local function roll(base, first, plan)
   return {tonumber(plan.new[1]), tonumber(plan.new[2]), tonumber(plan.new[3])}, plan.new
 end
 
+"""
+
+# What the read script needs: spellings, byte order.
+_LUA_READ_COMMON = r"""
+local function hmget_all(key, names)
+  local out, n = {}, #names
+  for i = 1, n, 500 do
+    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + 499, n)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
 -- bytewise a < b (Lua's own '<' follows the server's LC_COLLATE)
 local function less(a, b)
   local n = math.min(#a, #b)
@@ -232,53 +313,175 @@ local function less(a, b)
 end
 """
 
-# KEYS: 1 meta, 2-4 windows 1h/24h/7d, 5 all, 6 variants, 7 spellings, 8 progress, then
-# p.L leaving buckets, #p.b tweet buckets, #p.g marker sets.
+
+# Dedupe markers of one hour of tweet ids (a "group"): at depth d its ids are spread over
+# 2^d sets by a hash of the id, and no set grows past `ml` members (Redis's
+# set-max-intset-entries, 512 by default and in MemoryDB): a set of at most that many
+# integers stays an intset, 8 B an id, where a larger one becomes a hash table at ~65 B
+# an id.  Before a set would pass `ml`, the whole group splits to depth d + 2 (each set
+# into four), so sets stay 1/8 to full whatever the rate, and a group's key overhead is
+# spread over 64 to 512 ids.  The sets of depth d > 0 are named here, from the group's
+# first set (which Python names in KEYS, as it does the depth key): which of them exist
+# is state only the script sees, and every one carries the board's {hash tag}, so all
+# stay in the board's cluster slot.
+_LUA_MARKERS = r"""
+local MAX_DEPTH = 16  -- 65,536 sets an hour: past ~30M tweets an hour sets grow instead
+local HP, HA = 2147483629, 2654435  -- a prime < 2^31 and a multiplier (see id_hash)
+local fmod = math.fmod
+-- fmod(fmod(id as a double, HP) * HA, HP): tonumber and fmod are exact IEEE operations
+-- (Python's float() and math.fmod give the same), every product stays below 2^53, and
+-- the multiplier spreads ids that differ only in high bits.  Python sends the hashes of
+-- a batch's ids (Lua is slow at this: ~1 µs an id); the script hashes only the ids a
+-- split moves.
+local hashes = {}
+local function id_hash(id)
+  local h = hashes[id]
+  if h then return h end
+  h = fmod(fmod(tonumber(id), HP) * HA, HP)
+  hashes[id] = h
+  return h
+end
+
+local function shard_key(base, d, k)
+  if d == 0 then return base end
+  return base .. ':' .. d .. '.' .. string.format('%d', k)
+end
+
+local function shard_of(id, d)
+  if d == 0 then return 0 end
+  return id_hash(id) % (2 ^ d)
+end
+
+-- ids by the set that holds (or will hold) them at depth d: {k: {ids}}
+local function by_shard(ids, d)
+  local by = {}
+  for _, id in ipairs(ids) do
+    local k = shard_of(id, d)
+    local t = by[k]
+    if not t then
+      t = {}
+      by[k] = t
+    end
+    t[#t + 1] = id
+  end
+  return by
+end
+
+local function sadd_all(key, ids)
+  for first = 1, #ids, 4000 do
+    redis.call('SADD', key, unpack(ids, first, math.min(first + 3999, #ids)))
+  end
+end
+
+-- every set of depth d into 2^STEP sets of depth d + STEP (k, k + 2^d, k + 2 * 2^d...),
+-- keeping each one's TTL.  Four at a time, not two: each id moves a third as often as
+-- with doubling, for sets that are 1/8 to full instead of 1/4 to full.
+local SPLIT_STEP = 2
+local function split(base, d)
+  for k = 0, 2 ^ d - 1 do
+    local old = shard_key(base, d, k)
+    local ids = redis.call('SMEMBERS', old)
+    if #ids > 0 then
+      local ttl = redis.call('PTTL', old)
+      for j, part in pairs(by_shard(ids, d + SPLIT_STEP)) do
+        local key = shard_key(base, d + SPLIT_STEP, j)
+        sadd_all(key, part)
+        if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+      end
+      redis.call('DEL', old)
+    end
+  end
+end
+
+-- add new ids to a group (first set `base`, depth key `dkey`, depth d), splitting first
+-- when a set would pass `limit`; every set added to and the depth key live `ttl` more
+local function add_markers(base, dkey, d, ids, limit, ttl)
+  if #ids == 0 then return end
+  local by
+  while true do
+    by = by_shard(ids, d)
+    local full = false
+    if d + SPLIT_STEP <= MAX_DEPTH then
+      for k, part in pairs(by) do
+        if redis.call('SCARD', shard_key(base, d, k)) + #part > limit then
+          full = true
+          break
+        end
+      end
+    end
+    if not full then break end
+    split(base, d)
+    d = d + SPLIT_STEP
+    redis.call('SET', dkey, d)
+  end
+  for k, part in pairs(by) do
+    local key = shard_key(base, d, k)
+    sadd_all(key, part)
+    redis.call('EXPIRE', key, ttl)
+  end
+  if d > 0 then redis.call('EXPIRE', dkey, ttl) end
+end
+"""
+
+# KEYS: 1 meta, 2-4 windows 1h/24h/7d, 5 all, 6 variants, 7 spellings, 8 progress,
+# 9 sources, then p.L leaving buckets, #p.b tweet buckets, #p.ht hour zsets, and per
+# marker group its first set and depth key.
 # ARGV[1]: JSON {exp, new, roll, L: the roll plan; b: bucket starts, bt: bucket TTLs;
-# g: number of marker sets; t: tweets as [bucket index or 0, marker set index, id,
-# spelling...]; lc: {spelling: lower} for spellings not all lower-case; mt: marker TTL;
-# ps: [field, value...], pd: [field...] for progress; now: updated_at; touch: 0|1}
-_LUA_RECORD = _LUA_COMMON + r"""
+# hb: per bucket its hour zset's index (0: none), ht: hour zset TTLs; g: number of marker
+# groups; t: tweets as [bucket index or 0, marker group index, id, spelling...];
+# lc: {spelling: key} for spellings other than their case-folded key; mt: marker TTL;
+# ml: most ids a marker set holds; ps: [field, value...], pd: [field...] for progress;
+# src: the source's name ("": none); now: updated_at; touch: 0|1}
+_LUA_RECORD = _LUA_WRITE_COMMON + _LUA_MARKERS + r"""
 local p = cjson.decode(ARGV[1])
-local nb, ng, nt = #p.b, p.g, #p.t
-local boff = 8 + p.L
-local goff = boff + nb
+local nb, ng, nt, nh = #p.b, p.g, #p.t, #p.ht
+local boff = 9 + p.L
+local hoff = boff + nb
+local goff = hoff + nh
 -- every check before the first write: a script that fails midway keeps what it wrote
 check_types(1, 1, 'hash')
 check_types(2, 5, 'zset')
-check_types(6, 8, 'hash')
+check_types(6, 9, 'hash')
 check_types(boff + 1, boff + nb, 'string')
-check_types(goff + 1, goff + ng, 'set')
-
-local heads, st = roll(1, 9, p)
-if not heads then return {0, 0, st[1], st[2], st[3], st[4]} end
+check_types(hoff + 1, hoff + nh, 'zset')
 
 -- which tweets are new: one SMISMEMBER per marker set, not one call per tweet
+-- (a marker key of another type fails here, before any write)
 local members, owners = {}, {}
 for g = 1, ng do members[g], owners[g] = {}, {} end
+for i = 1, nt do hashes[p.t[i][3]] = p.h[i] end
 for i = 1, nt do
   local g = p.t[i][2]
   local m = members[g]
   m[#m + 1] = p.t[i][3]
-  owners[g][#m] = i
+  owners[g][m[#m]] = owners[g][m[#m]] or i
 end
-local fresh, once, added = {}, {}, {}
+local fresh, once, added, depth = {}, {}, {}, {}
 for g = 1, ng do
-  local m, key, add = members[g], KEYS[goff + g], {}
-  for first = 1, #m, 4000 do
-    local last = math.min(first + 3999, #m)
-    local there = redis.call('SMISMEMBER', key, unpack(m, first, last))
-    for k = first, last do
-      local id = m[k]
-      if there[k - first + 1] == 0 and not once[id] then
-        once[id] = true
-        fresh[owners[g][k]] = true
-        add[#add + 1] = id
+  local base = KEYS[goff + 2 * g - 1]
+  local d = tonumber(redis.call('GET', KEYS[goff + 2 * g]) or 0)
+  depth[g] = d
+  local add = {}
+  for k, ids in pairs(by_shard(members[g], d)) do
+    local key = shard_key(base, d, k)
+    for first = 1, #ids, 4000 do
+      local last = math.min(first + 3999, #ids)
+      local there = redis.call('SMISMEMBER', key, unpack(ids, first, last))
+      for q = first, last do
+        local id = ids[q]
+        if there[q - first + 1] == 0 and not once[id] then
+          once[id] = true
+          fresh[owners[g][id]] = true
+          add[#add + 1] = id
+        end
       end
     end
   end
   added[g] = add
 end
+
+local heads, st = roll(1, 10, p)
+if not heads then return {0, 0, st[1], st[2], st[3], st[4]} end
 
 local inw = {}
 for j = 1, nb do
@@ -289,17 +492,20 @@ local lc = p.lc
 local sc = {}             -- spelling -> occurrences in new tweets
 local bc = {}             -- bucket index -> {lower -> count}
 local wc = {{}, {}, {}}   -- window -> {lower -> count}
+local hc = {}             -- hour index -> {lower -> count}
 for j = 1, nb do bc[j] = {} end
+for h = 1, nh do hc[h] = {} end
 local new = 0
 for i = 1, nt do
   if fresh[i] then
     new = new + 1
     local tw = p.t[i]
     local j = tw[1]
-    local bt, w1, w2, w3
+    local bt, w1, w2, w3, ht
     if j > 0 then
       bt = bc[j]
       w1, w2, w3 = inw[j][1], inw[j][2], inw[j][3]
+      if p.hb[j] > 0 then ht = hc[p.hb[j]] end
     end
     for q = 4, #tw do
       local s = tw[q]
@@ -311,6 +517,7 @@ for i = 1, nt do
           if w1 then wc[1][l] = (wc[1][l] or 0) + 1 end
           if w2 then wc[2][l] = (wc[2][l] or 0) + 1 end
           if w3 then wc[3][l] = (wc[3][l] or 0) + 1 end
+          if ht then ht[l] = (ht[l] or 0) + 1 end
         end
       end
     end
@@ -318,11 +525,7 @@ for i = 1, nt do
 end
 
 for g = 1, ng do
-  local add = added[g]
-  for first = 1, #add, 4000 do
-    redis.call('SADD', KEYS[goff + g], unpack(add, first, math.min(first + 3999, #add)))
-  end
-  if #add > 0 then redis.call('EXPIRE', KEYS[goff + g], p.mt) end
+  add_markers(KEYS[goff + 2 * g - 1], KEYS[goff + 2 * g], depth[g], added[g], p.ml, p.mt)
 end
 
 if new > 0 then
@@ -342,6 +545,13 @@ if new > 0 then
   end
   zincr_many(KEYS[5], allc)
   for w = 1, 3 do zincr_many(KEYS[1 + w], wc[w]) end
+  for h = 1, nh do
+    if next(hc[h]) then
+      zincr_many(KEYS[hoff + h], hc[h])
+      redis.call('EXPIRE', KEYS[hoff + h], p.ht[h])
+    end
+  end
+  if p.src ~= '' then redis.call('HINCRBY', KEYS[9], p.src, new) end
   -- a bucket is a log: one JSON line [tag, count, ...] per batch that added to it
   for j = 1, nb do
     local flat, n = {}, 0
@@ -367,15 +577,17 @@ return {1, new, st[1], st[2], st[3], st[4]}
 # KEYS: 1 the window's zset, 2 all, 3 variants, 4 spellings; with a roll also 5 meta,
 # 6-8 windows, then the leaving buckets.  ARGV: 1 roll plan JSON or "", 2 op, 3.. its
 # arguments.  Replies {status, meta h1h, h24h, h7d, cur, op's answer...}.
-_LUA_READ = _LUA_COMMON + r"""
-local st = {'', '', '', ''}
+# KEYS: 1 the window's zset, 2 all, 3 variants, 4 spellings, 5 meta.  ARGV: 1 the
+# window's head at the reader's clock ("" for all), 2 op, 3.. its arguments.  Replies
+# {updated_at, op's answer...}.  It only reads (the writer rolls the windows), so one call
+# is one consistent view, and it could run on a replica.  A window the writer has not
+# rolled for longer than its length (every bucket in it has left) reads as empty.
+_LUA_READ = _LUA_READ_COMMON + r"""
+local meta = redis.call('HMGET', KEYS[5], 'cur', 'updated_at')
+local z, gone = KEYS[1], false
 if ARGV[1] ~= '' then
-  local plan = cjson.decode(ARGV[1])
-  check_types(5, 5, 'hash')
-  check_types(6, 8, 'zset')
-  local heads
-  heads, st = roll(5, 9, plan)
-  if not heads then return {0, st[1], st[2], st[3], st[4]} end
+  local cur = tonumber(meta[1])
+  gone = cur ~= nil and tonumber(ARGV[1]) > cur
 end
 
 -- the most common spelling of each tag, all time: the lower-case spelling's count is
@@ -403,30 +615,114 @@ local function spelled(names)
   return out
 end
 
-local function names_of(flat)
+-- the tags of a flat reply {tag, x, ...} with `stride` fields a tag
+local function names_of(flat, stride)
   local names = {}
-  for i = 1, #flat, 2 do names[#names + 1] = flat[i] end
+  for i = 1, #flat, stride do names[#names + 1] = flat[i] end
   return names
 end
 
-local z, op = KEYS[1], ARGV[2]
+-- Ranked order: score descending, the tags of one score in byte order (ZREVRANGE
+-- gives them in reverse); a tag's rank is 1 + the number of tags scoring higher
+-- (standard competition ranking: 1, 2, 2, 4).  Bounded: a few O(log N) calls per
+-- distinct score shown.
+local function higher_than(score)
+  return redis.call('ZCOUNT', z, '(' .. score, '+inf')
+end
+
+-- {tag, score, rank, ...} at 0-based positions first..last of the ranked order
+local function ranked(first, last)
+  if gone or last < first then return {} end
+  local flat = redis.call('ZREVRANGE', z, first, last, 'WITHSCORES')
+  local out, pos, i = {}, first, 1
+  while i <= #flat do
+    local score, take, j = flat[i + 1], 0, i
+    while j <= #flat and flat[j + 1] == score do
+      take = take + 1
+      j = j + 2
+    end
+    local higher = higher_than(score)
+    local group = redis.call('ZRANGEBYSCORE', z, score, score, 'LIMIT', pos - higher, take)
+    for _, tag in ipairs(group) do
+      out[#out + 1], out[#out + 2], out[#out + 3] = tag, score, higher + 1
+    end
+    pos, i = pos + take, j
+  end
+  return out
+end
+
+-- a tag's 0-based position in the ranked order, or nil
+local function position(tag)
+  if gone then return nil end
+  local score = redis.call('ZSCORE', z, tag)
+  if not score then return nil end
+  local higher = higher_than(score)
+  local ties = redis.call('ZCOUNT', z, score, score)
+  local back = redis.call('ZREVRANK', z, tag) - higher  -- among its ties, reverse order
+  return higher + ties - 1 - back
+end
+
+local op, updated = ARGV[2], meta[2]
 if op == 'top' then
-  local flat = redis.call('ZREVRANGE', z, ARGV[3], ARGV[4], 'WITHSCORES')
-  return {1, st[1], st[2], st[3], st[4], flat, spelled(names_of(flat))}
-elseif op == 'rank' then
-  local r = redis.call('ZREVRANK', z, ARGV[3])
-  if not r then return {1, st[1], st[2], st[3], st[4], false} end
-  return {1, st[1], st[2], st[3], st[4], r, redis.call('ZSCORE', z, ARGV[3]),
-          spelled({ARGV[3]})[1]}
-elseif op == 'around' then
-  local r = redis.call('ZREVRANK', z, ARGV[3])
-  if not r then return {1, st[1], st[2], st[3], st[4], false} end
+  -- KEYS[6]: sources
+  local flat = ranked(tonumber(ARGV[3]), tonumber(ARGV[4]))
+  local size = gone and 0 or redis.call('ZCARD', z)
+  return {updated, size, flat, spelled(names_of(flat, 3)), redis.call('HGETALL', KEYS[6])}
+elseif op == 'tag' then
+  -- the tag's place and its n neighbours each side; KEYS[6..]: its hourly zsets
+  local r = position(ARGV[3])
+  if not r then return {updated, false} end
   local n = tonumber(ARGV[4])
   local start = math.max(0, r - n)
-  local flat = redis.call('ZREVRANGE', z, start, r + n, 'WITHSCORES')
-  return {1, st[1], st[2], st[3], st[4], start, flat, spelled(names_of(flat))}
+  local flat = ranked(start, r + n)
+  local hourly = {}
+  for i = 6, #KEYS do hourly[#hourly + 1] = redis.call('ZSCORE', KEYS[i], ARGV[3]) or '0' end
+  return {updated, r, start, flat, spelled(names_of(flat, 3)), hourly}
+elseif op == 'rising' then
+  -- KEYS[6]: the baseline window, KEYS[7]: sources.  ARGV: 3 candidates, 4 offset, 5 n,
+  -- 6 the window's seconds, 7 the baseline's, 8 smoothing.  A candidate (the window's
+  -- top few hundred by count) with count c in the window and b in the baseline window
+  -- before it is expected e = b * W / (L - W); its score is (c - e) / sqrt(e + k).
+  local sources = redis.call('HGETALL', KEYS[7])
+  if gone then return {updated, 0, {}, {}, sources} end
+  local flat = redis.call('ZREVRANGE', z, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+  local names = names_of(flat, 2)
+  if #names == 0 then return {updated, 0, {}, {}, sources} end
+  local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
+  local w, span, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local count, expect, score, order = {}, {}, {}, {}
+  for i = 1, #names do
+    local c = tonumber(flat[2 * i])
+    local e = math.max(0, (tonumber(base[i]) or c) - c) * w / (span - w)
+    count[i], expect[i], score[i] = c, e, (c - e) / math.sqrt(e + k)
+    order[i] = score[i]
+  end
+  -- only the page is ordered in full: the scores (plain numbers: a fast sort) give the
+  -- threshold of the page's last place, then the few above it are sorted with ties
+  local first = tonumber(ARGV[4])
+  local last = math.min(#names, first + tonumber(ARGV[5]))
+  local out, picked = {}, {}
+  if last > first then
+    table.sort(order)
+    local threshold = order[#order - last + 1]
+    local top = {}
+    for i = 1, #names do
+      if score[i] >= threshold then top[#top + 1] = i end
+    end
+    table.sort(top, function(a, b)
+      if score[a] ~= score[b] then return score[a] > score[b] end
+      return less(names[a], names[b])
+    end)
+    for r = first + 1, last do
+      local i, n = top[r], #out
+      out[n + 1], out[n + 2] = names[i], count[i]
+      out[n + 3], out[n + 4] = tostring(expect[i]), tostring(score[i])
+      picked[#picked + 1] = names[i]
+    end
+  end
+  return {updated, #names, out, spelled(picked), sources}
 elseif op == 'size' then
-  return {1, st[1], st[2], st[3], st[4], redis.call('ZCARD', z)}
+  return {updated, gone and 0 or redis.call('ZCARD', z)}
 end
 return redis.error_reply('unknown read op ' .. tostring(op))
 """
@@ -482,6 +778,10 @@ class Leaderboard:
         p = self.prefix
         self.key_meta = p + "meta"
         self.key_progress = p + "progress"
+        self.key_schedule = p + "schedule"
+        self.key_sources = p + "sources"  # source name -> tweets it contributed
+        self.key_imports = p + "imports"  # archive SHA-256 -> {"path", "at"}
+        self._hour_prefix = p + "hz:"
         self.key_variants = p + "variants"  # lower -> other spellings, tab-separated
         self.key_spellings = p + "spellings"  # spelling (not all lower-case) -> count
         self.key_window = {w: f"{p}z:{w}" for w in WINDOWS}
@@ -496,17 +796,8 @@ class Leaderboard:
     def bucket_key(self, start: int) -> str:
         return f"{self._bucket_prefix}{start}"
 
-    @staticmethod
-    def marker_group(tweet_id: int) -> int:
-        """The hour of a snowflake id (ms since X's epoch are its bits 22 and up)."""
-        return (int(tweet_id) >> 22) // MARKER_GROUP_MS
-
-    def marker_key(self, tweet_id: int) -> str:
-        """The set that holds the tweet's dedupe marker (its id)."""
-        return f"{self._seen_prefix}{self.marker_group(tweet_id)}"
-
-    def window_key(self, window: str) -> str:
-        return self.key_window[self._check_window(window)]
+    def hour_key(self, start: int) -> str:
+        return f"{self._hour_prefix}{start}"
 
     def keys(self) -> list[str]:
         """Every key of this board that exists now (SCAN on every node of a cluster)."""
@@ -562,7 +853,16 @@ class Leaderboard:
 
     def _record_keys(self) -> list[str]:
         return [*self._roll_keys(), self.key_window["all"], self.key_variants,
-                self.key_spellings, self.key_progress]
+                self.key_spellings, self.key_progress, self.key_sources]
+
+    def _roll_step(self, plan: _Plan) -> None:
+        """One bounded roll (the record script with no tweets); a stale plan writes nothing."""
+        args = {**plan.as_args(), "b": [], "bt": [], "hb": [], "ht": [], "g": 0, "t": [], "h": [],
+                "lc": {}, "mt": 1, "ml": MARKER_SET_MAX, "ps": [], "pd": [], "src": "",
+                "now": "", "touch": 0}
+        res = self._record_script(keys=self._record_keys() + plan.leaving,
+                                  args=[_dumps(args)], client=self.redis)
+        self._remember(res[2:6])
 
     def _catch_up(self, now: float) -> _Plan:
         """Roll in bounded steps until one last step is left; returns that step's plan."""
@@ -570,20 +870,28 @@ class Leaderboard:
             plan = self._plan(now)
             if plan.complete:
                 return plan
-            args = {**plan.as_args(), "b": [], "bt": [], "g": 0, "t": [], "lc": {}, "mt": 1,
-                    "ps": [], "pd": [], "now": "", "touch": 0}
-            res = self._record_script(keys=self._record_keys() + plan.leaving,
-                                      args=[_dumps(args)], client=self.redis)
-            self._remember(res[2:6])
+            self._roll_step(plan)
+
+    def roll(self) -> None:
+        """Move the windows to the clock, in bounded steps: the writer's job (the scheduled
+        ingest calls it every run, and `record` rolls too), so that reads never write."""
+        now = self.clock()
+        while True:
+            plan = self._plan(now)
+            if not plan.moves:
+                return
+            self._roll_step(plan)
 
     # --- counting ------------------------------------------------------------------
     def record(self, tweets: Sequence[Tweet], *,
-               progress: Mapping[str, str | None] | None = None) -> int:
+               progress: Mapping[str, str | None] | None = None, source: str = "") -> int:
         """Count the tweets not counted before, in one atomic script; returns how many.
 
         `progress` fields are set (None: deleted) in the ingest-progress hash by the
-        same script, so a checkpoint never moves without its counts.  Pass batches of
-        up to a few thousand tweets: one script blocks the server while it runs.
+        same script, so a checkpoint never moves without its counts.  `source` names
+        where the tweets came from: the board keeps how many each source contributed.
+        An edited tweet counts once: it is keyed by its first version's id.  Pass batches
+        of up to a few thousand tweets: one script blocks the server while it runs.
         """
         pset: list[str] = []
         pdel: list[str] = []
@@ -599,7 +907,7 @@ class Leaderboard:
             spellings.update(t.hashtags)
         lower = {}
         for s in spellings:
-            low = s.lower()
+            low = s.casefold()
             if low != s:
                 lower[s] = low
         # marker sets: one per hour of tweet ids
@@ -607,14 +915,16 @@ class Leaderboard:
         gidx: list[int] = []
         ids: list[str] = []
         for t in tweets:
-            tid = int(t.id)
+            tid = int(t.first_id or t.id)  # every version of an edited tweet: one marker
             g = (tid >> 22) // MARKER_GROUP_MS
             j = groups.get(g)
             if j is None:
                 j = groups[g] = len(groups) + 1
             gidx.append(j)
             ids.append(str(tid))
-        group_keys = [f"{self._seen_prefix}{g}" for g in groups]
+        hashes = [marker_hash(int(i)) for i in ids]
+        group_keys = [key for g in groups
+                      for key in (f"{self._seen_prefix}{g}", f"{self._seen_prefix}{g}:depth")]
         bs = self.bucket_seconds
         while True:
             plan = self._catch_up(now)
@@ -636,11 +946,21 @@ class Leaderboard:
                     rows.append([0, j, tid, *t.hashtags])
             # needed until a window rolls past it, at most 2 x 7d after its start
             ttls = [max(1, int(b + 2 * _LONGEST + 2 * bs + 3600 - now)) for b in starts]
-            args = {**plan.as_args(), "b": starts, "bt": ttls, "g": len(group_keys),
-                    "t": rows, "lc": lower, "mt": self.marker_ttl, "ps": pset, "pd": pdel,
+            # the hourly counts of the last 24 h (and the hour before: a chart's first bar)
+            hours: dict[int, int] = {}
+            for b in starts:
+                if b >= cur - HOURLY_SECONDS - 3600:
+                    hours.setdefault(b // 3600 * 3600, len(hours) + 1)
+            hour_of = [hours.get(b // 3600 * 3600, 0) if b >= cur - HOURLY_SECONDS - 3600
+                       else 0 for b in starts]
+            args = {**plan.as_args(), "b": starts, "bt": ttls, "hb": hour_of,
+                    "ht": [max(1, int(h + HOURLY_SECONDS + 7200 - now)) for h in hours],
+                    "g": len(groups), "t": rows, "h": hashes, "lc": lower,
+                    "mt": self.marker_ttl,
+                    "ml": MARKER_SET_MAX, "ps": pset, "pd": pdel, "src": source,
                     "now": repr(float(now)), "touch": 1}
             keys = [*self._record_keys(), *plan.leaving, *map(self.bucket_key, starts),
-                    *group_keys]
+                    *map(self.hour_key, hours), *group_keys]
             res = self._record_script(keys=keys, args=[_dumps(args)], client=self.redis)
             self._remember(res[2:6])
             if int(res[0]) == 1:
@@ -648,73 +968,139 @@ class Leaderboard:
             # stale view of the heads: nothing was written; plan again
 
     # --- reads ---------------------------------------------------------------------
-    def _read(self, window: str, op: str, *op_args: Any) -> list:
+    def _read(self, window: str, op: str, *op_args: Any,
+              extra: Sequence[str] = ()) -> tuple[float | None, list]:
+        """One read script call: (updated_at, the op's answer)."""
         self._check_window(window)
-        base = [self.key_window[window], self.key_window["all"], self.key_variants,
-                self.key_spellings]
-        if window == "all":
-            return self._read_script(keys=base, args=["", op, *op_args], client=self.redis)[5:]
-        now = self.clock()
-        while True:
-            plan = self._catch_up(now)
-            if not plan.moves:  # heads only move forward: what we saw is still current
-                return self._read_script(keys=base, args=["", op, *op_args],
-                                         client=self.redis)[5:]
-            res = self._read_script(keys=[*base, *self._roll_keys(), *plan.leaving],
-                                    args=[_dumps(plan.as_args()), op, *op_args],
-                                    client=self.redis)
-            self._remember(res[1:5])
-            if int(res[0]) == 1:
-                return res[5:]
+        head = ("" if window == "all"
+                else str(self._bucket_of(self.clock()) - WINDOW_SECONDS[window]))
+        res = self._read_script(keys=[self.key_window[window], self.key_window["all"],
+                                      self.key_variants, self.key_spellings, self.key_meta,
+                                      *extra],
+                                args=[head, op, *op_args], client=self.redis)
+        updated = None if res[0] is None else float(_text(res[0]))
+        return updated, res[1:]
 
     @staticmethod
-    def _entries(first_rank: int, flat: Sequence, spellings: Sequence) -> list[Entry]:
-        return [Entry(first_rank + i // 2, _text(spellings[i // 2]), _score(flat[i + 1]))
-                for i in range(0, len(flat), 2)]
+    def _entries(flat: Sequence, spellings: Sequence) -> list[Entry]:
+        """Entries from the script's {tag, score, rank, ...} and their spellings."""
+        return [Entry(int(flat[i + 2]), _text(spellings[i // 3]), _score(flat[i + 1]))
+                for i in range(0, len(flat), 3)]
+
+    @staticmethod
+    def _sources(flat: Sequence) -> dict[str, int]:
+        return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     @staticmethod
     def _key_of(hashtag: str) -> str:
         tag = str(hashtag)
         if tag[:1] in ("#", "＃"):
             tag = tag[1:]
-        return tag.lower()
+        return tag.casefold()
+
+    def page(self, window: str = "all", n: int = 10, offset: int = 0) -> Page:
+        """The n highest tags of a window from position `offset` (0-based) in ranked order
+        (see _LUA_READ: ties share a rank and are listed alphabetically), with the
+        window's size, updated_at and the board's sources, from one consistent read."""
+        if n < 0 or offset < 0:
+            raise ValueError(f"n and offset must be >= 0, got n={n}, offset={offset}")
+        first, last = (offset, offset + n - 1) if n else (1, 0)  # 1..0: none
+        updated, (size, flat, spellings, sources) = self._read(
+            window, "top", first, last, extra=[self.key_sources])
+        return Page(self._entries(flat, spellings), int(size), updated,
+                    self._sources(sources))
+
+    def hours(self) -> list[int]:
+        """Start times of the 24 hours of a tag's hourly counts, oldest first (the last
+        is the current hour, so far)."""
+        now_hour = int(self.clock() // 3600) * 3600
+        return [now_hour - 3600 * i for i in range(HOURLY_SECONDS // 3600 - 1, -1, -1)]
+
+    def standing(self, hashtag: str, window: str = "all", n: int = 2) -> Standing | None:
+        """One tag (any spelling, '#' optional) with up to n neighbours above and below it
+        and its counts per hour over the last 24 h, from one consistent read; None when
+        it has no count in the window."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        hours = self.hours()
+        updated, res = self._read(window, "tag", self._key_of(hashtag), n,
+                                  extra=[self.hour_key(h) for h in hours])
+        if res[0] is None:
+            return None
+        position, start, flat, spellings, hourly = res
+        around = self._entries(flat, spellings)
+        me = int(position) - int(start)
+        return Standing(around[me], around[:me], around[me + 1:], updated,
+                        [(h, _score(c)) for h, c in zip(hours, hourly, strict=True)])
+
+    def rising(self, window: str = "1h", n: int = 10, offset: int = 0,
+               candidates: int = RISING_CANDIDATES) -> RisingPage:
+        """The tags taking off in a window (1h or 24h), most surprising first: see
+        RISING_BASELINE and _LUA_READ's 'rising' for the score.  Bounded work: only the
+        window's `candidates` highest tags are scored (one ZMSCORE on the baseline)."""
+        if window not in RISING_BASELINE:
+            raise ValueError(f"rising needs window 1h or 24h, got {window!r}")
+        if n < 0 or offset < 0 or candidates < 1:
+            raise ValueError(f"n, offset >= 0 and candidates >= 1, got {n}, {offset}, "
+                             f"{candidates}")
+        baseline = RISING_BASELINE[window]
+        updated, (total, flat, spellings, sources) = self._read(
+            window, "rising", candidates, offset, n, WINDOW_SECONDS[window],
+            WINDOW_SECONDS[baseline], RISING_SMOOTHING,
+            extra=[self.key_window[baseline], self.key_sources])
+        items = [Riser(offset + 1 + i // 4, _text(spellings[i // 4]), _score(flat[i + 1]),
+                       float(flat[i + 2]), float(flat[i + 3])) for i in range(0, len(flat), 4)]
+        return RisingPage(items, int(total), updated, self._sources(sources))
 
     def top(self, window: str = "all", n: int = 10, offset: int = 0) -> list[Entry]:
         """The n highest tags of a window from position `offset` (0-based); ranks 1-based."""
-        if n < 0 or offset < 0:
-            raise ValueError(f"n and offset must be >= 0, got n={n}, offset={offset}")
-        if n == 0:
-            self._check_window(window)
-            return []
-        flat, spellings = self._read(window, "top", offset, offset + n - 1)
-        return self._entries(offset + 1, flat, spellings)
+        return self.page(window, n, offset).entries
 
     def rank_for(self, hashtag: str, window: str = "all") -> Entry | None:
         """Rank and score of one tag (any spelling, '#' optional); None when it has no count."""
-        res = self._read(window, "rank", self._key_of(hashtag))
-        if res[0] is None:
-            return None
-        rank, score, spelled = res
-        return Entry(int(rank) + 1, _text(spelled), _score(score))
+        found = self.standing(hashtag, window, 0)
+        return None if found is None else found.entry
 
     def around_me(self, hashtag: str, window: str = "all", n: int = 2) -> list[Entry]:
         """The tag with up to n neighbours above and below it; [] when it has no count."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        res = self._read(window, "around", self._key_of(hashtag), n)
-        if res[0] is None:
-            return []
-        start, flat, spellings = res
-        return self._entries(int(start) + 1, flat, spellings)
+        found = self.standing(hashtag, window, n)
+        return [] if found is None else [*found.above, found.entry, *found.below]
 
     def size(self, window: str = "all") -> int:
         """The number of distinct tags with a count in the window."""
-        return int(self._read(window, "size")[0])
+        return int(self._read(window, "size")[1][0])
 
     def updated_at(self) -> float | None:
         """Clock time of the last `record` call, None before the first."""
         value = self.redis.hget(self.key_meta, "updated_at")
         return None if value is None else float(_text(value))
+
+    def imported(self, digests: set[str]) -> set[str]:
+        """Which of these archive content hashes were imported into this board."""
+        names = sorted(digests)
+        if not names:
+            return set()
+        there = self.redis.hmget(self.key_imports, names)
+        return {d for d, v in zip(names, there, strict=True) if v is not None}
+
+    def mark_imported(self, digest: str, path: str) -> None:
+        """Remember an archive's content hash (for good: a few bytes a file)."""
+        self.redis.hset(self.key_imports, digest,
+                        _dumps({"path": str(path), "at": self.clock()}).decode())
+
+    def schedule(self) -> dict[str, str]:
+        """The scheduler's notes on this board (when it was last served, rate limits)."""
+        return {_text(k): _text(v) for k, v in self.redis.hgetall(self.key_schedule).items()}
+
+    def set_schedule(self, fields: Mapping[str, str | None]) -> None:
+        """Set (None: delete) fields of the scheduler's notes; counts are not involved,
+        so plain commands do."""
+        drop = [k for k, v in fields.items() if v is None]
+        keep = {k: v for k, v in fields.items() if v is not None}
+        if drop:
+            self.redis.hdel(self.key_schedule, *drop)
+        if keep:
+            self.redis.hset(self.key_schedule, mapping=keep)
 
     def progress(self) -> dict[str, str]:
         """The ingest-progress hash (since_id and whatever else the orchestrator keeps)."""

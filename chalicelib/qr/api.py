@@ -1,0 +1,125 @@
+"""What the QR routes answer: parse the untrusted body and path, call the service, shape JSON."""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from chalicelib.errors import InvalidInput
+from chalicelib.http import query_choice
+from chalicelib.qr.spec import QrSpec, SpecError, check_id, spec_from_dict
+
+MAX_BODY_BYTES = 8 * 1024
+# Served by GET /qr/{id}: Chalice base64-encodes these for API Gateway, which
+# decodes them for a caller whose Accept names them (or */*).
+BINARY_TYPES = ("image/png", "image/svg+xml")
+
+
+# Built per request over the cached clients (cheap: no I/O), so reset_clients()
+# reaches them too.
+def get_service():
+    from chalicelib.clients import get_aws_client
+    from chalicelib.qr.events import EventPublisher
+    from chalicelib.qr.service import QrService
+    from chalicelib.qr.store import QrStore
+    from chalicelib.settings import get_settings
+
+    s = get_settings()
+    store = QrStore(get_aws_client("s3"), get_aws_client("dynamodb"), s.qr_bucket, s.qr_table)
+    return QrService(store, EventPublisher(get_aws_client("events"), s.event_bus_name),
+                     ttl_seconds=s.qr_ttl_seconds, presign_seconds=s.qr_presign_seconds)
+
+
+def get_creation_log():
+    from chalicelib.clients import get_redis
+    from chalicelib.qr.creations import CreationLog
+    from chalicelib.settings import get_settings
+
+    return CreationLog(get_redis(), keep=get_settings().qr_recent_max)
+
+
+def _invalid(exc: SpecError) -> InvalidInput:
+    return InvalidInput(exc.message, field=exc.field)
+
+
+def _no_duplicate_keys(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise SpecError(key, f"field {key[:40]!r} appears twice")
+        seen[key] = value
+    return seen
+
+
+def parse_body(raw: bytes | None) -> QrSpec:
+    raw = raw or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"the body has at most {MAX_BODY_BYTES} bytes, got {len(raw)}",
+                           field="body")
+    try:
+        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except SpecError as exc:
+        raise _invalid(exc) from None
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("the body must be a JSON object (UTF-8)", field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    try:
+        return spec_from_dict(body)
+    except SpecError as exc:
+        raise _invalid(exc) from None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def create(raw_body: bytes | None, service=None) -> tuple[dict, int]:
+    """POST /qr: (answer, status): 201 when this request made the code, 200 from the cache."""
+    spec = parse_body(raw_body)
+    service = service or get_service()
+    try:
+        outcome = service.get_or_create(spec)
+    except SpecError as exc:  # the URL does not fit a QR code at this level
+        raise _invalid(exc) from None
+    entry = outcome.entry
+    return {"id": entry.id, "url": entry.url, "format": entry.format, **spec.options(),
+            "image_url": outcome.image_url, "cached": not outcome.created,
+            "created_at": _iso(entry.created_at), "expires_at": _iso(entry.ttl),
+            "image_url_expires_in": outcome.expires_in}, 201 if outcome.created else 200
+
+
+def parse_id(raw: str) -> str:
+    try:
+        return check_id(raw)
+    except SpecError as exc:
+        raise _invalid(exc) from None
+
+
+def image(raw_id: str, params: Mapping[str, str] | None, service=None):
+    """GET /qr/{id}: the image bytes, or a 302 to its presigned URL with ?redirect=1."""
+    from chalice import Response
+
+    qr_id = parse_id(raw_id)
+    redirect = query_choice(params, "redirect", "0", ("0", "1")) == "1"
+    service = service or get_service()
+    if redirect:
+        return Response(body="", status_code=302,
+                        headers={"Location": service.image_url(qr_id), "Cache-Control": "no-store"})
+    entry, body = service.image(qr_id)
+    return Response(body=body, status_code=200, headers={
+        "Content-Type": entry.content_type, "Cache-Control": "private, max-age=300",
+        "Content-Disposition": f'inline; filename="qr-{qr_id}.{entry.format}"'})
+
+
+def stats(params: Mapping[str, str] | None, log=None) -> dict:
+    """GET /qr: per-domain creation counts and the recent creations (from the event handler)."""
+    from chalicelib.http import query_int
+
+    top = query_int(params, "top", 10, 1, 100)
+    return (log or get_creation_log()).stats(top)
+
+
+def on_created_messages(bodies, log=None) -> dict:
+    """The `qr.created` SQS handler's work: see chalicelib.qr.creations."""
+    return (log or get_creation_log()).record_messages(bodies)

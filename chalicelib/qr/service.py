@@ -1,0 +1,70 @@
+"""Create-or-reuse a QR code: cache lookup, render, store, claim, publish."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.errors import NotFound
+from chalicelib.qr.events import EventPublisher, created_event
+from chalicelib.qr.spec import QrSpec
+from chalicelib.qr.store import Entry, QrStore
+
+
+@dataclass(frozen=True)
+class Outcome:
+    entry: Entry
+    created: bool  # this request made the image and the cache entry
+    image_url: str
+    expires_in: int
+
+
+class QrService:
+    def __init__(self, store: QrStore, publisher: EventPublisher, ttl_seconds: int = 86400,
+                 presign_seconds: int = 3600, clock: Callable[[], float] = time.time):
+        self.store, self.publisher = store, publisher
+        self.ttl_seconds, self.presign_seconds = ttl_seconds, presign_seconds
+        self.clock = clock
+
+    @staticmethod
+    def _render(spec: QrSpec) -> bytes:
+        from chalicelib.qr.render import render  # qrcode + PIL load only on a miss
+
+        return render(spec)
+
+    def _outcome(self, entry: Entry, created: bool, now: float) -> Outcome:
+        url, expires_in = self.store.presign(entry, now, self.presign_seconds)
+        return Outcome(entry, created, url, expires_in)
+
+    def get_or_create(self, spec: QrSpec) -> Outcome:
+        now = self.clock()  # the TTL is computed per request, never per container
+        entry = self.store.get(spec.id, now)
+        if entry is not None:
+            return self._outcome(entry, False, now)
+        # Object first, then the entry: an entry never points at a missing image.
+        key = self.store.put_image(spec, self._render(spec))
+        entry = self.store.claim(spec, key, now, self.ttl_seconds)
+        if entry is None:  # a concurrent identical request created it first
+            entry = self.store.get(spec.id, now)
+            if entry is None:  # pragma: no cover - only if it expired in between
+                raise RuntimeError(f"cache entry {spec.id} vanished after a lost claim")
+            return self._outcome(entry, False, now)
+        self.publisher.publish([created_event(entry, spec.domain, self.publisher.bus)])
+        return self._outcome(entry, True, now)
+
+    def live_entry(self, qr_id: str) -> Entry:
+        entry = self.store.get(qr_id)
+        if entry is None:
+            raise NotFound(f"no QR code {qr_id} (never made, or expired)", id=qr_id)
+        return entry
+
+    def image(self, qr_id: str) -> tuple[Entry, bytes]:
+        entry = self.live_entry(qr_id)
+        body = self.store.read_image(entry)
+        if body is None:
+            raise NotFound(f"the image of QR code {qr_id} has expired", id=qr_id)
+        return entry, body
+
+    def image_url(self, qr_id: str) -> str:
+        entry = self.live_entry(qr_id)
+        return self.store.presign(entry, self.clock(), self.presign_seconds)[0]
