@@ -115,3 +115,35 @@ def upstream_item(name: str, item: str) -> Response:
 @app.route("/ui/cache")
 def cache_page() -> Response:
     return web.html_response("cache.html")
+
+
+# --- hotspots ---
+@app.route("/clicks", methods=["POST"])
+@json_api
+def post_clicks() -> Response:
+    from chalicelib.hotspots import api as hotspots_api
+
+    return json_response(*hotspots_api.post_clicks(app.current_request.raw_body))
+
+
+@app.route("/hotspots")
+@json_api
+def get_hotspots() -> Response:
+    from chalicelib.hotspots import api as hotspots_api
+
+    return json_response(hotspots_api.hotspots(app.current_request.query_params))
+
+
+@app.on_kinesis_record(stream=get_settings().click_stream_name, batch_size=100,
+                       starting_position="TRIM_HORIZON", name="consume_clicks")
+def consume_clicks(event) -> dict:
+    from chalicelib.hotspots.consumer import get_consumer
+
+    result = get_consumer().consume(event.to_dict()["Records"])
+    app.log.info("clicks: %s", result.to_dict())
+    return result.to_dict()
+
+
+@app.route("/ui/clicks")
+def clicks_page() -> Response:
+    return web.html_response("clicks.html")

@@ -35,11 +35,13 @@ def _boto3_session():
 
 
 @cache
-def get_aws_client(service: str):
+def get_aws_client(service: str, max_attempts: int = 3):
     """A boto3 client with botocore's `standard` retry mode and tight timeouts.
 
     AWS_ENDPOINT_URL (read by botocore itself) points every client at moto's
-    server locally.
+    server locally.  botocore's `max_attempts` counts the retries after the first
+    call; 0 is for callers that retry by themselves within a deadline (botocore's
+    backoff would not know it).
     """
     from botocore.config import Config
 
@@ -47,7 +49,7 @@ def get_aws_client(service: str):
     config = Config(
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         # botocore still presigns S3 URLs with SigV2 unless told; SigV4 is what
         # every region accepts (and the only one for KMS-encrypted objects).
         **({"signature_version": "s3v4"} if service == "s3" else {}),

@@ -115,6 +115,29 @@ class Settings:
     # packages the handler (infra/qr.tf output qr_events_queue_name).
     qr_events_queue: str = _env("QR_EVENTS_QUEUE", default="pulse-qr-events", infra=True)
     qr_recent_max: int = _env("QR_RECENT_MAX", default=20)  # recent creations for the page
+    # --- hotspots ---
+    # Click hotspots (issue #8).  Each page keeps a window of its latest clicks: at
+    # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis
+    # arrival time).  Hotspots are HOTSPOTS(window, scan_radius, min_points) in canvas
+    # units (x, y in 0..1): the AWS example's 0.2 on a 10x10 plane is 0.02 here.
+    hotspots_window_clicks: int = _env("HOTSPOTS_WINDOW_CLICKS", default=1000)
+    hotspots_window_seconds: int = _env("HOTSPOTS_WINDOW_SECONDS", default=600)
+    hotspots_scan_radius: float = _env("HOTSPOTS_SCAN_RADIUS", default=0.02)
+    hotspots_min_points: int = _env("HOTSPOTS_MIN_POINTS", default=17)
+    # PutRecords calls per POST /clicks: the first plus retries of only the failed
+    # records, with exponential backoff from hotspots_put_backoff seconds.
+    hotspots_put_attempts: int = _env("HOTSPOTS_PUT_ATTEMPTS", default=4)
+    hotspots_put_backoff: float = _env("HOTSPOTS_PUT_BACKOFF", default=0.05)
+    # Retries of a failing batch before it is skipped: the event source mapping's
+    # maximum_retry_attempts in AWS (deploy/hotspots_override.tf.json), the local
+    # runner's limit here; skipped batches go to this SQS queue (local stand-in of
+    # the on-failure destination in infra/hotspots.tf).
+    kinesis_max_retry_attempts: int = _env("KINESIS_MAX_RETRY_ATTEMPTS", default=2)
+    kinesis_failure_queue: str = _env("KINESIS_FAILURE_QUEUE", default="pulse-clicks-failed")
+    # That queue in AWS (infra/hotspots.tf); the packaged event source mapping reads
+    # it from the function's environment (deploy/hotspots_override.tf.json).
+    click_failure_queue_arn: str | None = _env("CLICK_FAILURE_QUEUE_ARN", default=None,
+                                               infra=True)
     # Timeouts (seconds) for every network client: a hung dependency must
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = _env("PULSE_CONNECT_TIMEOUT", default=0.5)

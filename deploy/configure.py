@@ -53,6 +53,7 @@ REQUIRED_OUTPUTS = (
     "event_bus_arn",
     "qr_events_queue_arn",
     "click_stream_arn",
+    "click_failure_queue_arn",
     "x_bearer_token_secret_arn",
     "memorydb_password_secret_arn",
     "lambda_environment",
@@ -223,6 +224,14 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
             "Resource": [stream_arn, f"{stream_arn}/consumer/*"],
         },
         {
+            # The click consumer's event source mapping sends what it gives up on
+            # here (its on-failure destination): Lambda uses the function's role.
+            "Sid": "ClickConsumerFailureQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [out["click_failure_queue_arn"]],
+        },
+        {
             "Sid": "ReadAppSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
@@ -231,8 +240,8 @@ def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
         {
             # The data-tier CMK, only through the services that use it:
             # Decrypt to read (S3, DynamoDB, Kinesis, secrets), GenerateDataKey
-            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB); Decrypt
-            # also reads the KMS-encrypted QR events queue.
+            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB, SQS SendMessage);
+            # Decrypt also reads the KMS-encrypted QR events queue.
             "Sid": "DataKeyThroughServices",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],

@@ -451,6 +451,42 @@ def validate_package(package: Path) -> str:
             "asserted instead")
 
 
+KINESIS_MAPPING_SUFFIX = "-kinesis-event-source"  # Chalice's name for a Kinesis mapping
+
+
+def packaged_event_source_mappings(package: Path) -> dict[str, dict]:
+    """chalice.tf.json's event source mappings with the override files merged over them
+    (Terraform's rule for override files: each argument or nested block given replaces
+    the original's)."""
+    chalice_tf = json.loads((package / "chalice.tf.json").read_text())
+    mappings = {name: dict(args) for name, args in
+                chalice_tf["resource"].get("aws_lambda_event_source_mapping", {}).items()}
+    for path in sorted(package.glob("*_override.tf.json")):
+        resources = json.loads(path.read_text()).get("resource", {})
+        for name, args in resources.get("aws_lambda_event_source_mapping", {}).items():
+            if name not in mappings:
+                raise InfraError(f"{path.name} overrides event source mapping {name!r}, "
+                                 f"which the package does not have: {sorted(mappings)}")
+            mappings[name].update(args)
+    return mappings
+
+
+def check_event_source_mappings(mappings: dict[str, dict]) -> None:
+    """A Kinesis mapping must not retry a failing batch until its records expire
+    (Lambda's default): bounded retries, bisection, an on-failure destination."""
+    for name, args in mappings.items():
+        if not name.endswith(KINESIS_MAPPING_SUFFIX):
+            continue
+        retries = args.get("maximum_retry_attempts")
+        if not isinstance(retries, int) or not 0 <= retries <= 10000:
+            raise InfraError(f"{name}: maximum_retry_attempts {retries!r} (unbounded)")
+        if args.get("bisect_batch_on_function_error") is not True:
+            raise InfraError(f"{name}: bisect_batch_on_function_error is not true")
+        destination = (args.get("destination_config") or {}).get("on_failure") or {}
+        if not destination.get("destination_arn"):
+            raise InfraError(f"{name}: no on_failure destination")
+
+
 def package_sizes(package: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(package.glob("*.zip"))}
 
@@ -561,6 +597,9 @@ def rehearse(log: Log = _print) -> dict:
                 result["secret_checked_in"].append("chalice.tf.json")
                 result["chalice_required_version"] = chalice_tf["terraform"]["required_version"]
                 result["functions"] = check_chalice_tf(chalice_tf, config, policy, STAGE)
+                mappings = packaged_event_source_mappings(package)
+                check_event_source_mappings(mappings)
+                result["event_source_mappings"] = mappings
                 result["qr_event_wiring"] = check_qr_event_wiring(chalice_tf, outputs, endpoint)
                 result["package_sizes"] = sizes = package_sizes(package)
                 total = sum(sizes.values())

@@ -132,6 +132,7 @@ output "lambda_environment" {
     EVENT_BUS_NAME            = aws_cloudwatch_event_bus.app.name
     QR_EVENTS_QUEUE           = aws_sqs_queue.qr_events.name
     CLICK_STREAM_NAME         = aws_kinesis_stream.clicks.name
+    CLICK_FAILURE_QUEUE_ARN   = aws_sqs_queue.clicks_failed.arn
     X_BEARER_TOKEN_SECRET_ARN = aws_secretsmanager_secret.x_bearer_token.arn
   }
 }

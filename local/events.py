@@ -13,8 +13,11 @@ sends, for:
   left to become visible again when it raises, so SQS's redrive policy moves
   a message that keeps failing to its dead-letter queue, as in AWS;
 - `@app.on_kinesis_record`: records read from moto's Kinesis shard by shard
-  and delivered in batches of the handler's `batch_size`, retried (not
-  skipped) when the handler fails, as Lambda does by default.
+  and delivered in batches of the handler's `batch_size`; a failing batch is
+  retried up to `kinesis_max_retry_attempts` times (the event source mapping's
+  maximum_retry_attempts in AWS, deploy/hotspots_override.tf.json), then skipped
+  and described on the SQS queue `kinesis_failure_queue`, as Lambda's on-failure
+  destination does (Lambda also bisects the batch first; this runner does not).
 
     python -m local.events [--app-dir DIR] [--no-fire-on-start]
 """
@@ -81,6 +84,7 @@ class _Shard:
     shard_id: str
     iterator: str | None
     last_sequence: str | None = None
+    failures: int = 0  # consecutive failed deliveries of the current batch
 
 
 @dataclass
@@ -252,14 +256,38 @@ class EventRunner:
                     try:
                         self._invoke(name, self._kinesis_event(shard, records))
                     except Exception:
-                        log.exception("kinesis handler %s failed on %s; retrying the batch",
-                                      name, shard.shard_id)
-                        shard.iterator = self._iterator_after(kinesis, shard)
-                        continue
+                        shard.failures += 1
+                        limit = self.settings.kinesis_max_retry_attempts
+                        if shard.failures <= limit:
+                            log.exception("kinesis handler %s failed on %s (retry %d of %d "
+                                          "next)", name, shard.shard_id, shard.failures, limit)
+                            shard.iterator = self._iterator_after(kinesis, shard)
+                            continue
+                        log.exception("kinesis handler %s failed on %s %d times: skipping "
+                                      "%d records to the on-failure queue", name,
+                                      shard.shard_id, shard.failures, len(records))
+                        self._send_to_failure_queue(name, shard, records)
+                    else:
+                        delivered += len(records)
+                    shard.failures = 0
                     shard.last_sequence = records[-1]["SequenceNumber"]
-                    delivered += len(records)
                 shard.iterator = page.get("NextShardIterator")
         return delivered
+
+    def _send_to_failure_queue(self, name: str, shard: _Shard, records: list[dict]) -> None:
+        """What Lambda's on-failure destination receives: where the batch was, not its data."""
+        sqs = get_aws_client("sqs")
+        url = sqs.create_queue(QueueName=self.settings.kinesis_failure_queue)["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": name,
+                               "condition": "RetryAttemptsExhausted",
+                               "approximateInvokeCount": shard.failures},
+            "timestamp": datetime.now(UTC).isoformat(),
+            "KinesisBatchInfo": {
+                "shardId": shard.shard_id, "streamArn": shard.stream_arn,
+                "startSequenceNumber": records[0]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["SequenceNumber"],
+                "batchSize": len(records)}}))
 
     @staticmethod
     def _iterator_after(kinesis, shard: _Shard) -> str:

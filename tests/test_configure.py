@@ -24,6 +24,7 @@ TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/pulse-prod-qr-cache"
 BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/pulse-prod-events"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/pulse-prod-clicks"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-qr-events"
+FAILED_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-clicks-failed"
 KMS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1b2c3d4e-0000-4000-8000-1234567890ab"
 X_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/x-bearer-token-AbCdEf"
 PW_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/memorydb-password-GhIjKl"
@@ -47,6 +48,7 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "EVENT_BUS_NAME": "pulse-prod-events",
         "QR_EVENTS_QUEUE": "pulse-prod-qr-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
+        "CLICK_FAILURE_QUEUE_ARN": FAILED_QUEUE_ARN,
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
     }
     env.update(overrides.pop("env", {}))
@@ -74,6 +76,7 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "qr_events_queue_arn": QUEUE_ARN,
         "click_stream_name": "pulse-prod-clicks",
         "click_stream_arn": STREAM_ARN,
+        "click_failure_queue_arn": FAILED_QUEUE_ARN,
         "x_bearer_token_secret_arn": X_SECRET,
         "lambda_environment": env,
     }
@@ -153,6 +156,7 @@ def test_writes_the_stage_and_keeps_everything_else(chalice_dir):
         "EVENT_BUS_NAME": "pulse-prod-events",
         "QR_EVENTS_QUEUE": "pulse-prod-qr-events",
         "CLICK_STREAM_NAME": "pulse-prod-clicks",
+        "CLICK_FAILURE_QUEUE_ARN": FAILED_QUEUE_ARN,
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
         "MEMCACHED_TLS": "true",
     }
@@ -184,10 +188,11 @@ def test_policy_is_least_privilege(chalice_dir):
     assert grants("events:PutEvents") == {BUS_ARN}
     for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
         assert grants(f"sqs:{action}") == {QUEUE_ARN}
-    assert grants("sqs:SendMessage") == set()
     for action in ("PutRecord", "PutRecords", "DescribeStream", "DescribeStreamSummary",
                    "GetRecords", "GetShardIterator", "ListShards", "SubscribeToShard"):
         assert STREAM_ARN in grants(f"kinesis:{action}")
+    # sends only to the click consumer's on-failure queue (never to the QR events queue)
+    assert grants("sqs:SendMessage") == {FAILED_QUEUE_ARN}
     assert grants("secretsmanager:GetSecretValue") == {X_SECRET, PW_SECRET}
     assert grants("kms:Decrypt") == {KMS_ARN}
     via = statements["DataKeyThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]

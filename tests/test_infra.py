@@ -118,6 +118,7 @@ def test_rehearsal_policy_names_resources(rehearsal):
     outputs = rehearsal["outputs"]
     text = str(rehearsal["policy"])
     for arn in ("qr_bucket_arn", "qr_table_arn", "event_bus_arn", "click_stream_arn",
+                "click_failure_queue_arn",
                 "x_bearer_token_secret_arn", "memorydb_password_secret_arn", "kms_key_arn"):
         assert outputs[arn] in text, arn
 
@@ -157,6 +158,25 @@ def test_rehearsal_wires_qr_created_from_the_bus_to_its_handler(rehearsal):
     assert rehearsal["stage_environment"]["QR_EVENTS_QUEUE"] == outputs["qr_events_queue_name"]
     policy = {a: s["Resource"] for s in rehearsal["policy"]["Statement"] for a in s["Action"]}
     assert policy["sqs:ReceiveMessage"] == [outputs["qr_events_queue_arn"]]
+
+
+@pytest.mark.slow
+def test_rehearsal_click_consumer_mapping_does_not_block_its_shard(rehearsal):
+    # Chalice exposes none of these; deploy/hotspots_override.tf.json sets them.
+    from chalicelib.settings import Settings
+
+    assert "hotspots_override.tf.json" in rehearsal["overrides"]
+    mapping = rehearsal["event_source_mappings"]["consume_clicks-kinesis-event-source"]
+    assert mapping["maximum_retry_attempts"] == Settings().kinesis_max_retry_attempts
+    assert mapping["bisect_batch_on_function_error"] is True
+    # the queue's ARN comes from the function's environment, which configure wrote
+    assert mapping["destination_config"]["on_failure"]["destination_arn"] == (
+        "${aws_lambda_function.consume_clicks.environment[0].variables.CLICK_FAILURE_QUEUE_ARN}")
+    queue_arn = rehearsal["outputs"]["click_failure_queue_arn"]
+    assert queue_arn.startswith("arn:aws:sqs:") and queue_arn.endswith("-clicks-failed")
+    assert rehearsal["stage_environment"]["CLICK_FAILURE_QUEUE_ARN"] == queue_arn
+    assert mapping["event_source_arn"].endswith(":stream/pulse-rehearsal-clicks")
+    assert (mapping["starting_position"], mapping["batch_size"]) == ("TRIM_HORIZON", 100)
 
 
 @pytest.mark.slow

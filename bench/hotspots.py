@@ -1,0 +1,156 @@
+"""Click hotspots (issue #8): consumer throughput and HOTSPOTS computation vs DBSCAN.
+
+In one run:
+
+  1. Consumer throughput, batches of 100 and 10,000 Lambda Kinesis records (one click
+     each, base64 JSON as the writer puts them, 20 pages, 4 sessions a page):
+     (a) the consumer's own computation: decode, validate, group by page and shard
+         (`HotspotConsumer.group`), no I/O;
+     (b) the whole `consume` on a redis-server this bench starts: (a) plus one Lua
+         script per page per batch.
+  2. Hotspot computation on windows of 1,000 and 100,000 points laid out as the AWS
+     example (uniform, 20% inside one square of side 0.1): `find_hotspots` next to
+     scikit-learn's `DBSCAN(...).fit` on the same points, checked to find the same
+     hotspots (same clusters of core points).  100k points
+     are run twice: radius scaled with the density (0.002, min_points 17: the same
+     expected neighbour counts as the 1k example), and the same radius with
+     min_points scaled (0.02, 1700: the same density threshold).
+
+Every figure is the best of --repeat runs (the machine is shared: the best run is the
+one least disturbed by other work), each side measured on the same inputs in turn.
+
+    python -m bench.hotspots [--repeat 5]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from chalicelib.hotspots.compute import find_hotspots
+from chalicelib.hotspots.consumer import ConsumeResult, HotspotConsumer
+from chalicelib.hotspots.store import HotspotStore
+from local import processes
+
+T0 = 1_764_460_800.0
+
+
+def lambda_records(n: int, first_seq: int, rng: random.Random) -> list[dict]:
+    out = []
+    for i in range(n):
+        page, session = f"page-{rng.randrange(20)}", f"s{rng.randrange(4)}"
+        data = json.dumps({"p": page, "s": session, "x": rng.random(), "y": rng.random(),
+                           "t": 1_764_460_800_000 + i}, separators=(",", ":")).encode()
+        seq = str(49_600_000_000_000_000_000 + first_seq + i)
+        out.append({"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": session,
+                                "sequenceNumber": seq, "data": base64.b64encode(data).decode(),
+                                "approximateArrivalTimestamp": T0 + i / 1000},
+                    "eventSource": "aws:kinesis", "eventID": f"shardId-000000000000:{seq}",
+                    "eventName": "aws:kinesis:record"})
+    return out
+
+
+def rate(n: int, seconds: list[float]) -> float:
+    return n / min(seconds)
+
+
+def bench_consumer(repeat: int, redis_port: int) -> list[tuple]:
+    import redis
+
+    client = redis.Redis(port=redis_port, decode_responses=True)
+    rows = []
+    for size in (100, 10_000):
+        rng = random.Random(size)
+        batches = [lambda_records(size, k * size, rng) for k in range(max(repeat, 10_000 // size))]
+        group_t, consume_t = [], []
+        for records in batches:
+            client.flushall()
+            consumer = HotspotConsumer(HotspotStore(client, 1000, 600))
+            t = time.perf_counter()
+            consumer.group(records, ConsumeResult())
+            group_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            result = consumer.consume(records)
+            consume_t.append(time.perf_counter() - t)
+            assert result.applied == size and result.malformed == 0
+        rows.append((size, rate(size, group_t), rate(size, consume_t)))
+    client.close()
+    return rows
+
+
+def aws_layout(n: int, seed: int) -> list[tuple[float, float]]:
+    """The AWS HOTSPOTS example on the unit square: uniform, 20% inside [0.3, 0.4] x [0.5, 0.6]
+    (also the known-answer layout of tests/test_hotspots_compute.py)."""
+    rng = random.Random(seed)
+    hot = n // 5
+    pts = [(0.3 + rng.random() * 0.1, 0.5 + rng.random() * 0.1) for _ in range(hot)]
+    pts += [(rng.random(), rng.random()) for _ in range(n - hot)]
+    rng.shuffle(pts)
+    return pts
+
+
+def sklearn_hotspots(points, eps, min_points):
+    import numpy as np
+    from sklearn.cluster import DBSCAN
+
+    t = time.perf_counter()
+    fit = DBSCAN(eps=eps, min_samples=min_points).fit(np.array(points))
+    elapsed = time.perf_counter() - t
+    groups: dict[int, list] = {}
+    for i in fit.core_sample_indices_:
+        groups.setdefault(int(fit.labels_[i]), []).append(points[i])
+    boxes = sorted((len(g), min(p[0] for p in g), min(p[1] for p in g), max(p[0] for p in g),
+                    max(p[1] for p in g)) for g in groups.values())
+    return elapsed, boxes
+
+
+def bench_compute(repeat: int) -> list[tuple]:
+    rows = []
+    for n, eps, min_points in ((1_000, 0.02, 17), (100_000, 0.002, 17), (100_000, 0.02, 1700)):
+        ours, theirs = [], []
+        for seed in range(repeat):
+            points = aws_layout(n, seed)
+            t = time.perf_counter()
+            spots = find_hotspots(points, eps, min_points)
+            ours.append(time.perf_counter() - t)
+            elapsed, boxes = sklearn_hotspots(points, eps, min_points)
+            theirs.append(elapsed)
+            mine = sorted((h.count, *h.min, *h.max) for h in spots)
+            if mine != boxes:
+                raise SystemExit(f"different hotspots for n={n}: {mine} != {boxes}")
+        rows.append((n, eps, min_points, len(spots), min(ours) * 1000, min(theirs) * 1000))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = processes.redis_server(processes.free_port(), Path(tmp)).start()
+        try:
+            consumer_rows = bench_consumer(args.repeat, server.port)
+        finally:
+            server.stop()
+    compute_rows = bench_compute(args.repeat)
+
+    print("| batch | (a) own computation clicks/s | (b) with Redis clicks/s |")
+    print("|---:|---:|---:|")
+    for size, own, full in consumer_rows:
+        print(f"| {size:,} | {own:,.0f} | {full:,.0f} |")
+    print()
+    print("| points | scan_radius | min_points | hotspots | ours ms | DBSCAN ms | × faster |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, eps, mp, found, ours, theirs in compute_rows:
+        print(f"| {n:,} | {eps} | {mp} | {found} | {ours:,.1f} | {theirs:,.1f} | "
+              f"{theirs / ours:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""What the click and hotspot routes answer: parse the input, call the writer/store, shape JSON."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_CLICKS = 500
+# Page ids and sessions become Redis key hash tags and partition keys: no braces,
+# no spaces, bounded length.
+PAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_T = 2 ** 53  # epoch ms as a JSON number stays exact below this
+
+
+def get_store():
+    """The store over the shared Redis client (cheap: the client itself is cached)."""
+    from chalicelib.clients import get_redis
+    from chalicelib.hotspots.store import HotspotStore
+    from chalicelib.settings import get_settings
+
+    s = get_settings()
+    return HotspotStore(get_redis(), s.hotspots_window_clicks, s.hotspots_window_seconds)
+
+
+def get_reader():
+    from chalicelib.hotspots.reader import HotspotReader
+    from chalicelib.settings import get_settings
+
+    s = get_settings()
+    return HotspotReader(get_store(), s.hotspots_scan_radius, s.hotspots_min_points)
+
+
+def get_writer():
+    from chalicelib.clients import get_aws_client
+    from chalicelib.hotspots.writer import ClickWriter
+    from chalicelib.settings import get_settings
+
+    s = get_settings()
+    # max_attempts=0 (no botocore retries): the writer retries only the failed
+    # records, itself, within the deadline
+    return ClickWriter(get_aws_client("kinesis", max_attempts=0), s.click_stream_name,
+                       attempts=s.hotspots_put_attempts, backoff=s.hotspots_put_backoff,
+                       call_seconds=s.connect_timeout + s.read_timeout)
+
+
+def _reject_constant(name: str):
+    raise InvalidInput(f"the body holds {name}, which is not a JSON number", field="body")
+
+
+def parse_body(raw: bytes | str | None) -> dict:
+    if raw is None or len(raw) == 0:
+        raise InvalidInput("the body is empty: send a JSON object", field="body")
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"the body is over {MAX_BODY_BYTES // 1024} KB", field="body",
+                           limit=MAX_BODY_BYTES)
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidInput(f"the body is not valid JSON ({exc.__class__.__name__})",
+                           field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    return body
+
+
+def _ident(body: Mapping, name: str, pattern: re.Pattern, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidInput(f"'{name}' must be 1-64 characters of letters, digits and "
+                           f"{'_.:-' if pattern is PAGE_ID else '_-'}", field=name)
+    return value
+
+
+def _unit(click: Mapping, name: str, where: str) -> float:
+    value = click.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"'{where}.{name}' must be a number from 0 to 1, got {value!r:.40}",
+                           field=f"{where}.{name}")
+    return float(value)
+
+
+def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, float, int]]]:
+    page = _ident(body, "page", PAGE_ID, required=True)
+    session = _ident(body, "session", SESSION_ID, required=False)
+    clicks = body.get("clicks")
+    if not isinstance(clicks, list) or not 1 <= len(clicks) <= MAX_CLICKS:
+        got = len(clicks) if isinstance(clicks, list) else type(clicks).__name__
+        raise InvalidInput(f"'clicks' must be a list of 1 to {MAX_CLICKS} clicks, got {got}",
+                           field="clicks")
+    parsed = []
+    for i, click in enumerate(clicks):
+        where = f"clicks[{i}]"
+        if not isinstance(click, dict):
+            raise InvalidInput(f"'{where}' must be an object {{x, y, t}}", field=where)
+        x, y = _unit(click, "x", where), _unit(click, "y", where)
+        t = click.get("t")
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < MAX_T:
+            raise InvalidInput(f"'{where}.t' must be a time in epoch milliseconds (an integer)",
+                               field=f"{where}.t")
+        parsed.append((x, y, t))
+    return page, session, parsed
+
+
+def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
+    """POST /clicks -> (body, status): 202 when every click is in Kinesis."""
+    page, session, clicks = parse_clicks(parse_body(raw_body))
+    # One partition key per client session spreads pages over shards and keeps each
+    # session's clicks in order; a client without a session gets one per request.
+    key = session or secrets.token_hex(8)
+    records = [(json.dumps({"p": page, "s": key, "x": x, "y": y, "t": t},
+                           separators=(",", ":")).encode(), key) for x, y, t in clicks]
+    result = (writer or get_writer()).put(records)
+    if result.failed:
+        raise DependencyUnavailable(
+            f"{len(result.failed)} of {len(records)} clicks could not be written; resend "
+            "those listed in 'failed'", accepted=result.accepted,
+            failed=[{"index": i, "code": code} for i, code in result.failed])
+    return {"accepted": result.accepted, "page": page}, 202
+
+
+def _iso(ms: int | float | None) -> str | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
+    """GET /hotspots?page=<id>: the hotspots of the page's current window."""
+    page = _ident(params or {}, "page", PAGE_ID, required=True)
+    reader = reader or get_reader()
+    result = reader.read(page)
+    if result is None:
+        raise NotFound(f"page {page!r} has no clicks", page=page)
+    return {
+        "page": page,
+        "window": {"clicks": result["clicks"], "max_clicks": reader.store.max_clicks,
+                   "seconds": reader.store.window_ms // 1000,
+                   "from": _iso(result["oldest_ms"]), "to": _iso(result["newest_ms"]),
+                   "scan_radius": reader.scan_radius, "min_points": reader.min_points},
+        "hotspots": result["hotspots"],
+        "computed_at": _iso(result["computed_at"] * 1000),
+    }

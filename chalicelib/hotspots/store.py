@@ -1,0 +1,205 @@
+"""Per-page click windows and hotspot results in Redis, applied idempotently.
+
+Keys of one page; all carry the hash tag ``{<page>}``, so they share one cluster
+slot and one script may touch all of them (MemoryDB always runs as a cluster):
+
+    pulse:hs:{page}:win     LIST  the window: "arrival_ms x y" per click, oldest first
+    pulse:hs:{page}:meta    HASH  seq:<shardId> -> last applied sequence number of that
+                                  shard; version (bumped by every change of the window);
+                                  newest (latest arrival_ms seen)
+    pulse:hs:{page}:result  STR   JSON of the hotspots last computed, with the window
+                                  version they were computed from (a cache: readers
+                                  compute on a version change, see reader.py)
+    pulse:hs:malformed      STR   count of records the consumer skipped as malformed
+
+Idempotence: Kinesis and Lambda deliver at least once, so `apply` is one Lua script
+per page per batch that compares each record's sequence number with the last one
+applied from its shard (kept in `meta`, in the same slot as the window) and applies
+only newer ones, moving the stored sequence number in the same atomic step.  A
+redelivered batch therefore changes nothing, and neither does a retried script call.
+Sequence numbers are decimal strings of up to 128 digits: compared by length, then
+digit by digit.
+
+The window is bounded in the script: LTRIM to the last `max_clicks`, then clicks
+older than `newest - window_ms` are popped from the head (a bounded number per call;
+the arrival order across shards is only roughly the list order, so readers also
+filter by time).
+
+`save_result` writes the hotspots only when the window's version is still the one
+they were computed from: a reader computing from an older window must not
+overwrite a newer result.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MALFORMED_KEY = "pulse:hs:malformed"
+_PREFIX = "pulse:hs:"
+
+
+def page_keys(page: str) -> tuple[str, str, str]:
+    base = f"{_PREFIX}{{{page}}}:"
+    return base + "win", base + "meta", base + "result"
+
+
+# KEYS: win, meta.  ARGV: shard, max_clicks, window_ms, then (seq, arrival_ms, item) per
+# record in shard order.  Returns {applied, version}.
+_LUA_APPLY = r"""
+local function check(key, want)
+  local t = redis.call('TYPE', key)
+  t = t.ok or t
+  if t ~= 'none' and t ~= want then error('WRONGTYPE ' .. key .. ' is a ' .. t) end
+end
+check(KEYS[1], 'list')
+check(KEYS[2], 'hash')
+local function newer(a, b)
+  if not b then return true end
+  if #a ~= #b then return #a > #b end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local field = 'seq:' .. ARGV[1]
+local max_clicks, window_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
+local last = redis.call('HGET', KEYS[2], field)
+local newest = tonumber(redis.call('HGET', KEYS[2], 'newest') or '0')
+local items = {}
+for i = 4, #ARGV, 3 do
+  if newer(ARGV[i], last) then
+    last = ARGV[i]
+    local at = tonumber(ARGV[i + 1])
+    if at > newest then newest = at end
+    items[#items + 1] = ARGV[i + 2]
+  end
+end
+local version
+if #items > 0 then
+  for i = 1, #items, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(items, i, math.min(i + 999, #items)))
+  end
+  redis.call('LTRIM', KEYS[1], -max_clicks, -1)
+  local cutoff = newest - window_ms
+  for _ = 1, max_clicks do
+    local head = redis.call('LINDEX', KEYS[1], 0)
+    if not head or tonumber(string.match(head, '^%d+')) >= cutoff then break end
+    redis.call('LPOP', KEYS[1])
+  end
+  redis.call('HSET', KEYS[2], field, last, 'newest', newest)
+  version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+else
+  version = tonumber(redis.call('HGET', KEYS[2], 'version') or '0')
+end
+return {#items, version}
+"""
+
+# KEYS: meta, result.  Returns {version or false, result JSON or false} in one round trip.
+_LUA_CURRENT = r"""
+return {redis.call('HGET', KEYS[1], 'version'), redis.call('GET', KEYS[2])}
+"""
+
+# KEYS: meta, result.  ARGV: version, result JSON.  Writes only for the current version.
+_LUA_SAVE = r"""
+local v = redis.call('HGET', KEYS[1], 'version')
+if v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Click:
+    x: float
+    y: float
+    arrival_ms: int
+
+
+@dataclass(frozen=True)
+class Applied:
+    applied: int  # records that were new
+    version: int  # the window's version after the script
+
+
+def encode_click(arrival_ms: int, x: float, y: float) -> str:
+    return f"{arrival_ms} {x!r} {y!r}"
+
+
+def decode_click(item: str) -> Click:
+    at, x, y = item.split(" ")
+    return Click(float(x), float(y), int(at))
+
+
+class HotspotStore:
+    """The click windows and hotspot results of every page, in one Redis (or cluster)."""
+
+    def __init__(self, redis, max_clicks: int, window_seconds: int):
+        self.redis = redis
+        self.max_clicks = max_clicks
+        self.window_ms = window_seconds * 1000
+        self._apply = redis.register_script(_LUA_APPLY)
+        self._save = redis.register_script(_LUA_SAVE)
+        self._current = redis.register_script(_LUA_CURRENT)
+
+    def _apply_call(self, page: str, shard: str,
+                    records: Sequence[tuple[str, int, float, float]]) -> tuple[list, list]:
+        win, meta, _ = page_keys(page)
+        args: list = [shard, self.max_clicks, self.window_ms]
+        for seq, at, x, y in records:
+            args += (seq, at, encode_click(at, x, y))
+        return [win, meta], args
+
+    def apply(self, page: str, shard: str,
+              records: Sequence[tuple[str, int, float, float]]) -> Applied:
+        """Add the records (sequence number, arrival ms, x, y) of one shard, in shard order,
+        that are newer than the last applied from that shard."""
+        keys, args = self._apply_call(page, shard, records)
+        out = self._apply(keys=keys, args=args)
+        return Applied(int(out[0]), int(out[1]))
+
+    def apply_many(self, batches: Sequence[tuple[str, str, Sequence]]) -> list[Applied]:
+        """`apply` for several (page, shard, records) in one round trip (a pipeline of the
+        script; per node on a cluster).  A script the server does not have cached yet
+        (NOSCRIPT) is run again on its own: the script is idempotent, so that is safe."""
+        if len(batches) <= 1:
+            return [self.apply(*batch) for batch in batches]
+        from redis.exceptions import NoScriptError
+
+        pipe = self.redis.pipeline(transaction=False)
+        calls = [self._apply_call(*batch) for batch in batches]
+        for keys, args in calls:
+            # execute_command: ClusterPipeline blocks its evalsha() method, not the command
+            pipe.execute_command("EVALSHA", self._apply.sha, len(keys), *keys, *args)
+        results = pipe.execute(raise_on_error=False)
+        applied = []
+        for (keys, args), out in zip(calls, results, strict=True):
+            if isinstance(out, NoScriptError):
+                out = self._apply(keys=keys, args=args)
+            elif isinstance(out, Exception):
+                raise out
+            applied.append(Applied(int(out[0]), int(out[1])))
+        return applied
+
+    def save_result(self, page: str, version: int, result: dict) -> bool:
+        _, meta, key = page_keys(page)
+        body = json.dumps({**result, "version": version}, separators=(",", ":"))
+        return bool(self._save(keys=[meta, key], args=[version, body]))
+
+    def current(self, page: str) -> tuple[int | None, dict | None]:
+        """(window version or None for a page never clicked, last saved result or None)."""
+        _, meta, key = page_keys(page)
+        version, raw = self._current(keys=[meta, key])
+        return (None if version is None else int(version),
+                None if raw is None else json.loads(raw))
+
+    def window(self, page: str) -> list[Click]:
+        return [decode_click(item) for item in self.redis.lrange(page_keys(page)[0], 0, -1)]
+
+    def count_malformed(self, n: int) -> None:
+        if n:
+            self.redis.incrby(MALFORMED_KEY, n)
+
+    def malformed(self) -> int:
+        return int(self.redis.get(MALFORMED_KEY) or 0)

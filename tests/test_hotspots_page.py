@@ -1,0 +1,83 @@
+"""/ui/clicks in headless Chromium (issue #8): clicks are drawn, batched and sent to the
+real `chalice local`; the local event runner feeds the stream to the app's consumer;
+the page polls GET /hotspots and paints the hotspot as a translucent red square."""
+import json
+import threading
+import time
+
+import pytest
+
+from local.events import EventRunner
+
+pytestmark = pytest.mark.browser
+
+PIXEL_NEAR_HOTSPOT = """([dx, dy]) => {
+  const c = document.getElementById('board');
+  if (!window.__spot) return null;
+  const s = window.__spot, ratio = c.width / c.clientWidth;
+  // just outside the box's top-left corner, inside the painted padding: no dot there
+  const x = Math.round(s.min[0] * c.width - dx * ratio);
+  const y = Math.round(s.min[1] * c.height - dy * ratio);
+  return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data);
+}"""
+
+
+@pytest.fixture
+def event_runner(live_app, pulse_env):
+    """The runner `make run` starts, delivering Kinesis batches to the app's consumer."""
+    import app as pulse_app
+
+    runner = EventRunner(pulse_app.app, settings=pulse_env).setup()
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            runner.deliver_records()
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield runner
+    stop.set()
+    thread.join(10)
+
+
+def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_path):
+    page.goto(live_app + "/ui/clicks?page=e2e&poll=0.5&flush=200")
+    board = page.locator("#board")
+    box = board.bounding_box()
+    # 24 clicks within a few pixels of (30%, 40%) of the board, 3 stray ones elsewhere
+    for i in range(24):
+        board.click(position={"x": box["width"] * 0.3 + (i % 6) * 2,
+                              "y": box["height"] * 0.4 + (i // 6) * 2})
+    for fx, fy in ((0.8, 0.2), (0.1, 0.9), (0.9, 0.8)):
+        board.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Sent')")
+    # all 24 once the last batch is consumed (an earlier poll may show the first ones)
+    page.wait_for_function("document.querySelector('#hotspots li')?.textContent"
+                           ".startsWith('24 clicks')", timeout=20_000)
+    assert page.locator("#hotspots li").count() == 1
+    # the square is painted (faded in): red, translucent, next to the cluster
+    page.evaluate("""() => fetch('/hotspots?page=e2e').then(r => r.json())
+                     .then(b => { window.__spot = b.hotspots[0]; })""")
+    page.wait_for_function("(d) => { const p = (" + PIXEL_NEAR_HOTSPOT + ")(d);"
+                           " return p && p[0] > 150 && p[3] > 60; }", arg=[3, 3], timeout=5000)
+    red = page.evaluate(PIXEL_NEAR_HOTSPOT, [3, 3])
+    assert red[0] > red[1] + 60 and red[0] > red[2] + 60 and 60 < red[3] < 255, red
+    # far from the cluster nothing is painted
+    assert page.evaluate(PIXEL_NEAR_HOTSPOT, [-300, -150])[3] == 0
+    board.screenshot(path=str(tmp_path / "clicks.png"))
+    assert (tmp_path / "clicks.png").stat().st_size > 1000
+
+    # When the hotspot leaves the answer, its square fades out rather than vanishing.
+    page.route("**/hotspots?*", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps({"page": "e2e", "window": {}, "hotspots": [], "computed_at": None})))
+    alphas = [red[3]]
+    deadline = time.monotonic() + 10
+    while alphas[-1] > 0 and time.monotonic() < deadline:
+        alphas.append(page.evaluate(PIXEL_NEAR_HOTSPOT, [3, 3])[3])
+        time.sleep(0.03)
+    assert alphas[-1] == 0, alphas
+    assert any(0 < a < red[3] - 20 for a in alphas), alphas  # seen part-way faded
+    assert page.locator("#hotspots li").count() == 0
