@@ -4,6 +4,7 @@
     python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate, checkov
     python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy
     python deploy/infra.py package --stage prod [--out out/]   # the Terraform package of a stage
+    python deploy/infra.py deploy --stage prod   # chalice deploy with the stage's environment
 
 Nothing is written into infra/: Terraform runs on a copy under .local/
 (TF_DATA_DIR, state and lock file included), so the tree stays clean.
@@ -278,6 +279,23 @@ def stage_environment(config: dict, stage: str) -> dict:
     """What Chalice gives a function: top-level variables, then the stage's."""
     return {**config.get("environment_variables", {}),
             **config["stages"][stage].get("environment_variables", {})}
+
+
+def deploy_environment(config: dict, stage: str, base: dict[str, str]) -> dict[str, str]:
+    """The environment `chalice deploy` runs in: the caller's (AWS credentials) plus the
+    stage's own variables, because app.py reads some settings at import (the schedule's
+    rate, the QR events queue's name) and Chalice imports it to deploy."""
+    return {**base, **stage_environment(config, stage)}
+
+
+def chalice_deploy(stage: str) -> int:
+    config = json.loads((REPO / ".chalice" / "config.json").read_text())
+    if stage not in config.get("stages", {}):
+        raise InfraError(f"no stage {stage!r} in .chalice/config.json: run "
+                         f"`make configure STAGE={stage}` first")
+    return subprocess.run([chalice_bin(), "deploy", "--stage", stage], cwd=REPO,
+                          env=deploy_environment(config, stage, dict(os.environ)),
+                          check=False).returncode
 
 
 LOG_GROUPS_FILE = "log_groups.tf.json"
@@ -671,10 +689,18 @@ def rehearse(log: Log = _print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["check", "rehearse", "package"])
+    parser.add_argument("command", choices=["check", "rehearse", "package", "deploy"])
     parser.add_argument("--stage", help="package: the Chalice stage")
     parser.add_argument("--out", type=Path, default=REPO / "out", help="package: output folder")
     args = parser.parse_args(argv)
+    if args.command == "deploy":
+        if not args.stage:
+            parser.error("deploy needs --stage")
+        try:
+            return chalice_deploy(args.stage)
+        except InfraError as exc:
+            print(f"infra deploy: {exc}", file=sys.stderr)
+            return 1
     if args.command == "package":
         if not args.stage:
             parser.error("package needs --stage")

@@ -5,6 +5,7 @@
 #   make infra-check            terraform fmt -check, init -backend=false + validate, checkov
 #   make rehearse               apply infra/ to moto's server, configure, package, destroy
 #   make package STAGE=prod     the stage as a Terraform package in out/ (see README)
+#   make deploy STAGE=prod      chalice deploy with the stage's environment variables
 #   make checkov-venv           checkov in its own venv (.venv-checkov): its pins clash with the app's
 
 # Keep whatever default goal the main Makefile chose.
@@ -19,7 +20,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
 export CHECKOV
 
-.PHONY: configure infra-check rehearse checkov-venv package
+.PHONY: configure infra-check rehearse checkov-venv package deploy
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 
@@ -37,6 +38,11 @@ infra-check: venv checkov-venv
 
 rehearse: venv
 	$(PY) deploy/infra.py rehearse
+
+# chalice deploy with the stage's environment (app.py reads some settings at import).
+deploy: venv
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod" >&2; exit 2; }
+	$(PY) deploy/infra.py deploy --stage $(STAGE)
 
 # The stage as Terraform (chalice package + overrides + log groups) in out/.
 package: venv

@@ -52,3 +52,15 @@ def test_with_the_overrides_no_name_is_shared(tmp_path):
     assert names[("aws_cloudwatch_event_rule", "ingest_hashtags-event")] == (
         "pulse-prod-ingest_hashtags-schedule")
     assert names[("aws_api_gateway_rest_api", "rest_api")] == "pulse-prod"
+
+
+def test_chalice_deploy_runs_with_the_stages_own_settings():
+    # app.py names the QR queue and the schedule's rate at import, and Chalice
+    # imports it to deploy: the stage's variables must win over the caller's.
+    config = {"environment_variables": {"LOG_LEVEL": "INFO"},
+              "stages": {"prod": {"environment_variables": {
+                  "PULSE_STAGE": "prod", "QR_EVENTS_QUEUE": "pulse-prod-qr-created"}}}}
+    env = infra.deploy_environment(config, "prod", {"AWS_PROFILE": "ops",
+                                                    "QR_EVENTS_QUEUE": "stale"})
+    assert env["QR_EVENTS_QUEUE"] == "pulse-prod-qr-created"
+    assert env["AWS_PROFILE"] == "ops" and env["PULSE_STAGE"] == "prod"
