@@ -1,14 +1,19 @@
 """POST /qr on a miss and on a hit, next to the raw `qrcode` render of the same URLs.
 
 In-process: chalice.test.Client over the real app (routing, json_api, validation,
-the service), against a moto server the bench starts (AWS_ENDPOINT_URL), with the
-local stage's resources provisioned.  For each of N distinct URLs, in turn:
+the service), against a moto server and two memcached nodes the bench starts
+(AWS_ENDPOINT_URL, MEMCACHED_SERVERS), with the local stage's resources provisioned.
+For each of N distinct URLs, in turn:
 
-    raw   qrcode.QRCode(M, box 10, border 4) + make(fit) + PNG save (no service)
-    miss  POST /qr (GetItem, render, PutObject, conditional PutItem, PutEvents, presign)
-    hit   the same POST again (one GetItem + presign)
+    raw        qrcode.QRCode(M, box 10, border 4) + make(fit) + PNG save (no service)
+    miss       POST /qr (memcached get, GetItem, render, PutObject, conditional
+               PutItem, PutEvents, presign)
+    hit (ddb)  the same POST again: memcached get (empty), GetItem, memcached set,
+               presign - the first hit after a creation, which fills memcached
+    hit        the same POST a third time: one memcached get + presign (the bench
+               checks it makes no DynamoDB call)
 
-Interleaving the three per URL exposes them to the same machine noise.  Every
+Interleaving the four per URL exposes them to the same machine noise.  Every
 AWS call of a miss is also timed (botocore's before-call/after-call events) to
 split a miss into "render", "AWS round trips to moto" and "the rest".
 
@@ -52,8 +57,11 @@ def main(argv: list[str] | None = None) -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-qr-"))
     moto = processes.moto_server(processes.free_port(), workdir).start(timeout=60)
+    nodes = [processes.memcached_server(processes.free_port(), workdir, name=f"mc-{i}").start()
+             for i in range(2)]
     try:
         os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}",
+                           "MEMCACHED_SERVERS": ",".join(n.url for n in nodes),
                            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-east-1", "PULSE_STAGE": "local"})
         for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             events.register("after-call", finished)
         urls = [f"https://shop.example/campaign/{i:05d}?utm_source=qr&utm_medium=print"
                 for i in range(args.n + 20)]
-        raw, miss, hit, miss_aws = [], [], [], []
+        raw, miss, hit_ddb, hit, miss_aws = [], [], [], [], []
         headers = {"Content-Type": "application/json"}
         with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
             for i, url in enumerate(urls):
@@ -97,26 +105,37 @@ def main(argv: list[str] | None = None) -> None:
                 first = client.http.post("/qr", headers=headers, body=body)
                 t2 = time.perf_counter()
                 spent_in_aws = aws_time[0]
-                again = client.http.post("/qr", headers=headers, body=body)
+                filling = client.http.post("/qr", headers=headers, body=body)
                 t3 = time.perf_counter()
-                assert (first.status_code, again.status_code) == (201, 200)
+                calls_before = len(per_call.get("GetItem", []))
+                again = client.http.post("/qr", headers=headers, body=body)
+                t4 = time.perf_counter()
+                assert (first.status_code, filling.status_code, again.status_code) == \
+                    (201, 200, 200)
+                assert len(per_call.get("GetItem", [])) == calls_before, "hit read DynamoDB"
                 if i >= 20:  # the first 20 warm imports, connections and moto
                     raw.append(t1 - t0)
                     miss.append(t2 - t1)
-                    hit.append(t3 - t2)
+                    hit_ddb.append(t3 - t2)
+                    hit.append(t4 - t3)
                     miss_aws.append(spent_in_aws)
     finally:
         moto.stop()
+        for node in nodes:
+            node.stop()
 
-    rows = [("raw qrcode render (PNG)", raw), ("POST /qr miss", miss), ("POST /qr hit", hit),
+    rows = [("raw qrcode render (PNG)", raw), ("POST /qr miss", miss),
+            ("POST /qr hit from DynamoDB (fills)", hit_ddb), ("POST /qr hit", hit),
             ("  of a miss: AWS calls to moto", miss_aws)]
     print(f"{args.n} distinct URLs ({len(urls[0])} chars), in-process chalice.test.Client "
-          "against moto server; ms")
+          "against moto server and two memcached nodes; ms")
     print(f"{'path':34} {'p50':>8} {'p99':>8}")
     for name, samples in rows:
         print(f"{name:34} {pct(samples, 50):8.2f} {pct(samples, 99):8.2f}")
     p50 = {name: pct(s, 50) for name, s in rows}
     print(f"miss / hit (p50): {p50['POST /qr miss'] / p50['POST /qr hit']:.1f}x")
+    print(f"hit from DynamoDB / hit from memcached (p50): "
+          f"{p50['POST /qr hit from DynamoDB (fills)'] / p50['POST /qr hit']:.1f}x")
     print(f"miss / raw (p50): {p50['POST /qr miss'] / p50['raw qrcode render (PNG)']:.2f}x")
     print("AWS calls, p50 ms: " + ", ".join(
         f"{op} {pct(t[20:], 50):.2f}" for op, t in sorted(per_call.items())))

@@ -115,6 +115,9 @@ class Settings:
     # packages the handler (infra/qr.tf output qr_events_queue_name).
     qr_events_queue: str = _env("QR_EVENTS_QUEUE", default="pulse-qr-events", infra=True)
     qr_recent_max: int = _env("QR_RECENT_MAX", default=20)  # recent creations for the page
+    # A live entry found in DynamoDB is kept in memcached (the read-through cache) for at
+    # most this long, never past its own ttl; 0: every lookup is a GetItem.
+    qr_cache_seconds: int = _env("QR_CACHE_SECONDS", default=300)
     # --- hotspots ---
     # Click hotspots (issue #8).  Each page keeps a window of its latest clicks: at
     # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis

@@ -15,6 +15,8 @@ from chalicelib.cache.memcached import make_memcached
 from chalicelib.cache.readthrough import (
     CacheStatus,
     Entry,
+    Loaded,
+    Policy,
     ReadThroughCache,
     decode,
     encode,
@@ -215,3 +217,37 @@ def test_entries_are_stored_compactly_and_read_back():
     negative = Entry(None, "", 1.0, 2.0)
     assert decode(encode(negative)) == negative
     assert decode(b"garbage from an older format") is None
+
+
+def test_without_the_lock_nobody_waits_and_a_value_bounds_its_own_freshness(memcached_env):
+    # The QR lookup's use: another caller holding the key's lock does not hold this one,
+    # and a value that dies in 20 s is not kept for the policy's 300 s.
+    now = [1_000_000.0]
+    cache = ReadThroughCache(get_memcached(), jitter=0, clock=lambda: now[0])
+    policy = Policy(ttl=300, negative_ttl=0, stale_ttl=0, timeout=1, lock=False)
+    loads = []
+
+    def load(_deadline):
+        loads.append(now[0])
+        return Loaded(b"record", ttl=20)
+
+    assert get_memcached().add("qr-like:lock", b"1", expire=10, noreply=False)
+    started = time.monotonic()
+    first = cache.get("qr-like", load, policy)
+    assert time.monotonic() - started < 0.1
+    assert first.status == CacheStatus.MISS and first.entry.fresh_until == now[0] + 20
+    assert cache.get("qr-like", load, policy).status == CacheStatus.HIT
+    now[0] += 21  # past the value's own lifetime, well inside the policy's ttl
+    assert cache.get("qr-like", load, policy).status == CacheStatus.MISS
+    assert len(loads) == 2
+
+
+def test_not_found_with_nothing_to_keep_is_not_stored(memcached_env):
+    cache = ReadThroughCache(get_memcached(), jitter=0)
+    policy = Policy(ttl=300, negative_ttl=0, stale_ttl=0, timeout=1, lock=False)
+    answers = iter([Loaded(None), Loaded(b"created meanwhile")])
+    first = cache.get("made-later", lambda _: next(answers), policy)
+    assert (first.status, first.entry.value) == (CacheStatus.MISS, None)
+    assert get_memcached().get("made-later") is None
+    second = cache.get("made-later", lambda _: next(answers), policy)
+    assert (second.status, second.entry.value) == (CacheStatus.MISS, b"created meanwhile")

@@ -19,6 +19,12 @@ hand when the upstream fails.  A read:
 
 Values bigger than memcached's item limit are served, not stored: a small marker
 says "too large" for the TTL, so callers then load directly without the lock.
+
+A policy without the lock (`lock=False`) is for a cheap load whose concurrent runs do
+no harm (the QR code lookup, one DynamoDB GetItem): every missing caller loads and
+stores, and nobody waits.  A value may bound its own freshness (`Loaded.ttl`, e.g. a
+record that expires), and an entry with nothing to keep (no fresh time, no stale time:
+`negative_ttl=0` with `stale_ttl=0` for a "not found") is not stored at all.
 """
 from __future__ import annotations
 
@@ -66,6 +72,7 @@ class Loaded:
 
     value: bytes | None
     meta: str = ""  # a short label kept with the value (the content type)
+    ttl: float | None = None  # the value's own remaining lifetime: fresh no longer than this
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Policy:
     negative_ttl: float
     stale_ttl: float
     timeout: float  # the total deadline of one load
+    lock: bool = True  # one refreshing caller per key (stampede protection, serve-stale)
 
 
 @dataclass(frozen=True)
@@ -143,10 +151,12 @@ class ReadThroughCache:
             if answer is not None:
                 return answer
             stale = entry if entry is not None and not entry.too_large else None
-            if self._lock(key, policy):
+            if policy.lock and self._lock(key, policy):
                 return self._refresh(key, load, policy, deadline, stale)
         except CACHE_ERRORS as exc:  # the load gets its whole timeout after memcached's
             return self._bypass(key, load, policy, self._monotonic() + policy.timeout, exc)
+        if not policy.lock:  # outside the try: the load's own errors are not memcached's
+            return self._store_loaded(key, self._entry(load(deadline), policy), policy)
         if stale is not None:  # another caller is refreshing, or just failed to
             return Result(stale, CacheStatus.STALE, self._age(stale, self._clock()))
         return self._wait(key, load, policy, deadline)
@@ -190,17 +200,12 @@ class ReadThroughCache:
                 raise
             log.warning("serving a stale copy of %s: %s", key, exc.message)
             return Result(stale, CacheStatus.STALE, self._age(stale, self._clock()))
-        status = CacheStatus.MISS
-        try:
-            self._store(key, entry, policy)
-        except CACHE_ERRORS as exc:
-            log.warning("memcached failed storing %s: %r", key, exc)
-            status = CacheStatus.BYPASS
+        result = self._store_loaded(key, entry, policy)
         try:  # unlock even when the store failed: waiters then load for themselves
             self.mc.delete(key + ":lock", noreply=False)
         except CACHE_ERRORS:
             pass  # the lock expires by itself
-        return Result(entry, status, 0)
+        return result
 
     def _wait(self, key, load, policy, deadline) -> Result:
         """No copy and someone else holds the lock: wait for what it stores."""
@@ -231,9 +236,20 @@ class ReadThroughCache:
 
     # --- storage ---------------------------------------------------------------------
 
+    def _store_loaded(self, key: str, entry: Entry, policy: Policy) -> Result:
+        """Store what was just loaded: MISS, or BYPASS when memcached failed."""
+        try:
+            self._store(key, entry, policy)
+        except CACHE_ERRORS as exc:
+            log.warning("memcached failed storing %s: %r", key, exc)
+            return Result(entry, CacheStatus.BYPASS, 0)
+        return Result(entry, CacheStatus.MISS, 0)
+
     def _entry(self, loaded: Loaded, policy: Policy) -> Entry:
         now = self._clock()
         ttl = policy.ttl if loaded.value is not None else policy.negative_ttl
+        if loaded.ttl is not None:
+            ttl = max(0.0, min(ttl, loaded.ttl))
         # Jitter only shortens: keys stored together do not all expire together,
         # and nothing stays fresh longer than configured.
         fresh = ttl * (1 - self.jitter * self._rng())
@@ -241,6 +257,8 @@ class ReadThroughCache:
 
     def _store(self, key: str, entry: Entry, policy: Policy) -> None:
         fresh = entry.fresh_until - entry.fetched_at
+        if fresh + policy.stale_ttl <= 0:
+            return  # nothing to keep (and memcached reads an expiry of 0 as "never")
         raw = encode(entry)
         if len(raw) + len(key) + ITEM_OVERHEAD > self.item_limit:
             log.info("%s is %d bytes, over the item limit: served uncached", key, len(raw))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from chalicelib.errors import NotFound
 from chalicelib.qr.events import EventPublisher, created_event
@@ -19,10 +20,19 @@ class Outcome:
     expires_in: int
 
 
+class Lookup(Protocol):
+    def get(self, qr_id: str, now: float) -> Entry | None: ...
+
+
 class QrService:
+    """`lookup` finds live entries: the store itself (one GetItem), or the store behind
+    memcached (chalicelib.qr.cached)."""
+
     def __init__(self, store: QrStore, publisher: EventPublisher, ttl_seconds: int = 86400,
-                 presign_seconds: int = 3600, clock: Callable[[], float] = time.time):
+                 presign_seconds: int = 3600, clock: Callable[[], float] = time.time,
+                 lookup: Lookup | None = None):
         self.store, self.publisher = store, publisher
+        self.lookup = lookup or store
         self.ttl_seconds, self.presign_seconds = ttl_seconds, presign_seconds
         self.clock = clock
 
@@ -38,14 +48,14 @@ class QrService:
 
     def get_or_create(self, spec: QrSpec) -> Outcome:
         now = self.clock()  # the TTL is computed per request, never per container
-        entry = self.store.get(spec.id, now)
+        entry = self.lookup.get(spec.id, now)
         if entry is not None:
             return self._outcome(entry, False, now)
         # Object first, then the entry: an entry never points at a missing image.
         key = self.store.put_image(spec, self._render(spec))
         entry = self.store.claim(spec, key, now, self.ttl_seconds)
         if entry is None:  # a concurrent identical request created it first
-            entry = self.store.get(spec.id, now)
+            entry = self.store.get(spec.id, now)  # DynamoDB itself: memcached cannot have it
             if entry is None:  # pragma: no cover - only if it expired in between
                 raise RuntimeError(f"cache entry {spec.id} vanished after a lost claim")
             return self._outcome(entry, False, now)
@@ -53,7 +63,7 @@ class QrService:
         return self._outcome(entry, True, now)
 
     def live_entry(self, qr_id: str) -> Entry:
-        entry = self.store.get(qr_id)
+        entry = self.lookup.get(qr_id, self.clock())
         if entry is None:
             raise NotFound(f"no QR code {qr_id} (never made, or expired)", id=qr_id)
         return entry
