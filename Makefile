@@ -55,12 +55,16 @@ run: system-deps venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Two workers, one test file each at a time: the deploy rehearsal (half of the
+# suite's time, mostly waiting on Terraform and moto) runs beside everything else.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 test: test-system-deps venv checkov-venv lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # The edit loop: everything but the deploy rehearsal (slow) and the Chromium page tests.
 test-fast: system-deps venv lint
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not browser"
 
 clean:
 	rm -rf $(VENV) .local
