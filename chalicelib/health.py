@@ -37,6 +37,8 @@ def check_redis() -> str:
 
 def check_memcached() -> str:
     nodes = clients.get_memcached().clients
+    if not nodes:  # auto discovery has not found any (yet): every request bypasses the cache
+        raise ConnectionError("no memcached node known (auto discovery found none)")
     down = []
     for name, node in nodes.items():
         try:

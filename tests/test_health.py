@@ -77,3 +77,18 @@ def test_missing_table_is_reported_not_crashed(app_client, monkeypatch):
     reset_clients()
     status, body, _ = get_health(app_client)
     assert status == 503 and "ResourceNotFound" in body["dependencies"]["aws"]["detail"]
+
+
+def test_memcached_without_any_discovered_node_is_not_ok(pulse_env, monkeypatch):
+    # A configuration endpoint nobody answers on: the client starts with no node at all,
+    # so every cached route would bypass the cache; /health must say so.
+    from chalicelib import health
+    from local import processes
+
+    monkeypatch.setenv("MEMCACHED_CONFIG_ENDPOINT", f"127.0.0.1:{processes.free_port()}")
+    reset_clients()
+    report = health.check_all()
+    assert report.dependencies["memcached"]["status"] == "error"
+    assert "no memcached node known" in report.dependencies["memcached"]["detail"]
+    assert not report.ok
+    reset_clients()
