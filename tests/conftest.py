@@ -129,6 +129,16 @@ def app_client(pulse_env):
         yield client
 
 
+@pytest.fixture
+def own_redis(app_client, monkeypatch, tmp_path):
+    """A Redis only this test's app uses, so stopping or pausing it disturbs no other test."""
+    server = processes.redis_server(processes.free_port(), tmp_path).start()
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{server.port}/0")
+    reset_clients()
+    yield server
+    server.stop()
+
+
 def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
     import urllib.error
 

@@ -1,8 +1,6 @@
 """GET /health against real servers: all ok, then each dependency failing."""
 import time
 
-import pytest
-
 from chalicelib.clients import reset_clients
 from local import processes
 
@@ -19,16 +17,6 @@ def test_all_dependencies_ok(app_client):
     assert body["status"] == "ok" and body["failing"] == []
     assert {k: v["status"] for k, v in body["dependencies"].items()} == {
         "redis": "ok", "memcached": "ok", "aws": "ok"}
-
-
-@pytest.fixture
-def own_redis(app_client, monkeypatch, tmp_path):
-    """A Redis only this test uses, so stopping it disturbs no other test."""
-    server = processes.redis_server(processes.free_port(), tmp_path).start()
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{server.port}/0")
-    reset_clients()
-    yield server
-    server.stop()
 
 
 def test_redis_stopped_gives_503_naming_redis_then_recovers(app_client, own_redis):

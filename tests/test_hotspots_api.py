@@ -9,7 +9,6 @@ import pytest
 from chalicelib.clients import get_aws_client, reset_clients
 from chalicelib.hotspots.consumer import HotspotConsumer
 from chalicelib.hotspots.writer import ClickWriter
-from local import processes
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -151,20 +150,15 @@ def test_hung_kinesis_answers_503_within_two_seconds_naming_every_click(app_clie
     assert elapsed < 2.0
 
 
-def test_hung_redis_gives_503_for_hotspots_within_two_seconds(app_client, monkeypatch,
-                                                              tmp_path):
-    server = processes.redis_server(processes.free_port(), tmp_path).start()
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{server.port}/0")
-    reset_clients()
+def test_hung_redis_gives_503_for_hotspots_within_two_seconds(app_client, own_redis):
+    assert app_client.http.get("/hotspots?page=home").status_code == 404
+    own_redis.pause()
     try:
-        assert app_client.http.get("/hotspots?page=home").status_code == 404
-        server.pause()
         started = time.perf_counter()
         resp = app_client.http.get("/hotspots?page=home")
         elapsed = time.perf_counter() - started
     finally:
-        server.resume()
-        server.stop()
+        own_redis.resume()
     assert resp.status_code == 503 and json.loads(resp.body)["error"] == "ServiceUnavailable"
     assert elapsed < 2.0
 
