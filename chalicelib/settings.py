@@ -49,8 +49,6 @@ class SettingsError(ValueError):
 
 def _env(*names: str, default: Any, infra: bool = False) -> Any:
     """A field read from the first non-empty of `names`; `infra`: Terraform provides it."""
-    if isinstance(default, tuple):
-        return field(default_factory=lambda: default, metadata={"env": names, "infra": infra})
     return field(default=default, metadata={"env": names, "infra": infra})
 
 

@@ -347,17 +347,28 @@ SCOPED_NAMES = {"aws_iam_role_policy", "aws_lambda_permission", "aws_cloudwatch_
 _FUNCTION_NAME_REF = re.compile(r"\$\{aws_lambda_function\.([\w-]+)\.function_name\}")
 
 
-def effective_names(package: Path) -> dict[tuple[str, str], str]:
-    """(type, resource) -> the name AWS will see, after the override files, for every
-    resource of the package that has an account-wide name."""
-    resources = json.loads(json.dumps(
-        json.loads((package / "chalice.tf.json").read_text())["resource"]))
+def merged_resources(package: Path) -> dict[str, dict]:
+    """chalice.tf.json's resources with the other *.tf.json beside it merged in, as
+    Terraform reads them: an override file's block replaces the arguments it gives (and
+    must override a block the package has), any other file (log_groups.tf.json) adds."""
+    resources = json.loads((package / "chalice.tf.json").read_text())["resource"]
     for extra in sorted(package.glob("*.tf.json")):
         if extra.name == "chalice.tf.json":
             continue
+        override = extra.name.endswith("_override.tf.json")
         for rtype, blocks in json.loads(extra.read_text()).get("resource", {}).items():
             for rname, attrs in blocks.items():
+                if override and rname not in resources.get(rtype, {}):
+                    raise InfraError(f"{extra.name} overrides {rtype} {rname!r}, which the "
+                                     f"package does not have: {sorted(resources.get(rtype, {}))}")
                 resources.setdefault(rtype, {}).setdefault(rname, {}).update(attrs)
+    return resources
+
+
+def effective_names(package: Path) -> dict[tuple[str, str], str]:
+    """(type, resource) -> the name AWS will see, after the override files, for every
+    resource of the package that has an account-wide name."""
+    resources = merged_resources(package)
     functions = {n: f["function_name"] for n, f in resources.get("aws_lambda_function", {}).items()}
     names = {}
     for rtype, blocks in resources.items():
@@ -473,20 +484,8 @@ KINESIS_MAPPING_SUFFIX = "-kinesis-event-source"  # Chalice's name for a Kinesis
 
 
 def packaged_event_source_mappings(package: Path) -> dict[str, dict]:
-    """chalice.tf.json's event source mappings with the override files merged over them
-    (Terraform's rule for override files: each argument or nested block given replaces
-    the original's)."""
-    chalice_tf = json.loads((package / "chalice.tf.json").read_text())
-    mappings = {name: dict(args) for name, args in
-                chalice_tf["resource"].get("aws_lambda_event_source_mapping", {}).items()}
-    for path in sorted(package.glob("*_override.tf.json")):
-        resources = json.loads(path.read_text()).get("resource", {})
-        for name, args in resources.get("aws_lambda_event_source_mapping", {}).items():
-            if name not in mappings:
-                raise InfraError(f"{path.name} overrides event source mapping {name!r}, "
-                                 f"which the package does not have: {sorted(mappings)}")
-            mappings[name].update(args)
-    return mappings
+    """chalice.tf.json's event source mappings with the override files merged over them."""
+    return merged_resources(package).get("aws_lambda_event_source_mapping", {})
 
 
 def check_event_source_mappings(mappings: dict[str, dict]) -> None:

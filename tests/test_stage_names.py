@@ -23,6 +23,8 @@ def chalice_package(stage: str) -> dict:
         "aws_cloudwatch_event_rule": {"ingest_hashtags-event": {"name": "ingest_hashtags-event"}},
         "aws_lambda_permission": {"ingest_hashtags-event": {"statement_id": "x"}},
         "aws_api_gateway_rest_api": {"rest_api": {"name": "pulse"}},
+        "aws_lambda_event_source_mapping": {
+            "consume_clicks-kinesis-event-source": {"batch_size": 100}},
     }}
 
 
@@ -64,3 +66,17 @@ def test_chalice_deploy_runs_with_the_stages_own_settings():
                                                     "QR_EVENTS_QUEUE": "stale"})
     assert env["QR_EVENTS_QUEUE"] == "pulse-prod-qr-created"
     assert env["AWS_PROFILE"] == "ops" and env["PULSE_STAGE"] == "prod"
+
+
+def test_an_override_of_a_resource_the_package_lacks_is_refused(tmp_path):
+    # Terraform refuses it too ("Missing resource to override"): say so before applying.
+    import pytest
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    package = chalice_package("prod")
+    del package["resource"]["aws_lambda_event_source_mapping"]
+    (pkg / "chalice.tf.json").write_text(json.dumps(package))
+    shutil.copy2(infra.DEPLOY / "hotspots_override.tf.json", pkg)
+    with pytest.raises(infra.InfraError, match="consume_clicks-kinesis-event-source"):
+        infra.packaged_event_source_mappings(pkg)
