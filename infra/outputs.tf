@@ -98,7 +98,7 @@ output "click_stream_arn" {
 }
 
 output "qr_events_queue_name" {
-  description = "QR_EVENTS_QUEUE: export it before `chalice package` (the handler's SQS trigger)."
+  description = "QR_EVENTS_QUEUE: the qr_created handler's SQS trigger; make configure writes it, make deploy/package use it."
   value       = aws_sqs_queue.qr_events.name
 }
 

@@ -122,12 +122,11 @@ class EventRunner:
 
     def _route_rule_to_queue(self, name: str, pattern: dict) -> str:
         """Rule (the handler's pattern, on the app's bus) -> SQS queue the runner drains."""
-        sqs, events = get_aws_client("sqs"), get_aws_client("events")
+        from local.provision import ensure_queue
+
+        events = get_aws_client("events")
         queue_name = f"{self.prefix}-{name}"
-        url = sqs.create_queue(QueueName=queue_name,
-                               Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+        url, arn = ensure_queue(queue_name, {"VisibilityTimeout": "5"})
         bus = "default"  # where Chalice puts on_cw_event rules in AWS (aws/chalice#1755)
         events.put_rule(Name=queue_name, EventBusName=bus, EventPattern=json.dumps(pattern),
                         State="ENABLED")

@@ -9,6 +9,7 @@ import json
 import logging
 
 from chalicelib.clients import get_aws_client
+from chalicelib.qr import events as qr_events
 from chalicelib.settings import Settings
 
 log = logging.getLogger("pulse.provision")
@@ -71,7 +72,7 @@ def ensure_stream(name: str, shards: int = 2) -> str:
 
 
 # --- qr ---
-QR_CREATED_PATTERN = {"source": ["pulse.qr"], "detail-type": ["qr.created"]}
+QR_CREATED_PATTERN = {"source": [qr_events.SOURCE], "detail-type": [qr_events.DETAIL_TYPE]}
 # As infra/qr.tf: a message that failed this many receives moves to the DLQ.
 QR_MAX_RECEIVES = 5
 # Shorter than in AWS (6 x the Lambda timeout there) so a failed local
@@ -79,9 +80,10 @@ QR_MAX_RECEIVES = 5
 QR_LOCAL_VISIBILITY_SECONDS = 5
 
 
-def _queue(name: str, attributes: dict[str, str]) -> tuple[str, str]:
+def ensure_queue(name: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
+    """An SQS queue (created if missing): its URL and ARN."""
     sqs = get_aws_client("sqs")
-    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    url = sqs.create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
     return url, arn
@@ -91,8 +93,8 @@ def ensure_qr_events(settings: Settings) -> dict:
     """The same wiring as infra/qr.tf: rule `qr.created` on the app's bus -> SQS queue
     (redrive to a DLQ after QR_MAX_RECEIVES) that the `qr_created` handler drains."""
     queue = settings.qr_events_queue
-    _, dlq_arn = _queue(f"{queue}-dlq", {"MessageRetentionPeriod": str(14 * 86400)})
-    url, arn = _queue(queue, {
+    _, dlq_arn = ensure_queue(f"{queue}-dlq", {"MessageRetentionPeriod": str(14 * 86400)})
+    url, arn = ensure_queue(queue, {
         "VisibilityTimeout": str(QR_LOCAL_VISIBILITY_SECONDS),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                      "maxReceiveCount": QR_MAX_RECEIVES})})
@@ -117,6 +119,6 @@ def provision(settings: Settings) -> dict:
     ensure_table(settings.qr_table)
     bus_arn = ensure_event_bus(settings.event_bus_name)
     stream_arn = ensure_stream(settings.click_stream_name)
-    qr_events = ensure_qr_events(settings)
+    qr_wiring = ensure_qr_events(settings)
     return {"bucket": settings.qr_bucket, "table": settings.qr_table,
-            "event_bus_arn": bus_arn, "stream_arn": stream_arn, **qr_events}
+            "event_bus_arn": bus_arn, "stream_arn": stream_arn, **qr_wiring}
