@@ -42,6 +42,28 @@ def cached_json_response(body, request_headers: Mapping[str, str] | None, max_ag
     return Response(body=payload, status_code=200, headers={**JSON_HEADERS, **headers})
 
 
+def json_object_body(raw: bytes | str | None, max_bytes: int, **loads_kwargs) -> dict:
+    """An untrusted HTTP body as a JSON object, or an InvalidInput naming `body`: not
+    empty, at most `max_bytes`, UTF-8 JSON (any nesting depth: a 400, never a
+    RecursionError's 500), an object.  `loads_kwargs` go to json.loads (e.g.
+    object_pairs_hook, parse_constant); an InvalidInput they raise passes through."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if not raw:
+        raise InvalidInput("the body is empty: send a JSON object", field="body")
+    if len(raw) > max_bytes:
+        raise InvalidInput(f"the body has at most {max_bytes} bytes, got {len(raw)}",
+                           field="body", limit=max_bytes)
+    try:
+        body = json.loads(raw.decode("utf-8"), **loads_kwargs)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidInput(f"the body is not valid UTF-8 JSON ({type(exc).__name__})",
+                           field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    return body
+
+
 def query_int(params: Mapping[str, str] | None, name: str, default: int,
               minimum: int, maximum: int) -> int:
     raw = (params or {}).get(name)

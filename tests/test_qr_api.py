@@ -159,6 +159,7 @@ def test_each_bad_input_is_a_400_naming_its_field(validation_world, body, field)
     (b'{"url": "https://e.com", "url": "https://f.com"}', "url"),
     (b"\xff\xfe{}", "body"),
     (json.dumps({"url": "https://e.com/", "pad": "x" * 9000}).encode(), "body"),
+    (b"[" * 4000 + b"]" * 4000, "body"),  # deeper than json's recursion limit, under 8 KB
 ])
 def test_malformed_bodies_are_400_naming_the_body(validation_world, raw, field):
     status, answer = post_http(validation_world[0], None, raw=raw)

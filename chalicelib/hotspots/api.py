@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
+from chalicelib.http import json_object_body
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CLICKS = 500
@@ -55,19 +56,7 @@ def _reject_constant(name: str):
 
 
 def parse_body(raw: bytes | str | None) -> dict:
-    if raw is None or len(raw) == 0:
-        raise InvalidInput("the body is empty: send a JSON object", field="body")
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the body is over {MAX_BODY_BYTES // 1024} KB", field="body",
-                           limit=MAX_BODY_BYTES)
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise InvalidInput(f"the body is not valid JSON ({exc.__class__.__name__})",
-                           field="body") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
-    return body
+    return json_object_body(raw, MAX_BODY_BYTES, parse_constant=_reject_constant)
 
 
 def _ident(body: Mapping, name: str, pattern: re.Pattern, required: bool) -> str | None:

@@ -1,12 +1,11 @@
 """What the QR routes answer: parse the untrusted body and path, call the service, shape JSON."""
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from chalicelib.errors import InvalidInput
-from chalicelib.http import query_choice
+from chalicelib.http import json_object_body, query_choice
 from chalicelib.qr.spec import QrSpec, SpecError, check_id, spec_from_dict
 
 MAX_BODY_BYTES = 8 * 1024
@@ -56,24 +55,13 @@ def _no_duplicate_keys(pairs):
     seen = {}
     for key, value in pairs:
         if key in seen:
-            raise SpecError(key, f"field {key[:40]!r} appears twice")
+            raise InvalidInput(f"field {key[:40]!r} appears twice", field=key)
         seen[key] = value
     return seen
 
 
 def parse_body(raw: bytes | None) -> QrSpec:
-    raw = raw or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the body has at most {MAX_BODY_BYTES} bytes, got {len(raw)}",
-                           field="body")
-    try:
-        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-    except SpecError as exc:
-        raise _invalid(exc) from None
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("the body must be a JSON object (UTF-8)", field="body") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", field="body")
+    body = json_object_body(raw, MAX_BODY_BYTES, object_pairs_hook=_no_duplicate_keys)
     try:
         return spec_from_dict(body)
     except SpecError as exc:
