@@ -10,6 +10,7 @@ rewrites each request's URL to the local server; nothing else of tweepy changes.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -75,7 +76,11 @@ def included_tweets(*names: str) -> dict[str, dict]:
             for t in (page.get("includes") or {}).get("tweets") or ()}
 
 
-INCLUDED = included_tweets(*SAMPLES)
+@functools.cache
+def sample_includes() -> dict[str, dict]:
+    """`includes.tweets` of every sample file, read once, when a test first needs it (not at
+    import: without ../shared the tests that need it skip; the module still collects)."""
+    return included_tweets(*SAMPLES)
 
 
 def expected_counts(tweets: list[dict], retweets: str = "original") -> Counter:
@@ -87,7 +92,7 @@ def expected_counts(tweets: list[dict], retweets: str = "original") -> Counter:
         if refs and retweets == "skip":
             continue
         if refs and retweets == "original":
-            t = INCLUDED[refs[0]]
+            t = sample_includes()[refs[0]]
         counts.update(h["tag"].casefold() for h in (t.get("entities") or {}).get("hashtags") or ())
     return counts
 
@@ -120,7 +125,7 @@ class FakeXApi:
         self.tweets = newest_first(list(tweets))
         # what each search query finds (default: every tweet, whatever the query)
         self.by_query = {q: newest_first(list(ts)) for q, ts in (by_query or {}).items()}
-        self.included = INCLUDED if included is None else included  # id -> referenced tweet
+        self.included = included  # id -> referenced tweet; None: the sample files' includes
         self.visible_upto: int | None = None  # only tweets with id <= this exist yet
         self.page_size = page_size  # the server's own cap on max_results (more pages)
         self.fail: dict[int, int] = {}  # request number (1-based) -> HTTP status
@@ -177,7 +182,8 @@ class FakeXApi:
         body = {"data": data, "meta": meta}
         if "referenced_tweets.id" in query.get("expansions", "").split(","):
             refs = dict.fromkeys(r["id"] for t in page for r in t.get("referenced_tweets") or ())
-            carried = [shown(self.included[i]) for i in refs if i in self.included]
+            included = sample_includes() if refs and self.included is None else self.included
+            carried = [shown(included[i]) for i in refs if i in included]
             if carried:
                 body["includes"] = {"tweets": carried}
         return 200, {}, body
