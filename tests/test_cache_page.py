@@ -35,6 +35,8 @@ def cache_site(stack_env, tmp_path_factory):
 
 
 def rows(page):
+    """The calls table once every call listed has its answer (a row is made at the call)."""
+    page.wait_for_function("!document.querySelector('#calls .tag.PENDING')")
     cells = page.locator("#calls tr")
     return [(cells.nth(i).locator("td.status").inner_text(),
              cells.nth(i).locator(".tag").inner_text()) for i in range(cells.count())]
@@ -55,6 +57,8 @@ def test_five_calls_show_a_miss_then_hits_with_latencies(page, cache_site, memca
 
 def test_missing_item_and_unknown_upstream_are_shown(page, cache_site, memcached_env):
     page.goto(cache_site + "/ui/cache?item=999")
+    # Two clicks in quick succession: the second call starts while the first is still
+    # waiting for the ~300 ms upstream, and is listed second whichever answers first.
     page.get_by_role("button", name="Call", exact=True).click()
     page.get_by_role("button", name="Call", exact=True).click()
     page.locator("#calls tr").nth(1).wait_for()
