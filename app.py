@@ -7,7 +7,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
 from chalicelib.cache import api as cache_api
-from chalicelib.http import json_api, json_response
+from chalicelib.http import json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
@@ -15,6 +15,7 @@ from chalicelib.settings import get_settings
 
 app = Chalice(app_name="pulse")
 configure_app_logging(app.log, get_settings().log_level)
+app.register_middleware(one_error_shape, "http")
 
 
 @app.route("/")

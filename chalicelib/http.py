@@ -91,6 +91,20 @@ def query_choice(params: Mapping[str, str] | None, name: str, default: str,
     return raw
 
 
+def one_error_shape(event, get_response):
+    """Chalice's own refusals, made before a view runs (405 method, 415 media type, 400
+    for a binary answer without a matching Accept, 500), in the one error shape of
+    chalicelib/errors.py, `{"error", "message"}`, instead of Chalice's
+    `{"Code", "Message"}`: an `http` middleware, so it sees every route's answer."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code",
+                                                                               "Message"}:
+        response.body = json.dumps({"error": body["Code"], "message": body["Message"]})
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
 def json_api(view):
     """Turn our errors and dependency failures into JSON answers.
 

@@ -287,6 +287,7 @@ def test_all_pages_are_read_and_counted_exactly(board, x_api):
     newest = max(int(t["id"]) for t in tweets)
     assert board.progress() == result.checkpoint == {"since_id": str(newest)}
     assert board_counts(board) == expected_counts(tweets)
+    assert board.refresh_rising() == 0  # the run left rising's stored order current
     first = x_api.requests[0]
     assert set(first["tweet.fields"].split(",")) == {"created_at", "entities",
                                                      "referenced_tweets",
@@ -693,6 +694,7 @@ def test_sample_archives_count_exactly_and_a_second_import_changes_nothing(board
     assert counts["kpop"] == 100 and counts["brexit"] == 119  # with the originals' tags
     top = board.top("all", 3)
     assert [e.hashtag.casefold() for e in top] == ["brexit", "kpop", "blackpink"]
+    assert board.refresh_rising() == 0  # the import left rising's stored order current
 
     second = import_archive(board, source)
     assert (second.tweets_read, second.tweets_counted) == (0, 0)

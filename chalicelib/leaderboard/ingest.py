@@ -112,6 +112,7 @@ def run_ingest(board: Leaderboard, source: Source, *, max_pages: int,
         close = getattr(pages, "close", None)
         if close is not None:  # a generator left mid-range (page cap, rate limit, error)
             close()
+    board.refresh_rising()  # reads serve rising from this until the next change
     result = IngestResult(n_pages, seen, counted, stopped == "complete",
                           stopped == "rate_limited", checkpoint, stopped, reset_at, source.name,
                           missing)
@@ -164,6 +165,7 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retwee
 def _waiting(board: Leaderboard, source_name: str, until: float) -> IngestResult:
     """A board whose source said "not before `until`": rolled, the source not asked."""
     board.roll()
+    board.refresh_rising()
     return IngestResult(0, 0, 0, False, True, board.progress(), "waiting", until, source_name)
 
 
@@ -217,6 +219,7 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
             continue
         if should_stop is not None and should_stop():
             board.roll()  # out of time: the next run serves this board first
+            board.refresh_rising()
             continue
         result = run_ingest(board, source, max_pages=max_pages or settings.ingest_max_pages,
                             should_stop=should_stop, retweets=retweets)
@@ -305,5 +308,6 @@ def import_archive(board: Leaderboard, source: ArchiveSource, *, batch_size: int
             result.tweets_counted += board.record(batch, source=source.name)
             batch = []
         board.mark_imported(digests[path], path)
+    board.refresh_rising()
     result.seconds = clock() - started
     return result

@@ -19,7 +19,11 @@ _LUA_MARKERS).
     pulse:lb:{name}:spellings     HASH  spelling other than its case-folded key -> count
     pulse:lb:{name}:variants      HASH  case-folded tag -> its other spellings (tab-separated)
     pulse:lb:{name}:meta          HASH  window heads h1h/h24h/h7d, roll position cur,
-                                        updated_at
+                                        updated_at, gen (bumped by every change to
+                                        the windows)
+    pulse:lb:{name}:rising:1h|24h LIST  the window's rising candidates in order, as the
+                                        writer scored them
+    pulse:lb:{name}:rising        HASH  window -> the stamp (gen...) its order was scored at
     pulse:lb:{name}:progress      HASH  the ingest orchestrator's checkpoint (since_id...)
     pulse:lb:{name}:schedule      HASH  the scheduler's notes: served_at, rate_limited_until
     pulse:lb:{name}:sources       HASH  source name (twitter|archive|synthetic) -> tweets
@@ -90,6 +94,10 @@ Choices where the issue is silent:
   ingest.import_archive); the same tweets from another file after that are counted.
 - Rising scores only the window's RISING_CANDIDATES highest tags: a tag below them
   cannot rise in the list however fast it grows (bounded work, as the issue asks).
+  The writer scores them once per ingest (`refresh_rising`, stamped with meta's gen),
+  and reads serve pages from that order; a read that finds the stamp out of date (an
+  ingest in progress, a writer that stopped before it) scores them itself: the same
+  answer, ~0.4 ms more in redis-server.
 - A tag's hourly counts are kept per hour of `created_at` for the last 24 h (one sorted
   set an hour, ~180-250 B a tag in all): reading them is 24 ZSCOREs, where summing the
   5-minute bucket logs for one tag would read every tag's counts of the day.
@@ -285,6 +293,7 @@ local function roll(base, first, plan)
   if moved then
     redis.call('HSET', meta, 'h1h', plan.new[1], 'h24h', plan.new[2], 'h7d', plan.new[3],
                'cur', plan.new[4])
+    redis.call('HINCRBY', meta, 'gen', 1)  -- the windows changed (see rising_stamp)
   end
   return {tonumber(plan.new[1]), tonumber(plan.new[2]), tonumber(plan.new[3])}, plan.new
 end
@@ -545,6 +554,7 @@ if new > 0 then
   end
   zincr_many(KEYS[5], allc)
   for w = 1, 3 do zincr_many(KEYS[1 + w], wc[w]) end
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)  -- the windows changed (see rising_stamp)
   for h = 1, nh do
     if next(hc[h]) then
       zincr_many(KEYS[hoff + h], hc[h])
@@ -574,15 +584,11 @@ end
 return {1, new, st[1], st[2], st[3], st[4]}
 """
 
-# KEYS: 1 the window's zset, 2 all, 3 variants, 4 spellings; with a roll also 5 meta,
-# 6-8 windows, then the leaving buckets.  ARGV: 1 roll plan JSON or "", 2 op, 3.. its
-# arguments.  Replies {status, meta h1h, h24h, h7d, cur, op's answer...}.
-# KEYS: 1 the window's zset, 2 all, 3 variants, 4 spellings, 5 meta.  ARGV: 1 the
-# window's head at the reader's clock ("" for all), 2 op, 3.. its arguments.  Replies
-# {updated_at, op's answer...}.  It only reads (the writer rolls the windows), so one call
-# is one consistent view, and it could run on a replica.  A window the writer has not
-# rolled for longer than its length (every bucket in it has left) reads as empty.
-_LUA_READ = _LUA_READ_COMMON + r"""
+# What every script on a window needs.  KEYS: 1 the window's zset, 2 all, 3 variants,
+# 4 spellings, 5 meta.  ARGV: 1 the window's head at the reader's clock ("" for all).
+# A window the writer has not rolled for longer than its length (every bucket in it has
+# left) reads as empty ("gone").
+_LUA_READ_COMMON += r"""
 local meta = redis.call('HMGET', KEYS[5], 'cur', 'updated_at')
 local z, gone = KEYS[1], false
 if ARGV[1] ~= '' then
@@ -621,7 +627,97 @@ local function names_of(flat, stride)
   for i = 1, #flat, stride do names[#names + 1] = flat[i] end
   return names
 end
+"""
 
+# Rising, shared by the read script and the writer's _LUA_RISING.  KEYS: 1 the window's
+# zset, 2 all, 3 variants, 4 spellings, 5 meta, 6 the baseline window, 7 sources, 8 the
+# window's candidates in rising order as the writer scored them (LIST: a page is one
+# LRANGE; a ZSET of float scores costs ~2 ms to build in a script), 9 the stamps of those
+# orders (HASH window -> stamp).
+# ARGV: 3 candidates, 4 offset, 5 n, 6 the window's seconds, 7 the baseline's,
+# 8 smoothing, 9 the window's name.  A candidate (the window's top few hundred by count)
+# with count c in the window and b in the baseline window before it is expected
+# e = b * W / (L - W); its score is (c - e) / sqrt(e + k).
+_LUA_RISING_COMMON = r"""
+local function expected(c, b)
+  local w = tonumber(ARGV[6])
+  return math.max(0, (tonumber(b) or c) - c) * w / (tonumber(ARGV[7]) - w)
+end
+
+-- what an order was computed from: the writers bump meta's gen on every change to the
+-- windows; updated_at and the arguments in too
+local function rising_stamp()
+  local m = redis.call('HMGET', KEYS[5], 'gen', 'updated_at')
+  return table.concat({m[1] or '0', m[2] or '', ARGV[3], ARGV[6], ARGV[7], ARGV[8]}, ':')
+end
+
+-- the window's ARGV[3] highest tags: names, counts, expected counts, scores
+local function score_candidates()
+  local flat = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+  local names, count, expect, score = names_of(flat, 2), {}, {}, {}
+  if #names == 0 then return names, count, expect, score end
+  local base, k = redis.call('ZMSCORE', KEYS[6], unpack(names)), tonumber(ARGV[8])
+  for i = 1, #names do
+    local c = tonumber(flat[2 * i])
+    local e = expected(c, base[i])
+    count[i], expect[i], score[i] = c, e, (c - e) / math.sqrt(e + k)
+  end
+  return names, count, expect, score
+end
+
+-- scores descending, ties in byte order: the one order both paths list
+local function before(names, score)
+  return function(a, b)
+    if score[a] ~= score[b] then return score[a] > score[b] end
+    return less(names[a], names[b])
+  end
+end
+
+-- from the writer's stored order: candidates, {tag, count, expected, score, ...}, spellings
+local function rising_page()
+  local first, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local total = redis.call('LLEN', KEYS[8])
+  if n == 0 or first >= total then return total, {}, {} end
+  local names = redis.call('LRANGE', KEYS[8], first, first + n - 1)
+  local counts = redis.call('ZMSCORE', KEYS[1], unpack(names))
+  local base, k = redis.call('ZMSCORE', KEYS[6], unpack(names)), tonumber(ARGV[8])
+  local out = {}
+  for i = 1, #names do
+    local c = tonumber(counts[i]) or 0
+    local e, o = expected(c, base[i]), #out
+    out[o + 1], out[o + 2] = names[i], c
+    out[o + 3], out[o + 4] = tostring(e), tostring((c - e) / math.sqrt(e + k))
+  end
+  return total, out, spelled(names)
+end
+"""
+
+# The writer's half of rising: scores the candidates and stores their order with its
+# stamp, unless the stored one is current (then it only compares the stamp).  Called at
+# the end of every ingest and import, so reads between two ingests take the page from the
+# stored order (~ a top-10's cost) instead of scoring every candidate (~2 us each).
+_LUA_RISING = _LUA_READ_COMMON + _LUA_RISING_COMMON + r"""
+local stamp = rising_stamp()
+if redis.call('HGET', KEYS[9], ARGV[9]) == stamp then return -1 end
+local names, _, _, score = score_candidates()
+local order = {}
+for i = 1, #names do order[i] = i end
+table.sort(order, before(names, score))
+redis.call('DEL', KEYS[8])
+for i = 1, #order, 1000 do
+  local part = {}
+  for j = i, math.min(i + 999, #order) do part[#part + 1] = names[order[j]] end
+  redis.call('RPUSH', KEYS[8], unpack(part))
+end
+redis.call('HSET', KEYS[9], ARGV[9], stamp)
+return #names
+"""
+
+# The read script: KEYS and ARGV[1] as _LUA_READ_COMMON, ARGV: 2 op, 3.. its arguments.
+# Replies {updated_at, op's answer...}.  It only reads (the writer rolls the windows and
+# stores rising's order), so one call is one consistent view, and it could run on a
+# replica.
+_LUA_READ = _LUA_READ_COMMON + _LUA_RISING_COMMON + r"""
 -- Ranked order: score descending, the tags of one score in byte order (ZREVRANGE
 -- gives them in reverse); a tag's rank is 1 + the number of tags scoring higher
 -- (standard competition ranking: 1, 2, 2, 4).  Bounded: a few O(log N) calls per
@@ -679,40 +775,30 @@ elseif op == 'tag' then
   for i = 6, #KEYS do hourly[#hourly + 1] = redis.call('ZSCORE', KEYS[i], ARGV[3]) or '0' end
   return {updated, r, start, flat, spelled(names_of(flat, 3)), hourly}
 elseif op == 'rising' then
-  -- KEYS[6]: the baseline window, KEYS[7]: sources.  ARGV: 3 candidates, 4 offset, 5 n,
-  -- 6 the window's seconds, 7 the baseline's, 8 smoothing.  A candidate (the window's
-  -- top few hundred by count) with count c in the window and b in the baseline window
-  -- before it is expected e = b * W / (L - W); its score is (c - e) / sqrt(e + k).
+  -- KEYS[6..9] and ARGV[3..9]: see _LUA_RISING_COMMON.  The writer's precomputed order when it
+  -- is current (a few O(log N) calls for the page), else the same order computed here.
   local sources = redis.call('HGETALL', KEYS[7])
   if gone then return {updated, 0, {}, {}, sources} end
-  local flat = redis.call('ZREVRANGE', z, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
-  local names = names_of(flat, 2)
-  if #names == 0 then return {updated, 0, {}, {}, sources} end
-  local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
-  local w, span, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-  local count, expect, score, order = {}, {}, {}, {}
-  for i = 1, #names do
-    local c = tonumber(flat[2 * i])
-    local e = math.max(0, (tonumber(base[i]) or c) - c) * w / (span - w)
-    count[i], expect[i], score[i] = c, e, (c - e) / math.sqrt(e + k)
-    order[i] = score[i]
+  if redis.call('HGET', KEYS[9], ARGV[9]) == rising_stamp() then
+    local total, out, spellings = rising_page()
+    return {updated, total, out, spellings, sources}
   end
+  local names, count, expect, score = score_candidates()
   -- only the page is ordered in full: the scores (plain numbers: a fast sort) give the
   -- threshold of the page's last place, then the few above it are sorted with ties
   local first = tonumber(ARGV[4])
   local last = math.min(#names, first + tonumber(ARGV[5]))
   local out, picked = {}, {}
   if last > first then
+    local order = {}
+    for i = 1, #names do order[i] = score[i] end
     table.sort(order)
     local threshold = order[#order - last + 1]
     local top = {}
     for i = 1, #names do
       if score[i] >= threshold then top[#top + 1] = i end
     end
-    table.sort(top, function(a, b)
-      if score[a] ~= score[b] then return score[a] > score[b] end
-      return less(names[a], names[b])
-    end)
+    table.sort(top, before(names, score))
     for r = first + 1, last do
       local i, n = top[r], #out
       out[n + 1], out[n + 2] = names[i], count[i]
@@ -726,6 +812,8 @@ elseif op == 'size' then
 end
 return redis.error_reply('unknown read op ' .. tostring(op))
 """
+
+
 
 
 def _text(value: Any) -> str:
@@ -785,11 +873,14 @@ class Leaderboard:
         self.key_variants = p + "variants"  # lower -> other spellings, tab-separated
         self.key_spellings = p + "spellings"  # spelling (not all lower-case) -> count
         self.key_window = {w: f"{p}z:{w}" for w in WINDOWS}
+        self.key_rising = {w: f"{p}rising:{w}" for w in RISING_BASELINE}  # writer's order
+        self.key_rising_stamps = p + "rising"
         self._seen_prefix = p + "seen:"
         self._bucket_prefix = p + "b:"
         # registered once per board: EVALSHA, loading the script only when missing
         self._record_script = redis.register_script(_LUA_RECORD)
         self._read_script = redis.register_script(_LUA_READ)
+        self._rising_script = redis.register_script(_LUA_RISING)
         self._state: list[int | None] | None = None  # cached meta h1h, h24h, h7d, cur
 
     # --- keys ----------------------------------------------------------------------
@@ -974,12 +1065,14 @@ class Leaderboard:
         self._check_window(window)
         head = ("" if window == "all"
                 else str(self._bucket_of(self.clock()) - WINDOW_SECONDS[window]))
-        res = self._read_script(keys=[self.key_window[window], self.key_window["all"],
-                                      self.key_variants, self.key_spellings, self.key_meta,
-                                      *extra],
+        res = self._read_script(keys=self._window_keys(window, extra),
                                 args=[head, op, *op_args], client=self.redis)
         updated = None if res[0] is None else float(_text(res[0]))
         return updated, res[1:]
+
+    def _window_keys(self, window: str, extra: Sequence[str] = ()) -> list[str]:
+        return [self.key_window[window], self.key_window["all"], self.key_variants,
+                self.key_spellings, self.key_meta, *extra]
 
     @staticmethod
     def _entries(flat: Sequence, spellings: Sequence) -> list[Entry]:
@@ -1043,14 +1136,37 @@ class Leaderboard:
         if n < 0 or offset < 0 or candidates < 1:
             raise ValueError(f"n, offset >= 0 and candidates >= 1, got {n}, {offset}, "
                              f"{candidates}")
-        baseline = RISING_BASELINE[window]
         updated, (total, flat, spellings, sources) = self._read(
-            window, "rising", candidates, offset, n, WINDOW_SECONDS[window],
-            WINDOW_SECONDS[baseline], RISING_SMOOTHING,
-            extra=[self.key_window[baseline], self.key_sources])
+            window, "rising", *self._rising_args(window, candidates, offset, n),
+            extra=self._rising_keys(window))
         items = [Riser(offset + 1 + i // 4, _text(spellings[i // 4]), _score(flat[i + 1]),
                        float(flat[i + 2]), float(flat[i + 3])) for i in range(0, len(flat), 4)]
         return RisingPage(items, int(total), updated, self._sources(sources))
+
+    def _rising_keys(self, window: str) -> list[str]:
+        return [self.key_window[RISING_BASELINE[window]], self.key_sources,
+                self.key_rising[window], self.key_rising_stamps]
+
+    @staticmethod
+    def _rising_args(window: str, candidates: int, offset: int, n: int) -> list[Any]:
+        return [candidates, offset, n, WINDOW_SECONDS[window],
+                WINDOW_SECONDS[RISING_BASELINE[window]], RISING_SMOOTHING, window]
+
+    def refresh_rising(self) -> int:
+        """The writer's last step of an ingest or import: score each rising window's
+        candidates and store their order, so that `rising` reads serve a page from it
+        (about a top-10's cost) until the windows change again; before that, or when it
+        was not called, a read scores the candidates itself (same answer, ~2 us a
+        candidate more).  A no-op when the stored orders are current; returns how many
+        windows it scored."""
+        scored = 0
+        for window in RISING_BASELINE:
+            res = self._rising_script(
+                keys=self._window_keys(window, self._rising_keys(window)),
+                args=["", "", *self._rising_args(window, RISING_CANDIDATES, 0, 0)],
+                client=self.redis)
+            scored += int(res) >= 0  # -1: the stored order was current
+        return scored
 
     def top(self, window: str = "all", n: int = 10, offset: int = 0) -> list[Entry]:
         """The n highest tags of a window from position `offset` (0-based); ranks 1-based."""
