@@ -35,27 +35,50 @@ def _boto3_session():
 
 
 @cache
-def get_aws_client(service: str, max_attempts: int = 3):
+def get_aws_client(service: str, *, background: bool = False, attempts: int | None = None):
     """A boto3 client with botocore's `standard` retry mode and tight timeouts.
 
     AWS_ENDPOINT_URL (read by botocore itself) points every client at moto's
-    server locally.  botocore's `max_attempts` counts the retries after the first
-    call; 0 is for callers that retry by themselves within a deadline (botocore's
-    backoff would not know it).
+    server locally.  `attempts` is botocore's total_max_attempts (the first call
+    included); 1 is for callers that retry by themselves within a deadline
+    (botocore's backoff would not know it).
+
+    Two kinds, so that a hung AWS gives a route's 503 within 2 s (measured in
+    BENCHMARKS.md, "A hung AWS"):
+
+    - request paths (the default): the routes and what they call: QR's S3,
+      DynamoDB and EventBridge, /health's DynamoDB, POST /clicks' Kinesis, and
+      Secrets Manager (the Redis password is read when a connection is made, on
+      a request).  Each attempt waits PULSE_AWS_READ_TIMEOUT (0.5 s), a call makes
+      PULSE_AWS_ATTEMPTS (2), and inside a route the calls share the request's
+      PULSE_AWS_BUDGET (chalicelib.budget, chalicelib.aws_limits).  The scheduled
+      ingest's X token read shares the Secrets Manager client, without a budget:
+      a failed read fails that run, and the next run reads again;
+    - `background=True`: the local event runner (its long polls need more than
+      0.5 s) and provisioning (local stack, rehearsal): PULSE_READ_TIMEOUT (1 s)
+      and 4 attempts, no budget.  Nobody waits on them for an answer, and giving
+      up early would only fail a setup step.  The app's SQS and Kinesis consumers
+      use Redis only; deploy tooling runs Terraform and Chalice, not these clients.
     """
     from botocore.config import Config
 
     s = get_settings()
     config = Config(
         connect_timeout=s.connect_timeout,
-        read_timeout=s.read_timeout,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        read_timeout=s.read_timeout if background else s.aws_read_timeout,
+        retries={"mode": "standard",
+                 "total_max_attempts": attempts or (4 if background else s.aws_attempts)},
         # botocore still presigns S3 URLs with SigV2 unless told; SigV4 is what
         # every region accepts (and the only one for KMS-encrypted objects).
         **({"signature_version": "s3v4"} if service == "s3" else {}),
     )
     with _lock:  # boto3 sessions are not thread-safe while creating clients
-        return _boto3_session().client(service, config=config)
+        client = _boto3_session().client(service, config=config)
+    if not background:
+        from chalicelib.aws_limits import RequestLimits
+
+        RequestLimits(attempt_seconds=s.aws_read_timeout).install(client)
+    return client
 
 
 def _redis_kwargs(read_timeout: float) -> dict[str, Any]:

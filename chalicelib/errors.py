@@ -73,4 +73,28 @@ def is_dependency_failure(exc: BaseException) -> bool:
 
         kinds += [b.EndpointConnectionError, b.ConnectTimeoutError, b.ReadTimeoutError,
                   b.ConnectionClosedError]
+    if "chalicelib.aws_limits" in sys.modules:
+        from chalicelib.aws_limits import AwsBudgetExceeded
+
+        kinds.append(AwsBudgetExceeded)
     return isinstance(exc, tuple(kinds))
+
+
+def dependency_of(exc: BaseException) -> str | None:
+    """The failing dependency as /health names it (redis, memcached, aws), or None."""
+    if "botocore" in sys.modules:
+        from botocore.exceptions import BotoCoreError
+
+        if isinstance(exc, BotoCoreError):
+            return "aws"
+    if "redis" in sys.modules:
+        from redis.exceptions import RedisError
+
+        if isinstance(exc, RedisError):
+            return "redis"
+    if "pymemcache" in sys.modules:
+        from pymemcache.exceptions import MemcacheError
+
+        if isinstance(exc, MemcacheError):
+            return "memcached"
+    return None

@@ -2,8 +2,10 @@
 
 Each check runs on a thread of a small shared pool; a dependency that hangs
 is reported as timed out instead of holding the request.  The pool's threads
-are not daemonic: a hung check keeps its thread only until the client's own
-socket timeout (PULSE_READ_TIMEOUT) fires, then the thread is reused.
+are not daemonic: a hung check keeps its thread only until its client gives up
+(Redis: PULSE_READ_TIMEOUT; AWS: 2 attempts of PULSE_AWS_READ_TIMEOUT, ~1 s, so a
+hung AWS is reported as the error it raised, within the deadline), then the
+thread is reused.
 """
 from __future__ import annotations
 

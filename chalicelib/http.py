@@ -114,12 +114,16 @@ def json_api(view):
     import functools
     import logging
 
-    from chalicelib.errors import DependencyUnavailable, PulseError, is_dependency_failure
+    from chalicelib.budget import aws_budget
+    from chalicelib.errors import PulseError, dependency_of, is_dependency_failure
+    from chalicelib.settings import get_settings
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
-            return view(*args, **kwargs)
+            # Every AWS call of this request shares one budget (chalicelib.budget).
+            with aws_budget(get_settings().aws_budget):
+                return view(*args, **kwargs)
         except PulseError as exc:
             return json_response(exc.to_body(), exc.status_code)
         except Exception as exc:
@@ -127,8 +131,23 @@ def json_api(view):
                 raise
             logging.getLogger("pulse").warning("dependency failure in %s: %r",
                                                view.__name__, exc)
-            err = DependencyUnavailable(
-                f"a backing service is unavailable ({type(exc).__name__}); try again shortly")
-            return json_response(err.to_body(), err.status_code)
+            return json_response(*_unavailable(exc, dependency_of(exc)))
 
     return wrapper
+
+
+def _unavailable(exc: BaseException, dependency: str | None) -> tuple[dict, int]:
+    """The 503 of a dependency failure, naming the dependency (and the AWS call) when known."""
+    from chalicelib.errors import DependencyUnavailable
+
+    cause = type(exc).__name__
+    call = getattr(exc, "pulse_aws_call", None)  # "dynamodb GetItem" (chalicelib.aws_limits)
+    if call:
+        cause = f"{call}: {cause}"
+    if dependency is None:
+        err = DependencyUnavailable(
+            f"a backing service is unavailable ({cause}); try again shortly")
+    else:
+        err = DependencyUnavailable(f"{dependency} is unavailable ({cause}); try again shortly",
+                                    dependency=dependency)
+    return err.to_body(), err.status_code

@@ -143,6 +143,15 @@ class Settings:
     # not hold a request past the 2 s the API promises.
     connect_timeout: float = _env("PULSE_CONNECT_TIMEOUT", default=0.5)
     read_timeout: float = _env("PULSE_READ_TIMEOUT", default=1.0)
+    # AWS clients on request paths (routes; see chalicelib.clients): each attempt waits
+    # at most aws_read_timeout for an answer, a call makes at most aws_attempts attempts
+    # (botocore's total_max_attempts), and all the calls of one request share
+    # aws_budget seconds, counted from its first AWS call (chalicelib.budget).  A hung
+    # AWS then costs a request about 2 x 0.5 s, and at most aws_budget in all.
+    # Background paths keep read_timeout and four attempts.
+    aws_read_timeout: float = _env("PULSE_AWS_READ_TIMEOUT", default=0.5)
+    aws_attempts: int = _env("PULSE_AWS_ATTEMPTS", default=2)
+    aws_budget: float = _env("PULSE_AWS_BUDGET", default=1.5)
     # --- leaderboard ---
     # What a retweet counts: original (the hashtags of the original tweet it carries),
     # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.

@@ -124,7 +124,7 @@ class EventRunner:
         """Rule (the handler's pattern, on the app's bus) -> SQS queue the runner drains."""
         from local.provision import ensure_queue
 
-        events = get_aws_client("events")
+        events = get_aws_client("events", background=True)
         queue_name = f"{self.prefix}-{name}"
         url, arn = ensure_queue(queue_name, {"VisibilityTimeout": "5"})
         bus = "default"  # where Chalice puts on_cw_event rules in AWS (aws/chalice#1755)
@@ -136,7 +136,7 @@ class EventRunner:
 
     def _queue_of(self, name: str | None, arn: str | None, batch_size: int
                   ) -> tuple[str, str, int]:
-        sqs = get_aws_client("sqs")
+        sqs = get_aws_client("sqs", background=True)
         name = name or arn.rsplit(":", 1)[1]
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
@@ -144,7 +144,7 @@ class EventRunner:
         return url, arn, batch_size
 
     def _open_shards(self, stream: str, starting_position: str) -> list[_Shard]:
-        kinesis = get_aws_client("kinesis")
+        kinesis = get_aws_client("kinesis", background=True)
         desc = kinesis.describe_stream(StreamName=stream)["StreamDescription"]
         shards = []
         for shard in desc["Shards"]:
@@ -184,7 +184,7 @@ class EventRunner:
     # -- EventBridge -----------------------------------------------------
     def deliver_events(self, wait_seconds: int = 0) -> int:
         """Drain each rule's queue into its handler; failed events stay queued for a retry."""
-        sqs = get_aws_client("sqs")
+        sqs = get_aws_client("sqs", background=True)
         delivered = 0
         for name, url in self._queues.items():
             messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
@@ -206,7 +206,7 @@ class EventRunner:
     # -- SQS -------------------------------------------------------------
     def deliver_messages(self, wait_seconds: int = 0) -> int:
         """One batch per SQS handler: deleted on success, left to be retried on failure."""
-        sqs = get_aws_client("sqs")
+        sqs = get_aws_client("sqs", background=True)
         delivered = 0
         for name, (url, arn, batch_size) in self._sqs_handlers.items():
             messages = sqs.receive_message(
@@ -242,7 +242,7 @@ class EventRunner:
     # -- Kinesis ---------------------------------------------------------
     def deliver_records(self) -> int:
         """One batch per shard per handler; a failing batch is retried from the same place."""
-        kinesis = get_aws_client("kinesis")
+        kinesis = get_aws_client("kinesis", background=True)
         delivered = 0
         for name, shards in self._shards.items():
             for shard in shards:
@@ -275,7 +275,7 @@ class EventRunner:
 
     def _send_to_failure_queue(self, name: str, shard: _Shard, records: list[dict]) -> None:
         """What Lambda's on-failure destination receives: where the batch was, not its data."""
-        sqs = get_aws_client("sqs")
+        sqs = get_aws_client("sqs", background=True)
         url = sqs.create_queue(QueueName=self.settings.kinesis_failure_queue)["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
             "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": name,

@@ -28,7 +28,7 @@ def _exists(call, missing_codes: tuple[str, ...]) -> bool:
 
 
 def ensure_bucket(name: str, region: str) -> None:
-    s3 = get_aws_client("s3")
+    s3 = get_aws_client("s3", background=True)
     if not _exists(lambda: s3.head_bucket(Bucket=name), ("404", "NoSuchBucket", "NotFound")):
         kwargs = {} if region == "us-east-1" else {
             "CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -41,7 +41,7 @@ def ensure_bucket(name: str, region: str) -> None:
 
 def ensure_table(name: str) -> None:
     """The QR cache table: partition key `pk`, expiry attribute `ttl` (as infra/dynamodb.tf)."""
-    ddb = get_aws_client("dynamodb")
+    ddb = get_aws_client("dynamodb", background=True)
     if _exists(lambda: ddb.describe_table(TableName=name), ("ResourceNotFoundException",)):
         return
     ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
@@ -53,7 +53,7 @@ def ensure_table(name: str) -> None:
 
 
 def ensure_event_bus(name: str) -> str:
-    events = get_aws_client("events")
+    events = get_aws_client("events", background=True)
     if not _exists(lambda: events.describe_event_bus(Name=name), ("ResourceNotFoundException",)):
         events.create_event_bus(Name=name)
         log.info("created event bus %s", name)
@@ -61,7 +61,7 @@ def ensure_event_bus(name: str) -> str:
 
 
 def ensure_stream(name: str, shards: int = 2) -> str:
-    kinesis = get_aws_client("kinesis")
+    kinesis = get_aws_client("kinesis", background=True)
     if not _exists(lambda: kinesis.describe_stream_summary(StreamName=name),
                    ("ResourceNotFoundException",)):
         kinesis.create_stream(StreamName=name, ShardCount=shards)
@@ -82,7 +82,7 @@ QR_LOCAL_VISIBILITY_SECONDS = 5
 
 def ensure_queue(name: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
     """An SQS queue (created if missing): its URL and ARN."""
-    sqs = get_aws_client("sqs")
+    sqs = get_aws_client("sqs", background=True)
     url = sqs.create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
@@ -99,11 +99,12 @@ def ensure_qr_events(settings: Settings) -> dict:
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                      "maxReceiveCount": QR_MAX_RECEIVES})})
     rule = f"{queue}-rule"
-    events = get_aws_client("events")
+    events = get_aws_client("events", background=True)
     rule_arn = events.put_rule(Name=rule, EventBusName=settings.event_bus_name,
                                EventPattern=json.dumps(QR_CREATED_PATTERN),
                                State="ENABLED")["RuleArn"]
-    get_aws_client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+    sqs = get_aws_client("sqs", background=True)
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
                        "Action": "sqs:SendMessage", "Resource": arn,

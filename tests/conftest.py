@@ -139,6 +139,32 @@ def own_redis(app_client, monkeypatch, tmp_path):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def private_moto_server(tmp_path_factory):
+    """A moto server of the test module's own, for tests that pause it: the shared
+    moto_server of the session is never paused."""
+    server = processes.moto_server(processes.free_port(), tmp_path_factory.mktemp("moto")
+                                   ).start(timeout=60)
+    yield server
+    server.resume()  # a test that failed while it was paused
+    server.stop()
+
+
+@pytest.fixture
+def own_moto(app_client, monkeypatch, private_moto_server):
+    """The app on a moto only this module uses (reset and provisioned), so pausing it
+    (`own_moto.pause()`: it keeps its port and answers nothing) disturbs no other test."""
+    from local.provision import provision
+
+    endpoint = f"http://127.0.0.1:{private_moto_server.port}"
+    reset_moto(endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    reset_clients()
+    provision(Settings.from_env())
+    yield private_moto_server
+    private_moto_server.resume()  # no-op unless the test failed while it was paused
+
+
 def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
     import urllib.error
 

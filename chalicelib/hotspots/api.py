@@ -44,11 +44,11 @@ def get_writer():
     from chalicelib.settings import get_settings
 
     s = get_settings()
-    # max_attempts=0 (no botocore retries): the writer retries only the failed
+    # attempts=1 (no botocore retries): the writer retries only the failed
     # records, itself, within the deadline
-    return ClickWriter(get_aws_client("kinesis", max_attempts=0), s.click_stream_name,
+    return ClickWriter(get_aws_client("kinesis", attempts=1), s.click_stream_name,
                        attempts=s.hotspots_put_attempts, backoff=s.hotspots_put_backoff,
-                       call_seconds=s.connect_timeout + s.read_timeout)
+                       call_seconds=s.connect_timeout + s.aws_read_timeout)
 
 
 def _reject_constant(name: str):
