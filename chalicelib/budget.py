@@ -3,7 +3,7 @@
 Per-call limits alone do not bound a request that makes several calls in sequence
 (POST /qr: GetItem, PutObject, PutItem, PutEvents): a call that succeeds late leaves
 the next one its full allowance.  `json_api` opens an `aws_budget` around every JSON
-route; the request-path AWS clients (chalicelib.aws_budget) refuse to start an
+route; the request-path AWS clients (hooks in chalicelib.aws_limits) refuse to start an
 attempt that the rest of the budget could not wait for, and botocore's retries stop
 when another attempt would not fit.
 
