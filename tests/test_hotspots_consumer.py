@@ -8,6 +8,8 @@ import logging
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 
 from chalicelib.hotspots.consumer import HotspotConsumer
@@ -170,3 +172,41 @@ def test_only_the_newer_window_saves_its_hotspots(r):
     assert not store.save_result(page, first.version, {"hotspots": [], "n": 1})
     assert store.current(page) == (second.version, {"hotspots": [], "n": 2,
                                                     "version": second.version})
+
+
+# --- any record a stream may carry --------------------------------------------------------
+
+json_junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["p", "x", "y", "s", "t"]) | st.text(max_size=3), inner, max_size=4),
+    max_leaves=8)
+junk_data = st.one_of(st.binary(max_size=40),
+                      json_junk.map(lambda v: json.dumps(v, allow_nan=True).encode()))
+junk_record = st.one_of(
+    junk_data.map(lambda d: ("junk", d)),
+    st.dictionaries(st.sampled_from(["kinesis", "eventID", "data"]) | st.text(max_size=5),
+                    json_junk, max_size=3).map(lambda d: ("raw", d)))
+good_click = st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda xy: ("good", xy))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.one_of(good_click, junk_record), max_size=25))
+def test_any_batch_applies_exactly_its_good_clicks_and_skips_the_rest(r, batch):
+    page = f"fuzzed-page-{next(_pages):024d}"  # longer than any junk's text: junk is never it
+    records, good = [], 0
+    for seq, (kind, value) in enumerate(batch, start=1):
+        if kind == "good":
+            records.append(record(page, *value, seq))
+            good += 1
+        elif kind == "junk":
+            records.append(record(page, 0, 0, seq, data=value))
+        else:
+            records.append(value)
+    got = consumer(r).consume(records)  # never raises on what a stream carries
+    assert got.records == len(records)
+    assert got.pages.get(page, 0) == good  # every good click, whatever junk is around it
+    # the rest is malformed, or by chance a click of another page (or one it had seen)
+    assert got.applied + got.malformed <= len(records)
+    assert consumer(r).consume(records).pages.get(page, 0) == 0  # redelivered: not twice
