@@ -69,6 +69,14 @@ def _ident(body: Mapping, name: str, pattern: re.Pattern, required: bool) -> str
     return value
 
 
+def _whole(value):
+    """A JSON number with no fractional part (1700000000000.0) as the integer it is: JSON
+    Schema's `integer`, as the API contract (GET /openapi.json) states it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _unit(click: Mapping, name: str, where: str) -> float:
     value = click.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -92,7 +100,7 @@ def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, floa
         if not isinstance(click, dict):
             raise InvalidInput(f"'{where}' must be an object {{x, y, t}}", field=where)
         x, y = _unit(click, "x", where), _unit(click, "y", where)
-        t = click.get("t")
+        t = _whole(click.get("t"))
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < MAX_T:
             raise InvalidInput(f"'{where}.t' must be a time in epoch milliseconds (an integer)",
                                field=f"{where}.t")
