@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 import urllib.request
 
@@ -35,6 +36,9 @@ CONFIG = schemathesis.Config.from_dict({
     "output": {"sanitization": {"enabled": False}},
     "phases": {"coverage": {"unexpected-methods": ["GET", "PUT", "POST", "DELETE", "OPTIONS",
                                                    "PATCH"]}}})
+# Generated cases per operation (beside the examples and coverage phases); a longer hunt:
+# PULSE_CONTRACT_EXAMPLES=500 pytest tests/test_openapi.py
+EXAMPLES = int(os.environ.get("PULSE_CONTRACT_EXAMPLES", "30"))
 SCHEMA = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=CONFIG)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance, unsupported_method,
@@ -130,7 +134,7 @@ def test_the_app_serves_the_document(contract_world):
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_the_app_keeps_its_contract(case, contract_world):
     response = case.call(base_url=contract_world, timeout=10)
