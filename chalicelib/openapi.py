@@ -86,7 +86,8 @@ TIME = {"type": "string", "format": "date-time"}
 TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 BAD_REQUEST = "the input is refused: `field` names what to fix"
 UNAVAILABLE = "a backing service (Redis, memcached, AWS) failed or timed out: try again"
-UNSUPPORTED = "the body is not `application/json` (Chalice's check, in the one error shape)"
+UNSUPPORTED = ("a Content-Type other than `application/json` (Chalice's check of every "
+               "route, in the one error shape)")
 ETAG_HEADERS = {
     "ETag": _header("a strong tag of the body: send it back as If-None-Match"),
     "Cache-Control": _header("`max-age=N`: LEADERBOARD_MAX_AGE seconds"),
@@ -101,6 +102,15 @@ def _page(description: str) -> dict:
     return {"get": {"summary": description, "tags": ["pages"],
                     "responses": {"200": {"description": "the page",
                                           "content": {"text/html": {"schema": STRING}}}}}}
+
+
+def _with_415(paths: dict) -> dict:
+    """Chalice refuses a request whose Content-Type is not JSON on every route, GETs
+    included (as in AWS): each operation says so."""
+    for operations in paths.values():
+        for operation in operations.values():
+            operation["responses"].setdefault("415", _error(UNSUPPORTED))
+    return paths
 
 
 def _schemas() -> dict:
@@ -307,8 +317,7 @@ def _paths() -> dict:
                                  "the code existed (from the cache)"),
                     "201": _json({"$ref": "#/components/schemas/QrCode"},
                                  "this request made the code"),
-                    "400": _error(BAD_REQUEST), "415": _error(UNSUPPORTED),
-                    "503": _error(UNAVAILABLE)}},
+                    "400": _error(BAD_REQUEST), "503": _error(UNAVAILABLE)}},
             "get": {
                 "summary": "per-domain creation counts and the recent creations",
                 "tags": ["qr"],
@@ -360,7 +369,7 @@ def _paths() -> dict:
             "responses": {
                 "202": _json({"$ref": "#/components/schemas/ClicksAccepted"},
                              "every click is in the stream"),
-                "400": _error(BAD_REQUEST), "415": _error(UNSUPPORTED),
+                "400": _error(BAD_REQUEST),
                 "503": _error(UNAVAILABLE + "; `failed` lists the clicks to send again")}}},
         "/hotspots": {"get": {
             "summary": "the hot regions of a page's current window", "tags": ["hotspots"],
@@ -383,7 +392,8 @@ def document() -> dict:
         "info": {"title": "Pulse", "version": VERSION,
                  "description": "Hashtag leaderboard, QR codes, click hotspots and a "
                                 "read-through cache. Every refusal of a JSON route is an "
-                                "`Error` object."},
-        "paths": _paths(),
+                                "`Error` object; a method a path does not list gets a 405 "
+                                "`Error` with an `Allow` header."},
+        "paths": _with_415(_paths()),
         "components": {"schemas": _schemas()},
     }
