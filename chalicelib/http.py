@@ -64,9 +64,25 @@ def json_object_body(raw: bytes | str | None, max_bytes: int, **loads_kwargs) ->
     return body
 
 
+def query_value(params: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of a query parameter, None when absent.  A name given more than once
+    (`?n=5&n=50`, Chalice's MultiDict) is an InvalidInput: which value was meant is not
+    ours to guess (Chalice alone would answer with the last)."""
+    getlist = getattr(params, "getlist", None)
+    if getlist is not None:
+        try:
+            count = len(getlist(name))
+        except KeyError:
+            return None
+        if count > 1:
+            raise InvalidInput(f"'{name}' appears {count} times in the query: give it once",
+                               field=name)
+    return (params or {}).get(name)
+
+
 def query_int(params: Mapping[str, str] | None, name: str, default: int,
               minimum: int, maximum: int) -> int:
-    raw = (params or {}).get(name)
+    raw = query_value(params, name)
     if raw is None or raw == "":
         return default
     try:
@@ -81,7 +97,7 @@ def query_int(params: Mapping[str, str] | None, name: str, default: int,
 
 def query_choice(params: Mapping[str, str] | None, name: str, default: str,
                  choices: Iterable[str]) -> str:
-    raw = (params or {}).get(name)
+    raw = query_value(params, name)
     if raw is None or raw == "":
         return default
     allowed = list(choices)

@@ -237,6 +237,8 @@ def test_hotspots_of_a_page_never_clicked_are_404(app_client):
     assert json.loads(resp.body)["page"] == "nowhere"
     assert app_client.http.get("/hotspots").status_code == 400
     assert app_client.http.get("/hotspots?page=%7Bx%7D").status_code == 400
+    resp = app_client.http.get("/hotspots?page=nowhere&page=home")  # which one?
+    assert (resp.status_code, json.loads(resp.body)["field"]) == (400, "page")
 
 
 def test_clicks_become_hotspots_once_consumed(app_client, pulse_env):

@@ -34,6 +34,8 @@ def counted(board):
 @pytest.mark.parametrize("query, field", [
     ("window=bogus", "window"), ("n=0", "n"), ("n=1000", "n"), ("n=abc", "n"),
     ("offset=-1", "offset"), ("window=", None),
+    # a name given twice: which value was meant is not guessed (the seed took the last)
+    ("n=5&n=50", "n"), ("window=1h&window=1h", "window"), ("board=a&board=b", "board"),
 ])
 def test_bad_query_gives_400_naming_the_parameter(app_client, board, query, field):
     resp = app_client.http.get(f"/leaderboard?{query}")

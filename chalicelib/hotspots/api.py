@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
-from chalicelib.http import json_object_body
+from chalicelib.http import json_object_body, query_value
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CLICKS = 500
@@ -131,7 +131,7 @@ def _iso(ms: int | float | None) -> str | None:
 
 def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
     """GET /hotspots?page=<id>: the hotspots of the page's current window."""
-    page = _ident(params or {}, "page", PAGE_ID, required=True)
+    page = _ident({"page": query_value(params, "page")}, "page", PAGE_ID, required=True)
     reader = reader or get_reader()
     result = reader.read(page)
     if result is None:

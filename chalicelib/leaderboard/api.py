@@ -7,7 +7,7 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
-from chalicelib.http import query_choice, query_int
+from chalicelib.http import query_choice, query_int, query_value
 from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
 
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
@@ -38,7 +38,7 @@ def board_names() -> list[str]:
 def choose_board(params: Mapping[str, str] | None):
     """`?board=` (default: the first configured board); an unknown board is a 404."""
     names = board_names()
-    name = (params or {}).get("board") or names[0]
+    name = query_value(params, "board") or names[0]
     if name not in names:
         raise NotFound(f"no board {name[:70]!r}: the boards are {', '.join(names)}",
                        board=name[:70], boards=names)
