@@ -394,6 +394,9 @@ def document() -> dict:
                                 "read-through cache. Every refusal of a JSON route is an "
                                 "`Error` object; a method a path does not list gets a 405 "
                                 "`Error` with an `Allow` header."},
+        # relative to where this document is served: / locally, the API Gateway stage
+        # (/api/) in AWS
+        "servers": [{"url": ".", "description": "where this document is served"}],
         "paths": _with_415(_paths()),
         "components": {"schemas": _schemas()},
     }
