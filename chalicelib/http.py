@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 
 from chalicelib.errors import InvalidInput
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+_INTEGER = re.compile(r"-?[0-9]+")  # a query integer as the API contract states it
 
 
 def json_response(body, status_code: int = 200, headers: Mapping[str, str] | None = None):
@@ -85,9 +87,12 @@ def query_int(params: Mapping[str, str] | None, name: str, default: int,
     raw = query_value(params, name)
     if raw is None or raw == "":
         return default
+    # ASCII digits only: int() alone also reads " 5\r", "+5", "1_0" and "٣" (an Arabic 3)
     try:
+        if not _INTEGER.fullmatch(raw):
+            raise ValueError(raw)
         value = int(raw)
-    except ValueError:
+    except ValueError:  # not digits, or more than int() reads (4300)
         raise InvalidInput(f"'{name}' must be an integer, got {raw[:40]!r}", field=name) from None
     if not minimum <= value <= maximum:
         raise InvalidInput(f"'{name}' must be between {minimum} and {maximum}, got {value}",
