@@ -1,8 +1,9 @@
 """The API contract (chalicelib/openapi.py): a valid OpenAPI 3.1 document naming exactly
 the app's routes, which the live app keeps: Schemathesis sends every operation generated
 requests (valid and invalid) against `chalice local` on the real local stack and checks
-each answer: no server error, a documented status code and content type, a body that
-fits the documented schema."""
+each answer: no server error, a documented status code, content type and headers, a body
+that fits the documented schema, invalid input refused, a 405 with Allow for a method a
+path lacks."""
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,6 @@ CONFIG = schemathesis.Config.from_dict({
 # PULSE_CONTRACT_EXAMPLES=500 pytest tests/test_openapi.py
 EXAMPLES = int(os.environ.get("PULSE_CONTRACT_EXAMPLES", "30"))
 SCHEMA = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=CONFIG)
-
-
 SCALAR = str | int | float | bool
 
 
