@@ -438,6 +438,18 @@ def qr_served(base_url: str, ids: list[str]) -> Counter:
     return statuses
 
 
+def redis_slowlog(port: int, top: int = 5) -> list[tuple[float, str]]:
+    """Redis's slowest commands of the run (over 10 ms): what blocked every other client."""
+    import redis
+
+    client = redis.Redis(port=port, decode_responses=True)
+    entries = client.slowlog_get(128)
+    client.close()
+    slow = sorted(((e["duration"] / 1000, str(e["command"])[:80]) for e in entries),
+                  reverse=True)
+    return [(round(ms, 1), cmd) for ms, cmd in slow[:top]]
+
+
 def failure_queue_messages() -> int:
     """Batches the event runner gave up on (its on-failure queue)."""
     from chalicelib.clients import get_aws_client
@@ -489,20 +501,30 @@ def fmt_status(status: dict) -> str:
 
 
 def markdown(rows: list[dict], accounting: dict, args) -> str:
-    lines = [f"{args.clients} client threads, {args.fault:g} s of fault then {args.after:g} s "
-             "after the resume per phase; latencies in ms; `>2s` the share of answers over "
-             "2 s; `recover` seconds from the resume to the first normal answer of a request "
-             "sent after it.", "",
-             "| phase | stage | route | n | statuses | normal/degraded/bad | p50 | p99 | max "
-             "| >2s | recover |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """One line per phase and route: the fault's answers, their p99 against the same
+    route's baseline p99, the share over 2 s, the recovery and the answers after it."""
+    key = {(r["phase"], r["stage"], r["route"]): r for r in rows}
+    lines = [f"{args.clients} client threads; per phase {args.fault:g} s of fault, then "
+             f"{args.after:g} s after the resume.  Latencies in ms; `x base` the p99 over the "
+             "route's baseline p99; `>2s` the share of answers over 2 s; `recover` seconds "
+             "from the resume to the first normal answer of a request sent after it.", "",
+             "| phase | route | n | statuses | normal/degraded/bad | p50 | p99 | max | x base "
+             "| >2s | recover | after: statuses |",
+             "|---|---|--:|---|---|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
+        if r["stage"] != "fault":
+            continue
+        base = key.get(("baseline", "fault", r["route"]))
+        after = key.get((r["phase"], "after", r["route"]), {})
         kinds = r["kinds"]
-        rec = r.get("recover_s")
+        rec = after.get("recover_s")
+        ratio = r["p99_ms"] / base["p99_ms"] if base and base["p99_ms"] else float("nan")
         lines.append(
-            f"| {r['phase']} | {r['stage']} | {r['route']} | {r['n']} | {fmt_status(r['status'])} "
+            f"| {r['phase']} | {r['route']} | {r['n']} | {fmt_status(r['status'])} "
             f"| {kinds.get('normal', 0)}/{kinds.get('degraded', 0)}/{kinds.get('bad', 0)} "
-            f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} "
-            f"| {r['over_2s']:.0%} | {'' if rec is None else f'{rec:.2f}'} |")
+            f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} | {ratio:.1f} "
+            f"| {r['over_2s']:.0%} | {'' if rec is None else f'{rec:.2f}'} "
+            f"| {fmt_status(after.get('status', {}))} |")
     lines += ["", "Accounting: " + json.dumps(accounting)]
     return "\n".join(lines)
 
@@ -544,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             replay = replay_stream()
             counts = window_counts(stack.url, sorted(expected))
             qr = qr_served(stack.url, traffic.created)
+            slow = redis_slowlog(stack.redis.port)
             accounting = {
                 "clicks_accepted": sum(expected.values()),
                 "clicks_without_answer": sum(traffic.clicks_unknown.values()),
@@ -555,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                                     for p, n in expected.items()),
                 "qr_created": len(traffic.created),
                 "qr_served_after": dict(qr),
+                "redis_slowlog_ms": slow,
             }
         finally:
             stack.stop()
