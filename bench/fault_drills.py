@@ -68,6 +68,8 @@ class Stack:
         self.workdir = workdir
         self.run_dir = workdir / "run"
         self.redis = processes.persistent_redis_server(processes.free_port(), workdir / "redis")
+        # Redis's own record of its stalls (fork, AOF write/fsync, slow commands) over 50 ms
+        self.redis.argv += ["--latency-monitor-threshold", "50"]
         self.memcached = [processes.memcached_server(processes.free_port(), self.run_dir,
                                                      name=f"memcached-{i}") for i in range(2)]
         self.moto = processes.moto_server(processes.free_port(), self.run_dir)
@@ -438,16 +440,20 @@ def qr_served(base_url: str, ids: list[str]) -> Counter:
     return statuses
 
 
-def redis_slowlog(port: int, top: int = 5) -> list[tuple[float, str]]:
-    """Redis's slowest commands of the run (over 10 ms): what blocked every other client."""
+def redis_slowlog(port: int, top: int = 5) -> dict:
+    """Redis's slowest commands (over 10 ms) and its latency monitor's stalls (over 50 ms,
+    since the last start): what blocked every other client."""
     import redis
 
     client = redis.Redis(port=port, decode_responses=True)
     entries = client.slowlog_get(128)
-    client.close()
     slow = sorted(((e["duration"] / 1000, str(e["command"])[:80]) for e in entries),
                   reverse=True)
-    return [(round(ms, 1), cmd) for ms, cmd in slow[:top]]
+    stalls = client.execute_command("LATENCY", "LATEST")
+    client.close()
+    return {"slowlog": [(round(ms, 1), cmd) for ms, cmd in slow[:top]],
+            # event, unix time of the latest, its ms, the highest ms
+            "latency": [(e[0], e[1], e[2], e[3]) for e in stalls]}
 
 
 def failure_queue_messages() -> int:
@@ -578,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
                                     for p, n in expected.items()),
                 "qr_created": len(traffic.created),
                 "qr_served_after": dict(qr),
-                "redis_slowlog_ms": slow,
+                "redis_stalls": slow,
             }
         finally:
             stack.stop()
