@@ -295,7 +295,42 @@ class Phase:
     fault_at: float | None = None
 
 
-def run_phases(traffic: Traffic, phases: list[Phase], fault_s: float, after_s: float) -> None:
+class RedisProbe:
+    """PING to Redis every 50 ms from a thread of the bench (own connection, 3 s timeout):
+    the slowest answer per phase and stage tells a stalled Redis (or machine) from the app."""
+
+    def __init__(self, port: int, traffic: Traffic):
+        self.port, self.traffic = port, traffic
+        self.worst: dict[str, float] = defaultdict(float)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=3, socket_connect_timeout=3)
+        while not self._stop.wait(0.05):
+            key = f"{self.traffic.phase}/{self.traffic.stage}"
+            started = time.monotonic()
+            try:
+                client.ping()
+            except redis.RedisError:
+                continue  # the drill's own fault
+            ms = (time.monotonic() - started) * 1000
+            self.worst[key] = max(self.worst[key], round(ms, 1))
+        client.close()
+
+    def start(self) -> RedisProbe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def run_phases(traffic: Traffic, phases: list[Phase], fault_s: float, after_s: float,
+               observe: Callable[[str], None] = lambda phase: None) -> None:
     for phase in phases:
         traffic.set_phase(phase.name, "fault")
         phase.fault_at = time.monotonic()
@@ -307,6 +342,7 @@ def run_phases(traffic: Traffic, phases: list[Phase], fault_s: float, after_s: f
         phase.resumed_at = time.monotonic()
         traffic.set_phase(phase.name, "after")
         time.sleep(after_s)
+        observe(phase.name)
 
 
 def drill_phases(stack: Stack) -> list[Phase]:
@@ -441,15 +477,17 @@ def qr_served(base_url: str, ids: list[str]) -> Counter:
 
 
 def redis_slowlog(port: int, top: int = 5) -> dict:
-    """Redis's slowest commands (over 10 ms) and its latency monitor's stalls (over 50 ms,
-    since the last start): what blocked every other client."""
+    """Redis's slowest commands (over 10 ms) and its latency monitor's stalls (over 50 ms)
+    since the last call: what blocked every other client.  Both are reset."""
     import redis
 
-    client = redis.Redis(port=port, decode_responses=True)
+    client = redis.Redis(port=port, decode_responses=True, socket_timeout=5)
     entries = client.slowlog_get(128)
+    client.slowlog_reset()
     slow = sorted(((e["duration"] / 1000, str(e["command"])[:80]) for e in entries),
                   reverse=True)
     stalls = client.execute_command("LATENCY", "LATEST")
+    client.execute_command("LATENCY", "RESET")
     client.close()
     return {"slowlog": [(round(ms, 1), cmd) for ms, cmd in slow[:top]],
             # event, unix time of the latest, its ms, the highest ms
@@ -559,11 +597,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.only:
                 keep = set(args.only.split(",")) | {"baseline"}
                 phases = [p for p in phases if p.name in keep]
+            stalls: dict[str, dict] = {}
+            probe = RedisProbe(stack.redis.port, traffic).start()
             traffic.start()
             try:
-                run_phases(traffic, phases, args.fault, args.after)
+                run_phases(traffic, phases, args.fault, args.after, observe=lambda name:
+                           stalls.__setitem__(name, redis_slowlog(stack.redis.port)))
             finally:
                 traffic.stop()
+                probe.stop()
             rows = summarise(traffic.samples, phases)
 
             expected = +traffic.clicks_accepted
@@ -572,7 +614,6 @@ def main(argv: list[str] | None = None) -> int:
             replay = replay_stream()
             counts = window_counts(stack.url, sorted(expected))
             qr = qr_served(stack.url, traffic.created)
-            slow = redis_slowlog(stack.redis.port)
             accounting = {
                 "clicks_accepted": sum(expected.values()),
                 "clicks_without_answer": sum(traffic.clicks_unknown.values()),
@@ -584,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
                                     for p, n in expected.items()),
                 "qr_created": len(traffic.created),
                 "qr_served_after": dict(qr),
-                "redis_stalls": slow,
+                "redis_stalls": {k: v for k, v in stalls.items() if any(v.values())},
+                "redis_ping_worst_ms": dict(probe.worst),
             }
         finally:
             stack.stop()
