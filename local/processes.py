@@ -226,12 +226,15 @@ def memcached_server(port: int, workdir: Path, name: str = "memcached",
 
 
 def moto_server(port: int, workdir: Path) -> Server:
-    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or \
-        require_binary("moto_server")
+    """moto's server, through local.moto_server: its Kinesis keeps every record it accepted
+    under concurrent PutRecords (see there)."""
+    root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+           "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     env.pop("AWS_ENDPOINT_URL", None)
-    return Server("moto", port, [moto, "-H", "127.0.0.1", "-p", str(port)], workdir, env=env)
+    return Server("moto", port, [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1",
+                                 "-p", str(port)], workdir, env=env)
 
 
 def redis_cluster(ports: list[int], workdir: Path, timeout: float = 30.0) -> list[Server]:
