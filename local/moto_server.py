@@ -8,13 +8,17 @@ a click answered 202 vanished from the stream: 5 of 6,000 records with 8 threads
 `PutRecords` (found by tests/test_fault_drills.py).  Kinesis itself never does this; the
 lock makes the local stand-in keep every record it accepted.
 
-    python -m local.moto_server -H 127.0.0.1 -p 15000   (moto_server's own arguments)
+    python local/moto_server.py -H 127.0.0.1 -p 15000   (moto_server's own arguments)
 """
 from __future__ import annotations
 
 import functools
 import sys
 import threading
+
+if __name__ == "__main__":
+    # run as a file (local/processes.py does): no module of local/ may shadow one moto imports
+    del sys.path[0]
 
 
 def make_kinesis_atomic() -> None:
