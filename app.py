@@ -23,6 +23,13 @@ def index() -> Response:
     return web.html_response("index.html")
 
 
+@app.route("/openapi.json")
+def openapi_document() -> Response:
+    from chalicelib.openapi import document
+
+    return json_response(document())
+
+
 @app.route("/health")
 @json_api
 def health_check() -> Response:

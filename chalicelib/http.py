@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 
 from chalicelib.errors import InvalidInput
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+_INTEGER = re.compile(r"-?[0-9]+")  # a query integer as the API contract states it
 
 
 def json_response(body, status_code: int = 200, headers: Mapping[str, str] | None = None):
@@ -64,14 +66,33 @@ def json_object_body(raw: bytes | str | None, max_bytes: int, **loads_kwargs) ->
     return body
 
 
+def query_value(params: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of a query parameter, None when absent.  A name given more than once
+    (`?n=5&n=50`, Chalice's MultiDict) is an InvalidInput: which value was meant is not
+    ours to guess (Chalice alone would answer with the last)."""
+    getlist = getattr(params, "getlist", None)
+    if getlist is not None:
+        try:
+            count = len(getlist(name))
+        except KeyError:
+            return None
+        if count > 1:
+            raise InvalidInput(f"'{name}' appears {count} times in the query: give it once",
+                               field=name)
+    return (params or {}).get(name)
+
+
 def query_int(params: Mapping[str, str] | None, name: str, default: int,
               minimum: int, maximum: int) -> int:
-    raw = (params or {}).get(name)
+    raw = query_value(params, name)
     if raw is None or raw == "":
         return default
+    # ASCII digits only: int() alone also reads " 5\r", "+5", "1_0" and "٣" (an Arabic 3)
     try:
+        if not _INTEGER.fullmatch(raw):
+            raise ValueError(raw)
         value = int(raw)
-    except ValueError:
+    except ValueError:  # not digits, or more than int() reads (4300)
         raise InvalidInput(f"'{name}' must be an integer, got {raw[:40]!r}", field=name) from None
     if not minimum <= value <= maximum:
         raise InvalidInput(f"'{name}' must be between {minimum} and {maximum}, got {value}",
@@ -81,7 +102,7 @@ def query_int(params: Mapping[str, str] | None, name: str, default: int,
 
 def query_choice(params: Mapping[str, str] | None, name: str, default: str,
                  choices: Iterable[str]) -> str:
-    raw = (params or {}).get(name)
+    raw = query_value(params, name)
     if raw is None or raw == "":
         return default
     allowed = list(choices)

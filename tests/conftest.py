@@ -176,11 +176,23 @@ def http_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="session")
-def live_server(stack_env, stack_dir):
-    """`chalice local` serving the real app on a free port, against the session's servers."""
+def session_upstream():
+    """The demo upstream API of the live server (as `make run` runs one), fast."""
+    from local.demo_upstream import DemoUpstream
+
+    upstream = DemoUpstream(delay=0.02).start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(stack_env, stack_dir, session_upstream):
+    """`chalice local` serving the real app on a free port, against the session's servers
+    (UPSTREAMS: `demo`, the session's demo upstream)."""
     port = processes.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(stack_env)
+    env.update(stack_env, UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60,
+                                                   timeout=1))
     # as `make run` serves it: without Nagle's 40 ms delay on every answer
     server = processes.Server("chalice-local", port,
                               [os.sys.executable, "-m", "local.chalice_local", "local",

@@ -188,6 +188,8 @@ BAD = [
     ({"page": "home", "clicks": [{"x": True, "y": 0.5, "t": 1}]}, "clicks[0].x"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5}]}, "clicks[0].t"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": "now"}]}, "clicks[0].t"),
+    ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 1.5}]}, "clicks[0].t"),
+    ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 2.0 ** 53}]}, "clicks[0].t"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 1}, 7]}, "clicks[1]"),
     ({"page": "home", "clicks": []}, "clicks"),
     ({"page": "home", "clicks": clicks(501)}, "clicks"),
@@ -198,6 +200,16 @@ BAD = [
     ({"page": "{home}", "clicks": clicks(1)}, "page"),
     ({"page": "home", "session": "a b", "clicks": clicks(1)}, "session"),
 ]
+
+
+def test_a_whole_time_written_as_a_float_is_accepted_as_its_integer(app_client, pulse_env):
+    # JSON Schema's `integer` (the API contract) admits 1700000000000.0: the seed refused it
+    t = clicks(1)[0]["t"]
+    status, body = post(app_client, {"page": "home", "clicks": [{"x": 0.5, "y": 0.5,
+                                                                 "t": float(t)}]})
+    assert (status, body) == (202, {"accepted": 1, "page": "home"})
+    [(_, record)] = stream_records(pulse_env.click_stream_name)
+    assert json.loads(record["Data"])["t"] == t and b'"t":%d}' % t in record["Data"]
 
 
 @pytest.mark.parametrize(("body", "field"), BAD, ids=[f for _, f in BAD])
@@ -226,6 +238,8 @@ def test_hotspots_of_a_page_never_clicked_are_404(app_client):
     assert json.loads(resp.body)["page"] == "nowhere"
     assert app_client.http.get("/hotspots").status_code == 400
     assert app_client.http.get("/hotspots?page=%7Bx%7D").status_code == 400
+    resp = app_client.http.get("/hotspots?page=nowhere&page=home")  # which one?
+    assert (resp.status_code, json.loads(resp.body)["field"]) == (400, "page")
 
 
 def test_clicks_become_hotspots_once_consumed(app_client, pulse_env):

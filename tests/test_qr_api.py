@@ -135,6 +135,8 @@ LONG = "https://example.com/" + "a" * 2029  # 2,049 characters
     ({"url": "https://e.com", "size": 41}, "size"),
     ({"url": "https://e.com", "size": "10"}, "size"),
     ({"url": "https://e.com", "size": True}, "size"),
+    ({"url": "https://e.com", "size": 10.5}, "size"),
+    ({"url": "https://e.com", "border": float("inf")}, "border"),
     ({"url": "https://e.com", "border": -1}, "border"),
     ({"url": "https://e.com", "border": 17}, "border"),
     ({"url": "https://e.com", "error_correction": "X"}, "error_correction"),
@@ -164,6 +166,15 @@ def test_each_bad_input_is_a_400_naming_its_field(validation_world, body, field)
 def test_malformed_bodies_are_400_naming_the_body(validation_world, raw, field):
     status, answer = post_http(validation_world[0], None, raw=raw)
     assert (status, answer["field"]) == (400, field), answer
+
+
+def test_a_whole_size_written_as_a_float_is_that_integer(app_client):
+    # JSON Schema's `integer` (the API contract) admits 10.0: the seed refused it
+    status, first = post(app_client, {"url": "https://example.com/f", "size": 10.0,
+                                      "border": 4.0})
+    assert (status, first["size"], first["border"]) == (201, 10, 4)
+    status, again = post(app_client, {"url": "https://example.com/f"})  # the same code
+    assert (status, again["id"]) == (200, first["id"])
 
 
 def test_valid_international_urls_are_accepted_in_ascii_form(app_client):

@@ -11,7 +11,8 @@ from chalicelib.http import json_response
 
 # One path segment of unreserved characters (RFC 3986), not "." or "..": it can only
 # ever name something below the upstream's own URL.
-ITEM_RE = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._~-]{1,100}")
+MAX_ITEM_LENGTH = 100
+ITEM_RE = re.compile(rf"(?!\.{{1,2}}$)[A-Za-z0-9._~-]{{1,{MAX_ITEM_LENGTH}}}")
 TEXT_TYPES = ("application/json", "text/", "application/problem+json")
 
 
@@ -48,7 +49,7 @@ def parse_item(raw: str | None) -> str | None:
         return None
     if not ITEM_RE.fullmatch(raw):
         raise InvalidInput(f"'item' must be one path segment of letters, digits and . _ ~ - "
-                           f"(at most 100), got {raw[:40]!r}", field="item")
+                           f"(at most {MAX_ITEM_LENGTH}), got {raw[:40]!r}", field="item")
     return raw
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
-from chalicelib.http import json_object_body
+from chalicelib.http import json_object_body, query_value
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CLICKS = 500
@@ -69,6 +69,14 @@ def _ident(body: Mapping, name: str, pattern: re.Pattern, required: bool) -> str
     return value
 
 
+def _whole(value):
+    """A JSON number with no fractional part (1700000000000.0) as the integer it is: JSON
+    Schema's `integer`, as the API contract (GET /openapi.json) states it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _unit(click: Mapping, name: str, where: str) -> float:
     value = click.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -92,7 +100,7 @@ def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, floa
         if not isinstance(click, dict):
             raise InvalidInput(f"'{where}' must be an object {{x, y, t}}", field=where)
         x, y = _unit(click, "x", where), _unit(click, "y", where)
-        t = click.get("t")
+        t = _whole(click.get("t"))
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < MAX_T:
             raise InvalidInput(f"'{where}.t' must be a time in epoch milliseconds (an integer)",
                                field=f"{where}.t")
@@ -123,7 +131,7 @@ def _iso(ms: int | float | None) -> str | None:
 
 def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
     """GET /hotspots?page=<id>: the hotspots of the page's current window."""
-    page = _ident(params or {}, "page", PAGE_ID, required=True)
+    page = _ident({"page": query_value(params, "page")}, "page", PAGE_ID, required=True)
     reader = reader or get_reader()
     result = reader.read(page)
     if result is None:

@@ -7,12 +7,16 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
-from chalicelib.http import query_choice, query_int
+from chalicelib.http import query_choice, query_int, query_value
 from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
 
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
 ORDERS = ("top", "rising")
 RISING_WINDOWS = tuple(RISING_BASELINE)
+# The query's bounds, (default, minimum, maximum): also stated in chalicelib/openapi.py.
+N_BOUNDS = (10, 1, 100)
+OFFSET_BOUNDS = (0, 0, 1_000_000)
+NEIGHBOURS_BOUNDS = (2, 0, 10)
 
 
 @lru_cache(maxsize=64)
@@ -34,7 +38,7 @@ def board_names() -> list[str]:
 def choose_board(params: Mapping[str, str] | None):
     """`?board=` (default: the first configured board); an unknown board is a 404."""
     names = board_names()
-    name = (params or {}).get("board") or names[0]
+    name = query_value(params, "board") or names[0]
     if name not in names:
         raise NotFound(f"no board {name[:70]!r}: the boards are {', '.join(names)}",
                        board=name[:70], boards=names)
@@ -61,13 +65,13 @@ def _entry(e) -> dict:
 def top(params: Mapping[str, str] | None, board=None) -> dict:
     """GET /leaderboard: the top of a window (order=top) or what is taking off
     (order=rising, window 1h or 24h)."""
-    order = query_choice(params, "order", "top", ORDERS)
+    order = query_choice(params, "order", ORDERS[0], ORDERS)
     if order == "rising":
-        window = query_choice(params, "window", "1h", RISING_WINDOWS)
+        window = query_choice(params, "window", RISING_WINDOWS[0], RISING_WINDOWS)
     else:
-        window = query_choice(params, "window", "all", WINDOWS)
-    n = query_int(params, "n", 10, 1, 100)
-    offset = query_int(params, "offset", 0, 0, 1_000_000)
+        window = query_choice(params, "window", WINDOWS[0], WINDOWS)
+    n = query_int(params, "n", *N_BOUNDS)
+    offset = query_int(params, "offset", *OFFSET_BOUNDS)
     board = board or choose_board(params)
     head = {"board": board.name, "boards": board_names(), "order": order, "window": window,
             "n": n, "offset": offset}
@@ -102,8 +106,8 @@ def parse_tag(raw: str) -> str:
 
 def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
     tag = parse_tag(raw_tag)
-    window = query_choice(params, "window", "all", WINDOWS)
-    neighbours = query_int(params, "neighbours", 2, 0, 10)
+    window = query_choice(params, "window", WINDOWS[0], WINDOWS)
+    neighbours = query_int(params, "neighbours", *NEIGHBOURS_BOUNDS)
     # one consistent read: an ingest landing meanwhile cannot mix two states
     board = board or choose_board(params)
     found = board.standing(tag, window, neighbours)

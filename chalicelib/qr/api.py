@@ -12,6 +12,8 @@ MAX_BODY_BYTES = 8 * 1024
 # Served by GET /qr/{id}: Chalice base64-encodes these for API Gateway, which
 # decodes them for a caller whose Accept names them (or */*).
 BINARY_TYPES = ("image/png", "image/svg+xml")
+TOP_BOUNDS = (10, 1, 100)  # GET /qr?top=: (default, minimum, maximum)
+REDIRECT_CHOICES = ("0", "1")  # GET /qr/{id}?redirect=
 
 
 # Built per request over the cached clients (cheap: no I/O), so reset_clients()
@@ -99,7 +101,7 @@ def image(raw_id: str, params: Mapping[str, str] | None, service=None):
     from chalice import Response
 
     qr_id = parse_id(raw_id)
-    redirect = query_choice(params, "redirect", "0", ("0", "1")) == "1"
+    redirect = query_choice(params, "redirect", REDIRECT_CHOICES[0], REDIRECT_CHOICES) == "1"
     service = service or get_service()
     if redirect:
         return Response(body="", status_code=302,
@@ -114,7 +116,7 @@ def stats(params: Mapping[str, str] | None, log=None) -> dict:
     """GET /qr: per-domain creation counts and the recent creations (from the event handler)."""
     from chalicelib.http import query_int
 
-    top = query_int(params, "top", 10, 1, 100)
+    top = query_int(params, "top", *TOP_BOUNDS)
     return (log or get_creation_log()).stats(top)
 
 

@@ -159,6 +159,9 @@ def contrast(fg: str, bg: str) -> float:
 
 def _int_option(body: dict, name: str, default: int, bounds: tuple[int, int]) -> int:
     value = body.get(name, default)
+    # 10.0 is the integer 10 (JSON Schema's `integer`, as the API contract states it)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     # bool is an int in Python; `true` is not a size.
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(name, f"'{name}' must be an integer")

@@ -1,0 +1,167 @@
+"""The API contract (chalicelib/openapi.py): a valid OpenAPI 3.1 document naming exactly
+the app's routes, which the live app keeps: Schemathesis sends every operation generated
+requests (valid and invalid) against `chalice local` on the real local stack and checks
+each answer: no server error, a documented status code, content type and headers, a body
+that fits the documented schema, invalid input refused, a 405 with Allow for a method a
+path lacks."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import urllib.request
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, event, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+
+import app as pulse_app
+from chalicelib import openapi
+
+DOCUMENT = openapi.document()
+# The coverage phase also sends methods a route lacks (the app answers 405 in the one
+# error shape); not TRACE and QUERY, which neither API Gateway nor `chalice local` (a 501
+# of Python's http.server, before the app) routes to the app.
+# Failures show the request as sent (no "[Filtered]" for names like `session`).  No query
+# names the document lacks: the routes ignore them (cache busters, trackers, the pages' own
+# ?refresh=), which OpenAPI cannot state, so their acceptance is no contract breach.
+CONFIG = schemathesis.Config.from_dict({
+    "output": {"sanitization": {"enabled": False}},
+    "generation": {"allow-extra-parameters": False},
+    "phases": {"coverage": {"unexpected-methods": ["GET", "PUT", "POST", "DELETE", "OPTIONS",
+                                                   "PATCH"]}}})
+# Generated cases per operation (beside the examples and coverage phases); a longer hunt:
+# PULSE_CONTRACT_EXAMPLES=500 pytest tests/test_openapi.py
+EXAMPLES = int(os.environ.get("PULSE_CONTRACT_EXAMPLES", "30"))
+SCHEMA = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=CONFIG)
+SCALAR = str | int | float | bool
+
+
+def sent_as_generated(value) -> bool:
+    """A query value the wire carries as Schemathesis judged it: one non-empty scalar, or
+    two or more (the name repeated).  Not None, "", `{}` or `[]` (the parameter absent or
+    empty: the documented default, allowEmptyValue), `[x]` (plain x) or a dict (other
+    names)."""
+    if isinstance(value, list):
+        return len(value) > 1 and all(isinstance(v, SCALAR) for v in value)
+    return isinstance(value, SCALAR) and value != ""
+
+
+def invalid_input_is_refused(ctx, response, case):
+    """Schemathesis' negative_data_rejection, less its misreadings of its own wire form
+    (see sent_as_generated)."""
+    if not all(sent_as_generated(value) for value in (case.query or {}).values()):
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance, response_headers_conformance, unsupported_method,
+          invalid_input_is_refused]
+
+
+def test_the_document_is_valid_openapi_3_1():
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
+
+    validate(DOCUMENT, cls=OpenAPIV31SpecValidator)
+    assert DOCUMENT["openapi"].startswith("3.1")
+
+
+def test_the_document_names_exactly_the_apps_routes():
+    routed = {(method, path) for path, entry in pulse_app.app.routes.items()
+              for method in entry}
+    documented = {(method.upper(), path) for path, operations in DOCUMENT["paths"].items()
+                  for method in operations}
+    assert documented == routed
+    assert len(routed) >= 15  # the table comes from the app: an empty one fails
+
+
+def test_the_limits_are_the_routes_own():
+    from chalicelib.hotspots.api import MAX_CLICKS
+    from chalicelib.leaderboard.api import N_BOUNDS
+    from chalicelib.qr.spec import SIZE_RANGE
+
+    params = {p["name"]: p["schema"] for p in DOCUMENT["paths"]["/leaderboard"]["get"]
+              ["parameters"]}
+    assert (params["n"]["default"], params["n"]["minimum"], params["n"]["maximum"]) == N_BOUNDS
+    schemas = DOCUMENT["components"]["schemas"]
+    assert schemas["Clicks"]["properties"]["clicks"]["maxItems"] == MAX_CLICKS
+    size = schemas["QrRequest"]["properties"]["size"]
+    assert (size["minimum"], size["maximum"]) == SIZE_RANGE
+
+
+def record_tweets(settings_, tags: list[str]) -> None:
+    from chalicelib.clients import get_redis
+    from chalicelib.leaderboard.model import Tweet
+    from chalicelib.leaderboard.store import Leaderboard
+
+    board = Leaderboard(get_redis(), settings_.leaderboard_name)
+    now = time.time()
+    board.record([Tweet(1 + i, now - 60, (tag,)) for i, tag in enumerate(tags)])
+
+
+def record_clicks(page: str) -> None:
+    from chalicelib.hotspots.api import get_store
+
+    now_ms = int(time.time() * 1000)
+    get_store().apply(page, "shardId-000000000000",
+                      [(str(i + 1), now_ms, 0.5 + i / 1000, 0.5) for i in range(20)])
+
+
+@pytest.fixture(scope="module")
+def contract_world(stack_env, live_server):
+    """The live app over one clean, provisioned world shared by every operation (faster
+    than a world per operation), seeded with the document's examples so the run reaches
+    the 200s too: a counted tag, a code, a clicked page; `demo` is the demo upstream."""
+    from chalicelib.clients import get_memcached, get_redis, reset_clients
+    from chalicelib.settings import Settings
+    from local.provision import provision
+    from tests.conftest import reset_moto
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in stack_env.items():
+            mp.setenv(key, value)
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+            mp.delenv(key, raising=False)
+        reset_clients()
+        world = Settings.from_env()
+        get_redis().flushall()
+        get_memcached().flush_all()
+        reset_moto(stack_env["AWS_ENDPOINT_URL"])
+        provision(world)
+        record_tweets(world, [openapi.EXAMPLE_TAG] * 3 + ["campaign"])
+        record_clicks(openapi.EXAMPLE_PAGE)
+        req = urllib.request.Request(f"{live_server}/qr", method="POST",
+                                     data=json.dumps({"url": openapi.EXAMPLE_QR_URL}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.loads(resp.read())["id"] == DOCUMENT["paths"]["/qr/{qr_id}"]["get"][
+                "parameters"][0]["example"]
+        yield live_server
+        reset_clients()
+
+
+def test_the_app_serves_the_document(contract_world):
+    with urllib.request.urlopen(f"{contract_world}/openapi.json", timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "application/json"
+        assert json.loads(resp.read()) == DOCUMENT
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_the_app_keeps_its_contract(case, contract_world):
+    response = case.call(base_url=contract_world, timeout=10)
+    event(f"status {response.status_code}")  # --hypothesis-show-statistics: what it reached
+    case.validate_response(response, checks=CHECKS)
