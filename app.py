@@ -147,7 +147,11 @@ def get_hotspots() -> Response:
 def consume_clicks(event) -> dict:
     from chalicelib.hotspots.consumer import get_consumer
 
-    result = get_consumer().consume(event.to_dict()["Records"])
+    # Redis down or hung is retried inside the invocation, leaving 5 s of the
+    # function's timeout for the work itself (chalicelib/hotspots/consumer.py).
+    left = event.context.get_remaining_time_in_millis() / 1000 - 5
+    retry = max(0.0, min(get_settings().hotspots_consume_retry_seconds, left))
+    result = get_consumer(retry_seconds=retry).consume(event.to_dict()["Records"])
     app.log.info("clicks: %s", result.to_dict())
     return result.to_dict()
 

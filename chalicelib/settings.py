@@ -129,6 +129,11 @@ class Settings:
     # records, with exponential backoff from hotspots_put_backoff seconds.
     hotspots_put_attempts: int = _env("HOTSPOTS_PUT_ATTEMPTS", default=4)
     hotspots_put_backoff: float = _env("HOTSPOTS_PUT_BACKOFF", default=0.05)
+    # How long the click consumer retries a batch while Redis is down or hung, within one
+    # invocation (kept below the function's timeout by the handler): a skipped batch's
+    # clicks are lost, so a short outage must be waited out, not skipped.
+    hotspots_consume_retry_seconds: float = _env("HOTSPOTS_CONSUME_RETRY_SECONDS",
+                                                 default=20.0)
     # Retries of a failing batch before it is skipped: the event source mapping's
     # maximum_retry_attempts in AWS (deploy/hotspots_override.tf.json), the local
     # runner's limit here; skipped batches go to this SQS queue (local stand-in of

@@ -226,12 +226,16 @@ def memcached_server(port: int, workdir: Path, name: str = "memcached",
 
 
 def moto_server(port: int, workdir: Path) -> Server:
-    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or \
-        require_binary("moto_server")
+    """moto's server, through local.moto_server: its Kinesis keeps every record it accepted
+    under concurrent PutRecords (see there)."""
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     env.pop("AWS_ENDPOINT_URL", None)
-    return Server("moto", port, [moto, "-H", "127.0.0.1", "-p", str(port)], workdir, env=env)
+    # the file itself, not `-m local.moto_server`: callers may replace env (the deploy
+    # rehearsal does), so nothing may depend on PYTHONPATH
+    script = str(Path(__file__).resolve().with_name("moto_server.py"))
+    return Server("moto", port, [sys.executable, script, "-H", "127.0.0.1", "-p", str(port)],
+                  workdir, env=env)
 
 
 def redis_cluster(ports: list[int], workdir: Path, timeout: float = 30.0) -> list[Server]:

@@ -146,6 +146,7 @@ def test_hung_kinesis_answers_503_within_two_seconds_naming_every_click(app_clie
         status, body = post(app_client, {"page": "home", "clicks": clicks(3)})
         elapsed = time.perf_counter() - started
     assert status == 503 and body["accepted"] == 0
+    assert body["dependency"] == "aws"  # as every other 503 of a dependency names it
     assert [f["index"] for f in body["failed"]] == [0, 1, 2]
     assert elapsed < 2.0
 

@@ -210,3 +210,54 @@ def test_any_batch_applies_exactly_its_good_clicks_and_skips_the_rest(r, batch):
     # the rest is malformed, or by chance a click of another page (or one it had seen)
     assert got.applied + got.malformed <= len(records)
     assert consumer(r).consume(records).pages.get(page, 0) == 0  # redelivered: not twice
+
+
+class Flaky:
+    """A store whose first `failures` calls of each write raise as a down Redis does."""
+
+    def __init__(self, store, failures, error=redis.ConnectionError):
+        self.store, self.failures, self.error, self.calls = store, failures, error, 0
+
+    def apply_many(self, groups):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error("Redis is down")
+        return self.store.apply_many(groups)
+
+    def count_malformed(self, n):
+        return self.store.count_malformed(n)
+
+
+def test_redis_down_for_a_while_is_waited_out_not_skipped(redis_server):
+    """Found by the fault drills: a batch given up on is lost for good (the window moves
+    past its sequence numbers), so an outage shorter than retry_seconds applies every
+    click once, and a longer one still raises for Lambda's own retries."""
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    client.delete(MALFORMED_KEY)
+    page = f"flaky-{next(_pages)}"
+    slept = []
+    clock = Clock(0.0)
+
+    def sleep(s):
+        slept.append(s)
+        clock.now += s
+
+    flaky = Flaky(HotspotStore(client, 1000, 600), failures=4)
+    c = HotspotConsumer(flaky, retry_seconds=5.0, sleep=sleep, clock=clock)
+    batch = cluster_of(page, 6, 0.5, 0.5, 1) + [record(page, 0.1, 0.1, 7, data=b"junk")]
+    got = c.consume(batch)
+    assert (got.applied, got.malformed, flaky.calls) == (6, 1, 5)
+    assert slept == [0.1, 0.2, 0.4, 0.8]  # backoff doubles
+    assert c.consume(batch).applied == 0  # still once
+    assert int(client.get(MALFORMED_KEY)) == 2  # counted per delivery, after the apply
+
+    down = HotspotConsumer(Flaky(flaky.store, failures=100), retry_seconds=3.0, sleep=sleep,
+                           clock=clock)
+    with pytest.raises(redis.ConnectionError):
+        down.consume(cluster_of(f"flaky-{next(_pages)}", 3, 0.5, 0.5, 1))
+    # not a dependency failure: no retry at all
+    broken = Flaky(flaky.store, failures=1, error=redis.ResponseError)
+    with pytest.raises(redis.ResponseError):
+        HotspotConsumer(broken, retry_seconds=5.0, sleep=sleep, clock=clock).consume(batch)
+    assert broken.calls == 1
+    client.close()

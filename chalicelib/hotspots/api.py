@@ -120,7 +120,7 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     if result.failed:
         raise DependencyUnavailable(
             f"{len(result.failed)} of {len(records)} clicks could not be written; resend "
-            "those listed in 'failed'", accepted=result.accepted,
+            "those listed in 'failed'", dependency="aws", accepted=result.accepted,
             failed=[{"index": i, "code": code} for i, code in result.failed])
     return {"accepted": result.accepted, "page": page}, 202
 
