@@ -84,21 +84,21 @@ def redis_cluster(stack_dir):
         node.stop()
 
 
-# The shared test stack's moto answers in ~10 ms, but on a loaded 2-core machine (two
-# test workers, Terraform, Chromium) it can stall past the 0.5 s a request-path AWS
-# attempt waits in production: a healthy-but-starved emulator must not turn a test of
-# something else into a 503.  The tests of the deadlines themselves (own_moto) run with
-# the production values.
-TEST_AWS_PATIENCE = {"PULSE_AWS_READ_TIMEOUT": "2", "PULSE_AWS_BUDGET": "6"}
-
-
 @pytest.fixture(scope="session")
 def stack_env(redis_server, memcached_servers, moto_server) -> dict[str, str]:
-    """The environment the app sees with the session's servers (as `make run` sets it,
-    with TEST_AWS_PATIENCE)."""
-    return {**stack.stack_env(redis_port=redis_server.port,
-                              memcached_ports=[n.port for n in memcached_servers],
-                              moto_port=moto_server.port), **TEST_AWS_PATIENCE}
+    """The environment the app sees with the session's servers (as `make run` sets it)."""
+    return stack.stack_env(redis_port=redis_server.port,
+                           memcached_ports=[n.port for n in memcached_servers],
+                           moto_port=moto_server.port)
+
+
+# The session's `chalice local` (page tests, 20 concurrent QR creations, the contract run)
+# talks to the shared moto, which answers in ~10 ms but can stall past the 0.5 s a
+# request-path AWS attempt waits in production when the 2-core machine is loaded (two test
+# workers, Terraform, Chromium): a healthy-but-starved emulator must not turn a test of
+# something else into a 503.  In-process tests, and those of the deadlines themselves,
+# run with the production values.
+LIVE_SERVER_AWS_PATIENCE = {"PULSE_AWS_READ_TIMEOUT": "2", "PULSE_AWS_BUDGET": "6"}
 
 
 def reset_moto(endpoint: str) -> None:
@@ -168,8 +168,6 @@ def own_moto(app_client, monkeypatch, private_moto_server):
     endpoint = f"http://127.0.0.1:{private_moto_server.port}"
     reset_moto(endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    for name in TEST_AWS_PATIENCE:  # the production deadlines are what these tests test
-        monkeypatch.delenv(name, raising=False)
     reset_clients()
     provision(Settings.from_env())
     yield private_moto_server
@@ -202,8 +200,8 @@ def live_server(stack_env, stack_dir, session_upstream):
     (UPSTREAMS: `demo`, the session's demo upstream)."""
     port = processes.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(stack_env, UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60,
-                                                   timeout=1))
+    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE,
+               UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60, timeout=1))
     # as `make run` serves it: without Nagle's 40 ms delay on every answer
     server = processes.Server("chalice-local", port,
                               [os.sys.executable, "-m", "local.chalice_local", "local",
