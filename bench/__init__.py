@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,3 +26,14 @@ def bench_redis() -> Iterator:
         client.close()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def use_stack_env(**ports) -> None:
+    """Point this process's app at the bench's own servers the way `make run` points it
+    at the local stack (local.stack.stack_env: ports by keyword, the rest its defaults),
+    with the developer's AWS profile and session kept out of every call."""
+    from local import stack
+
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        os.environ.pop(key, None)
+    os.environ.update(stack.stack_env(**ports))

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from bench import use_stack_env
 from local import processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,13 +44,8 @@ def main(argv: list[str] | None = None) -> None:
              for i in range(2)]
     results: dict[str, list[tuple[object, float]]] = {}
     try:
-        os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}",
-                           "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
-                           "MEMCACHED_SERVERS": ",".join(n.url for n in nodes),
-                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1", "PULSE_STAGE": "local"})
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-            os.environ.pop(key, None)
+        use_stack_env(redis_port=redis.port, memcached_ports=[n.port for n in nodes],
+                      moto_port=moto.port)
         from chalice.test import Client
 
         import app as pulse_app

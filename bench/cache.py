@@ -36,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import use_stack_env
 from chalicelib.clients import get_memcached, reset_clients
 from local import processes
 from local.demo_upstream import DemoUpstream
@@ -126,13 +127,10 @@ def main(argv: list[str] | None = None) -> None:
              for i in range(2)]
     upstream = DemoUpstream(delay=args.delay).start()
     base = upstream.base_url
-    os.environ.update({
-        "PULSE_STAGE": "local",
-        "MEMCACHED_SERVERS": ",".join(n.url for n in nodes),
-        "UPSTREAMS": json.dumps({"demo": {"url": f"{base}/employees",
-                                          "item_url": base + "/employee/{item}",
-                                          "ttl": 3600, "timeout": 2}}),
-    })
+    use_stack_env(memcached_ports=[n.port for n in nodes])
+    os.environ["UPSTREAMS"] = json.dumps({"demo": {"url": f"{base}/employees",
+                                                   "item_url": base + "/employee/{item}",
+                                                   "ttl": 3600, "timeout": 2}})
     reset_clients()
     from chalice.test import Client
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench import use_stack_env
 from local import processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,12 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     nodes = [processes.memcached_server(processes.free_port(), workdir, name=f"mc-{i}").start()
              for i in range(2)]
     try:
-        os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto.port}",
-                           "MEMCACHED_SERVERS": ",".join(n.url for n in nodes),
-                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1", "PULSE_STAGE": "local"})
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-            os.environ.pop(key, None)
+        use_stack_env(memcached_ports=[n.port for n in nodes], moto_port=moto.port)
         from chalice.test import Client
 
         import app as pulse_app
