@@ -21,12 +21,11 @@ import argparse
 import json
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from bench import use_stack_env
-from local import processes
+from local import faults, processes
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_GETITEM = 0.9  # seconds moto stays paused under the "slow then hung" GetItem
@@ -62,19 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         hooks: dict[str, callable] = {}
 
         def pause_before(service: str, operation: str, resume_after: float | None = None):
-            fired = []
-
-            def pause(**_):
-                if not fired:  # the first attempt only: a retry must not start another timer
-                    fired.append(True)
-                    moto.pause()
-                    if resume_after is not None:
-                        threading.Timer(resume_after, moto.resume).start()
-            events = get_aws_client(service).meta.events
-            service_id = get_aws_client(service).meta.service_model.service_id.hyphenize()
-            name = f"before-send.{service_id}.{operation}"
-            events.register(name, pause, unique_id=name)
-            hooks[name] = service
+            hooks[faults.pause_before(moto, get_aws_client(service), operation,
+                                      resume_after)] = service
 
         def clear_hooks():
             for name, service in hooks.items():

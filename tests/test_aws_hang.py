@@ -7,21 +7,28 @@ that has served before.  Each route once took 4.1 s per hung call (4 attempts x
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
 
 from chalicelib.clients import get_aws_client, get_memcached
+from local import faults
 from tests.qr_support import JSON, decode_png
 
 ANY = {"Accept": "*/*"}
 
 
-def timed(call):
-    started = time.perf_counter()
-    resp = call()
-    return resp, time.perf_counter() - started
+def timed_while_hung(moto, call, *, pause_now: bool = True):
+    """(answer, seconds) of `call` with moto paused: now, or by pause_before's hooks
+    when they fire; moto is resumed after, whatever happened."""
+    if pause_now:
+        moto.pause()
+    try:
+        started = time.perf_counter()
+        resp = call()
+        return resp, time.perf_counter() - started
+    finally:
+        moto.resume()
 
 
 def post(client, url: str):
@@ -42,29 +49,13 @@ def assert_names_aws(resp, call: str) -> None:
 
 
 def pause_before(moto, service: str, operation: str, resume_after: float | None = None):
-    """Pause moto when the app's `service` client is about to send `operation` (first
-    attempt only); resume it `resume_after` seconds later when given."""
-    fired = []
-
-    def pause(**_):
-        if not fired:
-            fired.append(True)
-            moto.pause()
-            if resume_after is not None:
-                threading.Timer(resume_after, moto.resume).start()
-
-    client = get_aws_client(service)
-    client.meta.events.register(
-        f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}", pause)
+    """Pause moto when the app's `service` client is about to send `operation`."""
+    faults.pause_before(moto, get_aws_client(service), operation, resume_after)
 
 
 def test_health_names_aws_within_two_seconds_and_recovers(app_client, own_moto):
     assert app_client.http.get("/health").status_code == 200
-    own_moto.pause()
-    try:
-        resp, elapsed = timed(lambda: app_client.http.get("/health"))
-    finally:
-        own_moto.resume()
+    resp, elapsed = timed_while_hung(own_moto, lambda: app_client.http.get("/health"))
     body = json.loads(resp.body)
     assert elapsed < 2.0
     assert resp.status_code == 503 and body["failing"] == ["aws"], body
@@ -77,11 +68,8 @@ def test_health_names_aws_within_two_seconds_and_recovers(app_client, own_moto):
 
 def test_post_qr_is_a_503_naming_aws_within_two_seconds_then_succeeds(app_client, own_moto):
     before = created(app_client, "https://example.com/made-before")
-    own_moto.pause()
-    try:
-        resp, elapsed = timed(lambda: post(app_client, "https://example.com/during"))
-    finally:
-        own_moto.resume()
+    resp, elapsed = timed_while_hung(own_moto,
+                                     lambda: post(app_client, "https://example.com/during"))
     assert elapsed < 2.0
     assert_names_aws(resp, "dynamodb GetItem")
     # After the hang: the same request succeeds, and the code made before is kept.
@@ -94,11 +82,8 @@ def test_get_qr_on_a_cache_miss_is_a_503_within_two_seconds_then_served(app_clie
                                                                         own_moto):
     qr_id = created(app_client, "https://example.com/image")
     get_memcached().flush_all()  # a miss: the lookup reads DynamoDB
-    own_moto.pause()
-    try:
-        resp, elapsed = timed(lambda: app_client.http.get(f"/qr/{qr_id}", headers=ANY))
-    finally:
-        own_moto.resume()
+    resp, elapsed = timed_while_hung(own_moto,
+                                     lambda: app_client.http.get(f"/qr/{qr_id}", headers=ANY))
     assert elapsed < 2.0
     assert_names_aws(resp, "dynamodb GetItem")
     resp = app_client.http.get(f"/qr/{qr_id}", headers=ANY)
@@ -113,10 +98,8 @@ def test_a_slow_call_leaves_the_next_only_the_rest_of_the_request_budget(app_cli
     created(app_client, "https://example.com/warm")  # every client exists
     pause_before(own_moto, "dynamodb", "GetItem", resume_after=0.9)
     pause_before(own_moto, "s3", "PutObject")
-    try:
-        resp, elapsed = timed(lambda: post(app_client, "https://example.com/slow"))
-    finally:
-        own_moto.resume()
+    resp, elapsed = timed_while_hung(own_moto, lambda: post(app_client, "https://example.com/slow"),
+                                     pause_now=False)
     assert elapsed < 1.8
     assert_names_aws(resp, "s3 PutObject")
 
@@ -124,10 +107,8 @@ def test_a_slow_call_leaves_the_next_only_the_rest_of_the_request_budget(app_cli
 def test_a_hung_event_bus_does_not_fail_or_hold_the_creation(app_client, own_moto):
     created(app_client, "https://example.com/warm")
     pause_before(own_moto, "events", "PutEvents")
-    try:
-        resp, elapsed = timed(lambda: post(app_client, "https://example.com/bus-hung"))
-    finally:
-        own_moto.resume()
+    resp, elapsed = timed_while_hung(
+        own_moto, lambda: post(app_client, "https://example.com/bus-hung"), pause_now=False)
     assert resp.status_code == 201 and elapsed < 2.0
     qr_id = json.loads(resp.body)["id"]
     assert app_client.http.get(f"/qr/{qr_id}", headers=ANY).status_code == 200
