@@ -639,9 +639,12 @@ end
 # with count c in the window and b in the baseline window before it is expected
 # e = b * W / (L - W); its score is (c - e) / sqrt(e + k).
 _LUA_RISING_COMMON = r"""
-local function expected(c, b)
+-- a tag's expected count and score from its count c in the window and b in the
+-- baseline window (the formula of the comment above, in one place)
+local function rising_of(c, b)
   local w = tonumber(ARGV[6])
-  return math.max(0, (tonumber(b) or c) - c) * w / (tonumber(ARGV[7]) - w)
+  local e = math.max(0, (tonumber(b) or c) - c) * w / (tonumber(ARGV[7]) - w)
+  return e, (c - e) / math.sqrt(e + tonumber(ARGV[8]))
 end
 
 -- what an order was computed from: the writers bump meta's gen on every change to the
@@ -656,11 +659,10 @@ local function score_candidates()
   local flat = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
   local names, count, expect, score = names_of(flat, 2), {}, {}, {}
   if #names == 0 then return names, count, expect, score end
-  local base, k = redis.call('ZMSCORE', KEYS[6], unpack(names)), tonumber(ARGV[8])
+  local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
   for i = 1, #names do
-    local c = tonumber(flat[2 * i])
-    local e = expected(c, base[i])
-    count[i], expect[i], score[i] = c, e, (c - e) / math.sqrt(e + k)
+    count[i] = tonumber(flat[2 * i])
+    expect[i], score[i] = rising_of(count[i], base[i])
   end
   return names, count, expect, score
 end
@@ -680,13 +682,14 @@ local function rising_page()
   if n == 0 or first >= total then return total, {}, {} end
   local names = redis.call('LRANGE', KEYS[8], first, first + n - 1)
   local counts = redis.call('ZMSCORE', KEYS[1], unpack(names))
-  local base, k = redis.call('ZMSCORE', KEYS[6], unpack(names)), tonumber(ARGV[8])
+  local base = redis.call('ZMSCORE', KEYS[6], unpack(names))
   local out = {}
   for i = 1, #names do
     local c = tonumber(counts[i]) or 0
-    local e, o = expected(c, base[i]), #out
+    local e, score = rising_of(c, base[i])
+    local o = #out
     out[o + 1], out[o + 2] = names[i], c
-    out[o + 3], out[o + 4] = tostring(e), tostring((c - e) / math.sqrt(e + k))
+    out[o + 3], out[o + 4] = tostring(e), tostring(score)
   end
   return total, out, spelled(names)
 end
