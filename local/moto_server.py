@@ -1,12 +1,19 @@
-"""moto's server, with one fix for concurrent clicks: `PutRecords` made atomic per record.
+"""moto's server, with its check-then-write steps made atomic, as AWS's own are.
 
-moto's Kinesis gives a record the stream's last sequence number plus one and stores it
+Kinesis: moto's Kinesis gives a record the stream's last sequence number plus one and stores it
 under that number, in two steps without a lock ("this function is not safe for
 concurrency", moto 5.2.5 `Shard.put_record`): two requests served at once on its threads
 can draw the same number, and the second overwrites the first.  Both answer success, so
 a click answered 202 vanished from the stream: 5 of 6,000 records with 8 threads of
 `PutRecords` (found by tests/test_fault_drills.py).  Kinesis itself never does this; the
 lock makes the local stand-in keep every record it accepted.
+
+DynamoDB: moto evaluates a write's ConditionExpression against the item it reads, then
+stores the new item, without a lock.  Two conditional puts of one key served at once on
+its threads can both pass `attribute_not_exists(pk)` and both answer success, where
+DynamoDB serializes writes to an item and fails the second.  QR creation relies on that
+conditional put for one winner among concurrent identical requests; one lock around
+moto's item writes gives the stand-in DynamoDB's answer.
 
     python local/moto_server.py -H 127.0.0.1 -p 15000   (moto_server's own arguments)
 """
@@ -21,25 +28,35 @@ if __name__ == "__main__":
     del sys.path[0]
 
 
-def make_kinesis_atomic() -> None:
+def make_atomic(cls: type, *names: str) -> None:
+    """Serialize the calls of cls's methods `names` under one lock (re-entrant: one may
+    call another)."""
+    lock = threading.RLock()
+    for name in names:
+        unsafe = getattr(cls, name)
+        if getattr(unsafe, "pulse_atomic", False):
+            continue
+
+        def atomic(self, *args, _unsafe=unsafe, **kwargs):
+            with lock:
+                return _unsafe(self, *args, **kwargs)
+
+        functools.update_wrapper(atomic, unsafe)
+        atomic.pulse_atomic = True
+        setattr(cls, name, atomic)
+
+
+def make_writes_atomic() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.kinesis.models import Shard
 
-    if getattr(Shard.put_record, "pulse_atomic", False):
-        return
-    lock = threading.Lock()
-    unsafe = Shard.put_record
-
-    @functools.wraps(unsafe)
-    def put_record(self, *args, **kwargs):
-        with lock:
-            return unsafe(self, *args, **kwargs)
-
-    put_record.pulse_atomic = True
-    Shard.put_record = put_record
+    make_atomic(Shard, "put_record")
+    make_atomic(DynamoDBBackend, "put_item", "update_item", "delete_item",
+                "transact_write_items")
 
 
 def main() -> int:
-    make_kinesis_atomic()
+    make_writes_atomic()
     from moto.server import main as moto_main
 
     sys.argv[0] = "moto_server"
