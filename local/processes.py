@@ -226,8 +226,8 @@ def memcached_server(port: int, workdir: Path, name: str = "memcached",
 
 
 def moto_server(port: int, workdir: Path) -> Server:
-    """moto's server, through local.moto_server: its Kinesis keeps every record it accepted
-    under concurrent PutRecords (see there)."""
+    """moto's server, through local.moto_server: its Kinesis and DynamoDB writes are atomic
+    as AWS's are (see there)."""
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     env.pop("AWS_ENDPOINT_URL", None)
