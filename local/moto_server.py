@@ -1,4 +1,4 @@
-"""moto's server, with its check-then-write steps made atomic, as AWS's own are.
+"""moto's server, with the steps it takes apart made atomic, as AWS's own are.
 
 Kinesis: moto's Kinesis gives a record the stream's last sequence number plus one and stores it
 under that number, in two steps without a lock ("this function is not safe for
@@ -14,6 +14,12 @@ its threads can both pass `attribute_not_exists(pk)` and both answer success, wh
 DynamoDB serializes writes to an item and fails the second.  QR creation relies on that
 conditional put for one winner among concurrent identical requests; one lock around
 moto's item writes gives the stand-in DynamoDB's answer.
+
+S3: a PutObject over an existing key makes moto close the old object's buffer, which a
+concurrent PutObject of the same key is still reading for its ETag (or a GetObject for
+its body): moto answers 500 `ValueError: I/O operation on closed file`.  S3 takes
+concurrent writes of one key (the last wins), and QR's identical concurrent creations
+each write the same object; the lock serializes moto's object requests.
 
     python local/moto_server.py -H 127.0.0.1 -p 15000   (moto_server's own arguments)
 """
@@ -49,10 +55,13 @@ def make_atomic(cls: type, *names: str) -> None:
 def make_writes_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.kinesis.models import Shard
+    from moto.s3.responses import S3Response
 
     make_atomic(Shard, "put_record")
     make_atomic(DynamoDBBackend, "put_item", "update_item", "delete_item",
                 "transact_write_items")
+    make_atomic(S3Response, "put_object", "get_object", "head_object", "copy_object",
+                "delete_object")
 
 
 def main() -> int:

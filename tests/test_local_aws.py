@@ -1,12 +1,15 @@
-"""The local AWS stand-in (local/moto_server.py) keeps AWS's guarantees that the app relies on.
+"""The local AWS stand-in (local/moto_server.py) keeps the AWS guarantees the app relies on.
 
-DynamoDB serializes writes to one item, so of concurrent conditional puts of one key at
-most one passes `attribute_not_exists`; moto checks and writes in two steps.  A loaded
-machine preempts a moto thread between the two now and then (a fresh-clone `make test`
-once saw two QR creations both answer 201).  The in-process test widens that gap with a
-delay in moto's read of the current item, so the race is certain without the lock and
-the test fails without the fix; the burst against the stack's moto checks the same
-guarantee over HTTP, as the app meets it.
+S3 takes concurrent PutObjects of one key (the last wins); moto closes the old object's
+buffer on an overwrite while a concurrent request still reads it, and answers 500.  QR's
+concurrent identical creations each write the same object, so `make test` saw one of 20
+concurrent identical `POST /qr` answer 500 now and then.  The burst below fails on moto
+alone in every run (300 KB bodies widen the gap) and passes through the stand-in.
+
+DynamoDB serializes writes to one item, so of concurrent conditional puts of one key one
+passes `attribute_not_exists`; moto checks and writes in two steps.  The in-process test
+widens that gap with a delay in moto's read of the current item, so the race is certain
+without the lock.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from local import moto_server
+from local import moto_server, processes
 
 CONDITION = {
     "ConditionExpression": "attribute_not_exists(pk) OR #ttl <= :now",
@@ -122,3 +125,52 @@ def test_the_stacks_dynamodb_has_one_winner_per_burst_over_http(moto_server):
     for w in workers:
         w.join()
     assert wins == [1] * rounds
+
+
+def _s3_burst_errors(port: int, rounds: int = 10, threads: int = 20) -> list[str]:
+    """Each round, `threads` clients PUT then GET one key at once: the errors seen."""
+    import boto3
+    from botocore.config import Config
+
+    kwargs = {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1",
+              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    bucket = f"race-{time.monotonic_ns()}"
+    boto3.client("s3", **kwargs).create_bucket(Bucket=bucket)
+    body = b"x" * 300_000
+    errors: list[str] = []
+    start = threading.Barrier(threads)
+
+    def writer(_: int) -> None:
+        client = boto3.session.Session().client(
+            "s3", config=Config(retries={"total_max_attempts": 1}), **kwargs)
+        for _round in range(rounds):
+            start.wait()
+            try:
+                client.put_object(Bucket=bucket, Key="same", Body=body)
+                assert client.get_object(Bucket=bucket, Key="same")["Body"].read() == body
+            except Exception as exc:  # collected: the assertion names them
+                errors.append(repr(exc)[:160])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(writer, range(threads)))
+    return errors
+
+
+@pytest.mark.slow
+def test_the_stacks_s3_takes_concurrent_writes_and_reads_of_one_key(moto_server):
+    assert _s3_burst_errors(moto_server.port) == []
+
+
+@pytest.mark.slow
+def test_moto_alone_fails_concurrent_writes_of_one_key(tmp_path):
+    """The defect the S3 lock is for, so the test above is known to fail without it."""
+    import sys
+
+    port = processes.free_port()
+    plain = processes.Server("plain-moto", port, [sys.executable, "-m", "moto.server",
+                                                  "-H", "127.0.0.1", "-p", str(port)],
+                             tmp_path).start(timeout=60)
+    try:
+        assert any("(500)" in e for e in _s3_burst_errors(port))
+    finally:
+        plain.stop()
