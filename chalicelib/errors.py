@@ -71,8 +71,12 @@ def is_dependency_failure(exc: BaseException) -> bool:
     if "botocore" in sys.modules:
         from botocore import exceptions as b
 
+        # No credentials is the AWS side not answering for us (an expired role session,
+        # a missing profile locally): the request itself is fine.
         kinds += [b.EndpointConnectionError, b.ConnectTimeoutError, b.ReadTimeoutError,
-                  b.ConnectionClosedError]
+                  b.ConnectionClosedError, b.NoCredentialsError, b.PartialCredentialsError]
+        if isinstance(exc, b.ClientError) and aws_error_is_transient(exc):
+            return True
     if "chalicelib.aws_limits" in sys.modules:
         from chalicelib.aws_limits import AwsBudgetExceeded
 
@@ -80,12 +84,46 @@ def is_dependency_failure(exc: BaseException) -> bool:
     return isinstance(exc, tuple(kinds))
 
 
+# Error codes AWS answers when it sheds load; botocore's standard mode retries them, so
+# one that reaches us has outlived its retries.
+AWS_THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+})
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(exc, "response", None)
+    return (response or {}).get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
+
+
+def aws_error_is_transient(exc: BaseException) -> bool:
+    """A ClientError that says "not now" (throttled, or a 5xx of the service), as opposed
+    to one that says the request or our configuration is wrong (AccessDenied, a missing
+    table), which retrying will not mend."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return aws_error_code(exc) in AWS_THROTTLING_CODES or status >= 500
+
+
+def aws_call_of(exc: BaseException) -> str | None:
+    """The AWS call an error came from: "dynamodb GetItem" when a request-path client's
+    hook named it (chalicelib.aws_limits), else a ClientError's operation name."""
+    return getattr(exc, "pulse_aws_call", None) or getattr(exc, "operation_name", None)
+
+
 def dependency_of(exc: BaseException) -> str | None:
     """The failing dependency as /health names it (redis, memcached, aws), or None."""
     if "botocore" in sys.modules:
-        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        if isinstance(exc, BotoCoreError):
+        if isinstance(exc, BotoCoreError | ClientError):
             return "aws"
     if "redis" in sys.modules:
         from redis.exceptions import RedisError

@@ -136,7 +136,13 @@ def json_api(view):
     import logging
 
     from chalicelib.budget import aws_budget
-    from chalicelib.errors import PulseError, dependency_of, is_dependency_failure
+    from chalicelib.errors import (
+        PulseError,
+        aws_call_of,
+        aws_error_code,
+        dependency_of,
+        is_dependency_failure,
+    )
     from chalicelib.settings import get_settings
 
     @functools.wraps(view)
@@ -146,23 +152,34 @@ def json_api(view):
             with aws_budget(get_settings().aws_budget):
                 return view(*args, **kwargs)
         except PulseError as exc:
-            return json_response(exc.to_body(), exc.status_code)
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
+            return json_response(exc.to_body(), exc.status_code, headers=retry)
         except Exception as exc:
             if not is_dependency_failure(exc):
+                if dependency_of(exc) == "aws":  # AccessDenied, a missing table: a 500
+                    logging.getLogger("pulse").error(
+                        "aws error in %s: %s %s", view.__name__, aws_call_of(exc),
+                        aws_error_code(exc) or type(exc).__name__)
                 raise
             logging.getLogger("pulse").warning("dependency failure in %s: %r",
                                                view.__name__, exc)
-            return json_response(*_unavailable(exc, dependency_of(exc)))
+            return json_response(*_unavailable(exc, dependency_of(exc)),
+                                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     return wrapper
 
 
+# What a dependency 503 asks a caller to wait: long enough for a throttled AWS call's
+# retry budget or a failed-over node, short enough for a page's retry loop.
+RETRY_AFTER_SECONDS = 1
+
+
 def _unavailable(exc: BaseException, dependency: str | None) -> tuple[dict, int]:
     """The 503 of a dependency failure, naming the dependency (and the AWS call) when known."""
-    from chalicelib.errors import DependencyUnavailable
+    from chalicelib.errors import DependencyUnavailable, aws_call_of, aws_error_code
 
-    cause = type(exc).__name__
-    call = getattr(exc, "pulse_aws_call", None)  # "dynamodb GetItem" (chalicelib.aws_limits)
+    cause = aws_error_code(exc) or type(exc).__name__
+    call = aws_call_of(exc)  # "dynamodb GetItem"
     if call:
         cause = f"{call}: {cause}"
     if dependency is None:
