@@ -1,4 +1,4 @@
-"""`chalice local` with its answers sent without Nagle's delay.
+"""`chalice local` with its answers sent without Nagle's delay, and an unknown path a 404.
 
 Chalice's dev server writes an answer's headers and its body in two writes on a
 kept-alive connection; with Nagle's algorithm on, the body waits for the client's
@@ -7,16 +7,50 @@ the app did (a 1 ms cache HIT showed as ~45 ms on /ui/cache).  Turning Nagle off
 the handler's sockets (socketserver's own switch) sends the body at once.  Local
 tooling only: in AWS, API Gateway and Lambda serve the app.
 
+A path no route matches is API Gateway's MISSING_AUTHENTICATION_TOKEN, a 403
+`{"message": "Missing Authentication Token"}` that Chalice's dev server copies.  The
+stage's gateway responses (Terraform) answer it as a 404 in the app's error shape; this
+server answers the same.
+
     python -m local.chalice_local local --stage local --port 8000 ...
 """
 from __future__ import annotations
 
+import json
 import sys
 
 from chalice import local as chalice_local
 from chalice.cli import main
 
 chalice_local.ChaliceRequestHandler.disable_nagle_algorithm = True
+
+
+class RouteNotFound(chalice_local.LocalGatewayException):
+    CODE = 404
+
+
+def not_found_body(method: str, path: str) -> bytes:
+    """The gateway's answer to a path no route matches, in the app's error shape."""
+    return json.dumps({"error": "NotFound",
+                       "message": f"no route for {method} {path.split('?')[0][:200]}"}).encode()
+
+
+def _answer_unknown_paths_404(handle_request):
+    def handle(self, method, path, headers, body):
+        try:
+            return handle_request(self, method, path, headers, body)
+        except chalice_local.ForbiddenError as exc:
+            if b"Missing Authentication Token" not in (exc.body or b"") and \
+                    b"Authorization header requires" not in (exc.body or b""):
+                raise
+            raise RouteNotFound({**exc.headers, "Content-Type": "application/json"},
+                                not_found_body(method, path)) from None
+
+    return handle
+
+
+chalice_local.LocalGateway.handle_request = _answer_unknown_paths_404(
+    chalice_local.LocalGateway.handle_request)
 
 if __name__ == "__main__":
     sys.argv[0] = "chalice"
