@@ -6,12 +6,12 @@ are imported inside the code paths that use them, never here.
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
-from chalicelib.cache import api as cache_api
 from chalicelib.http import json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
 from chalicelib.settings import get_settings
+from chalicelib.upstream import api as upstream_api
 
 app = Chalice(app_name="pulse")
 configure_app_logging(app.log, get_settings().log_level)
@@ -107,17 +107,17 @@ def qr_page() -> Response:
     return web.html_response("qr.html")
 
 
-# --- cache ---
+# --- upstream (through the read-through cache) ---
 @app.route("/upstream/{name}")
 @json_api
 def upstream_get(name: str) -> Response:
-    return cache_api.proxy(name)
+    return upstream_api.proxy(name)
 
 
 @app.route("/upstream/{name}/{item}")
 @json_api
 def upstream_item(name: str, item: str) -> Response:
-    return cache_api.proxy(name, item)
+    return upstream_api.proxy(name, item)
 
 
 @app.route("/ui/cache")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from functools import cache
 
-from chalicelib.cache import api as cache_api
 from chalicelib.hotspots import api as hotspots_api
 from chalicelib.leaderboard import WINDOWS
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.qr import api as qr_api
 from chalicelib.qr import spec as qr_spec
+from chalicelib.upstream import api as cache_api
 
 VERSION = "1"
 JSON = "application/json"

@@ -8,7 +8,8 @@ import socket
 import time
 from contextlib import contextmanager
 
-from chalicelib.clients import get_aws_client, get_memcached, parse_host_port
+from chalicelib.cache.discovery import parse_host_port
+from chalicelib.clients import get_aws_client, get_memcached
 from chalicelib.qr.cached import cache_key
 from chalicelib.qr.spec import spec_from_dict
 from tests.qr_support import decode_png, fetch, post

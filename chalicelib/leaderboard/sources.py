@@ -419,7 +419,7 @@ def bearer_token(settings: Settings, env: Mapping[str, str] | None = None) -> st
     """The X API token: from Secrets Manager in AWS; from env X_BEARER_TOKEN on the
     local stage only (a plain-environment secret is what the seed did wrong)."""
     if settings.x_bearer_token_secret_arn:
-        from chalicelib.secrets import get_secret
+        from chalicelib.clients import get_secret
 
         return get_secret(settings.x_bearer_token_secret_arn).strip()
     env = os.environ if env is None else env
