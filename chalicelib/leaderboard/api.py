@@ -88,16 +88,14 @@ def top(params: Mapping[str, str] | None, board=None) -> dict:
 
 
 def parse_tag(raw: str) -> str:
-    tag = unquote(raw or "").strip()
-    if tag.startswith(("#", "＃")):
-        tag = tag[1:]
+    from chalicelib.leaderboard.hashtags import extract_hashtags, without_hash_sign
+
+    tag = without_hash_sign(unquote(raw or "").strip())
     if not tag:
         raise InvalidInput("the hashtag is empty", field="hashtag")
     if len(tag) > MAX_TAG_LENGTH:
         raise InvalidInput(f"a hashtag has at most {MAX_TAG_LENGTH} characters, got {len(tag)}",
                            field="hashtag")
-    from chalicelib.hashtags import extract_hashtags
-
     if extract_hashtags("#" + tag) != [tag]:
         raise InvalidInput(f"{tag[:40]!r} is not a hashtag (letters, digits, marks and '_' "
                            "only, with at least one letter)", field="hashtag")
