@@ -3,6 +3,8 @@
 Keep this import light: client libraries (boto3, redis, tweepy, qrcode/PIL)
 are imported inside the code paths that use them, never here.
 """
+from functools import cache
+
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
@@ -25,9 +27,18 @@ def index() -> Response:
 
 @app.route("/openapi.json")
 def openapi_document() -> Response:
-    from chalicelib.openapi import document
+    return json_response(api_document())
 
-    return json_response(document())
+
+@cache
+def api_document() -> dict:
+    """The OpenAPI document (built once per container; do not mutate it): each feature's
+    part, in the order of this table, assembled by chalicelib.openapi."""
+    from chalicelib import openapi
+    from chalicelib.hotspots import api as hotspots_api
+
+    return openapi.document([leaderboard_api.openapi_part(), qr_api.openapi_part(),
+                             upstream_api.openapi_part(), hotspots_api.openapi_part()])
 
 
 @app.route("/health")

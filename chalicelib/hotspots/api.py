@@ -145,3 +145,69 @@ def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
         "hotspots": result["hotspots"],
         "computed_at": _iso(result["computed_at"] * 1000),
     }
+
+
+# A page tests/test_openapi.py clicks before its run, so GET /hotspots reaches a 200.
+EXAMPLE_PAGE = "home"
+
+
+def openapi_part() -> dict:
+    """The click and hotspot paths and schemas of the API contract (chalicelib.openapi)."""
+    from chalicelib import openapi as oa
+
+    unit = {"type": "number", "minimum": 0, "maximum": 1}
+    page_id = {"type": "string", "pattern": oa.anchored(PAGE_ID.pattern)}
+    paths = {
+        "/clicks": {"post": {
+            "summary": "a batch of clicks on a page, into the click stream", "tags": ["hotspots"],
+            "requestBody": {"required": True, "content": {oa.JSON: {
+                "schema": oa.ref("Clicks"),
+                "example": {"page": EXAMPLE_PAGE, "session": "s1",
+                            "clicks": [{"x": 0.5, "y": 0.5, "t": 1_700_000_000_000}]}}},
+                "description": f"at most {MAX_BODY_BYTES} bytes"},
+            "responses": {
+                "202": oa.json_answer(oa.ref("ClicksAccepted"), "every click is in the stream"),
+                "400": oa.error(oa.BAD_REQUEST),
+                "503": oa.error(oa.UNAVAILABLE + "; `failed` lists the clicks to send again")}}},
+        "/hotspots": {"get": {
+            "summary": "the hot regions of a page's current window", "tags": ["hotspots"],
+            "parameters": [oa.query("page", {**page_id, "example": EXAMPLE_PAGE},
+                                    "the page id the clicks were sent with", required=True)],
+            "responses": {
+                "200": oa.json_answer(oa.ref("Hotspots"), "the hotspots"),
+                "400": oa.error(oa.BAD_REQUEST), "404": oa.error("the page has no clicks"),
+                "503": oa.error(oa.UNAVAILABLE)}}},
+        "/ui/clicks": oa.page("the click hotspots page"),
+    }
+    schemas = {
+        "Clicks": {
+            "type": "object", "required": ["page", "clicks"], "additionalProperties": True,
+            "properties": {
+                "page": page_id,
+                "session": {"type": ["string", "null"],
+                            "pattern": oa.anchored(SESSION_ID.pattern),
+                            "description": "the clicks' partition key: a client session "
+                                           "keeps its clicks in order (null or absent: one "
+                                           "key per request)"},
+                "clicks": oa.array(oa.obj({"x": unit, "y": unit,
+                                           "t": {"type": "integer", "minimum": 0,
+                                                 "maximum": MAX_T - 1,
+                                                 "description": "epoch milliseconds"}},
+                                          extra=True),
+                                   minItems=1, maxItems=MAX_CLICKS)},
+        },
+        "ClicksAccepted": oa.obj({"accepted": {"type": "integer", "minimum": 1},
+                                  "page": page_id}),
+        "Hotspots": oa.obj({
+            "page": page_id,
+            "window": oa.obj({"clicks": {"type": "integer", "minimum": 0},
+                              "max_clicks": oa.INTEGER, "seconds": oa.INTEGER,
+                              "from": oa.TIME_OR_NULL, "to": oa.TIME_OR_NULL,
+                              "scan_radius": oa.NUMBER, "min_points": oa.INTEGER}),
+            "hotspots": oa.array(oa.obj({"density": oa.NUMBER,
+                                         "min": oa.array(unit, minItems=2, maxItems=2),
+                                         "max": oa.array(unit, minItems=2, maxItems=2),
+                                         "count": {"type": "integer", "minimum": 1}})),
+            "computed_at": oa.TIME}),
+    }
+    return {"paths": paths, "schemas": schemas}

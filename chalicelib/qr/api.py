@@ -123,3 +123,89 @@ def stats(params: Mapping[str, str] | None, log=None) -> dict:
 def on_created_messages(bodies, log=None) -> dict:
     """The `qr.created` SQS handler's work: see chalicelib.qr.creations."""
     return (log or get_creation_log()).record_messages(bodies)
+
+
+# A URL tests/test_openapi.py makes a code of before its run, so GET /qr/{id} reaches a 200.
+EXAMPLE_URL = "https://example.com/"
+
+
+def openapi_part() -> dict:
+    """QR's paths and schemas of the API contract (chalicelib.openapi)."""
+    from chalicelib import openapi as oa
+    from chalicelib.qr import spec
+
+    options = {
+        "format": oa.enum(spec.FORMATS),
+        "size": {"type": "integer", "minimum": spec.SIZE_RANGE[0],
+                 "maximum": spec.SIZE_RANGE[1]},
+        "border": {"type": "integer", "minimum": spec.BORDER_RANGE[0],
+                   "maximum": spec.BORDER_RANGE[1]},
+        "error_correction": oa.enum(spec.ERROR_CORRECTION),
+        "fg": {"type": "string", "pattern": spec.COLOUR_PATTERN.pattern},
+        "bg": {"type": "string", "pattern": spec.COLOUR_PATTERN.pattern},
+    }
+    qr_id = {"type": "string", "pattern": spec.ID_PATTERN.pattern}
+    defaults = spec.QrSpec(url="")
+    paths = {
+        "/qr": {
+            "post": {
+                "summary": "a QR code for a URL (the same input gives the same code)",
+                "tags": ["qr"],
+                "requestBody": {"required": True, "content": {oa.JSON: {
+                    "schema": oa.ref("QrRequest"), "example": {"url": EXAMPLE_URL}}},
+                    "description": f"at most {MAX_BODY_BYTES} bytes, each field at most once"},
+                "responses": {
+                    "200": oa.json_answer(oa.ref("QrCode"), "the code existed (from the cache)"),
+                    "201": oa.json_answer(oa.ref("QrCode"), "this request made the code"),
+                    "400": oa.error(oa.BAD_REQUEST), "503": oa.error(oa.UNAVAILABLE)}},
+            "get": {
+                "summary": "per-domain creation counts and the recent creations",
+                "tags": ["qr"],
+                "parameters": [oa.query("top", oa.bounded_int(TOP_BOUNDS), "how many domains")],
+                "responses": {
+                    "200": oa.json_answer(oa.ref("QrStats"), "the counts"),
+                    "400": oa.error(oa.BAD_REQUEST), "503": oa.error(oa.UNAVAILABLE)}}},
+        "/qr/{qr_id}": {"get": {
+            "summary": "a code's image, or a 302 to its presigned URL", "tags": ["qr"],
+            "parameters": [
+                oa.path("qr_id", qr_id, "a code's id, as POST /qr answered it",
+                        spec.QrSpec(url=EXAMPLE_URL).id),
+                oa.query("redirect", oa.enum(REDIRECT_CHOICES, REDIRECT_CHOICES[0]),
+                         "1: a 302 to a presigned S3 URL instead of the bytes")],
+            "responses": {
+                "200": {"description": "the image (send an Accept naming its type, or */*)",
+                        "headers": {"Cache-Control": oa.header("private, max-age=300")},
+                        "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                    for t in BINARY_TYPES}},
+                "302": {"description": "redirect=1: the image's presigned URL",
+                        "headers": {"Location": oa.header("the presigned S3 URL",
+                                                          {"type": "string",
+                                                           "format": "uri"})}},
+                "400": oa.error(oa.BAD_REQUEST + "; or an Accept that names neither image type"),
+                "404": oa.error("no code of that id (or it expired)"),
+                "503": oa.error(oa.UNAVAILABLE)}}},
+        "/ui/qr": oa.page("the QR page"),
+    }
+    schemas = {
+        "QrRequest": {
+            "type": "object", "required": ["url"], "additionalProperties": False,
+            "description": f"fg and bg must contrast at least {spec.MIN_CONTRAST:.0f}:1 (WCAG)",
+            "properties": {
+                "url": {"type": "string", "minLength": 1, "maxLength": spec.MAX_URL_LENGTH,
+                        "description": "an http or https URL"},
+                **{name: {**schema, "default": getattr(defaults, name)}
+                   for name, schema in options.items()}},
+        },
+        "QrCode": oa.obj({
+            "id": qr_id, "url": oa.STRING, **options,
+            "image_url": {"type": "string", "format": "uri"}, "cached": {"type": "boolean"},
+            "created_at": oa.TIME, "expires_at": oa.TIME,
+            "image_url_expires_in": {"type": "integer", "minimum": 0}}),
+        "QrStats": oa.obj({
+            "domains": oa.array(oa.obj({"domain": oa.STRING,
+                                        "count": {"type": "integer", "minimum": 1}})),
+            "recent": oa.array(oa.obj({"id": qr_id, "url": oa.STRING, "domain": oa.STRING,
+                                       "format": oa.enum(spec.FORMATS),
+                                       "created_at": oa.TIME}))}),
+    }
+    return {"paths": paths, "schemas": schemas}

@@ -96,3 +96,44 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
 
     return Response(body=result.entry.value.decode("utf-8"), status_code=200,
                     headers={"Content-Type": f"{result.entry.meta}; charset=utf-8", **headers})
+
+
+# What the examples name: tests/test_openapi.py configures `demo` as the demo upstream.
+EXAMPLE_UPSTREAM = "demo"
+EXAMPLE_ITEM = "7"
+
+
+def openapi_part() -> dict:
+    """The /upstream paths of the API contract (chalicelib.openapi)."""
+    from chalicelib import openapi as oa
+
+    headers = {"X-Cache": oa.header("HIT, MISS, STALE, ... (the read-through cache)"),
+               "Age": oa.header("seconds since the answer was fetched",
+                                {"type": "string", "pattern": "^[0-9]+$"})}
+    answers = {
+        "200": {"description": "the upstream's answer, UTF-8 JSON or text, as it sent it",
+                "headers": headers,
+                "content": {oa.JSON: {"schema": {}}, "text/*": {"schema": oa.STRING}}},
+        "400": oa.error(oa.BAD_REQUEST),
+        "404": oa.error("no upstream of that name, or the upstream has no such item", headers),
+        "502": oa.error("the upstream failed and no stale copy is kept"),
+        "503": oa.error(oa.UNAVAILABLE),
+        "504": oa.error("the upstream did not answer in time and no stale copy is kept"),
+    }
+    name = oa.path("name", {"type": "string", "minLength": 1},
+                   "an upstream API named in UPSTREAMS", EXAMPLE_UPSTREAM)
+    return {"paths": {
+        "/upstream/{name}": {"get": {
+            "summary": "an upstream API's list, through the read-through cache",
+            "tags": ["cache"], "parameters": [name], "responses": answers}},
+        "/upstream/{name}/{item}": {"get": {
+            "summary": "one item of an upstream API, through the read-through cache",
+            "tags": ["cache"],
+            "parameters": [
+                name,
+                oa.path("item", {"type": "string", "pattern": oa.anchored(ITEM_RE.pattern)},
+                        "one path segment of unreserved characters, not . or ..",
+                        EXAMPLE_ITEM)],
+            "responses": answers}},
+        "/ui/cache": oa.page("the read-through cache page"),
+    }}
