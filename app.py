@@ -66,12 +66,9 @@ def leaderboard_tag(hashtag: str) -> Response:
 @app.schedule(Rate(get_settings().ingest_rate_minutes, unit=Rate.MINUTES),
               name="ingest_hashtags", description="Count the hashtags of new tweets")
 def ingest_hashtags(event) -> dict:
-    from chalicelib.leaderboard.ingest import run_scheduled_ingest
+    from chalicelib.leaderboard.schedule import ingest_within
 
-    # Stop between pages with a third of the time left; the next run resumes the range.
-    margin_ms = event.context.get_remaining_time_in_millis() / 3
-    results = run_scheduled_ingest(
-        should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
+    results = ingest_within(event.context.get_remaining_time_in_millis)
     for board, result in results.items():
         app.log.info("ingest: board %s: %s", board, result.summary())
     return {board: result.to_dict() for board, result in results.items()}
@@ -156,13 +153,10 @@ def get_hotspots() -> Response:
 @app.on_kinesis_record(stream=get_settings().click_stream_name, batch_size=100,
                        starting_position="TRIM_HORIZON", name="consume_clicks")
 def consume_clicks(event) -> dict:
-    from chalicelib.hotspots.consumer import get_consumer
+    from chalicelib.hotspots.wiring import get_consumer
 
-    # Redis down or hung is retried inside the invocation, leaving 5 s of the
-    # function's timeout for the work itself (chalicelib/hotspots/consumer.py).
-    left = event.context.get_remaining_time_in_millis() / 1000 - 5
-    retry = max(0.0, min(get_settings().hotspots_consume_retry_seconds, left))
-    result = get_consumer(retry_seconds=retry).consume(event.to_dict()["Records"])
+    consumer = get_consumer(remaining_ms=event.context.get_remaining_time_in_millis)
+    result = consumer.consume(event.to_dict()["Records"])
     app.log.info("clicks: %s", result.to_dict())
     return result.to_dict()
 

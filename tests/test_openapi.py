@@ -114,7 +114,7 @@ def record_tweets(settings_, tags: list[str]) -> None:
 
 
 def record_clicks(page: str) -> None:
-    from chalicelib.hotspots.api import get_store
+    from chalicelib.hotspots.wiring import get_store
 
     now_ms = int(time.time() * 1000)
     get_store().apply(page, "shardId-000000000000",

@@ -82,12 +82,12 @@ def test_memcached_down_answers_from_dynamodb(app_client, pulse_env, monkeypatch
 
 def test_a_copy_in_memcached_is_not_served_past_the_items_ttl(pulse_env, monkeypatch):
     from chalicelib.clients import reset_clients
-    from chalicelib.qr import api
+    from chalicelib.qr import wiring
 
     monkeypatch.setenv("QR_TTL_SECONDS", "60")  # shorter than the 300 s memcached cap
     reset_clients()
     now = [time.time()]
-    service = api.get_service(clock=lambda: now[0])
+    service = wiring.get_service(clock=lambda: now[0])
     spec = spec_from_dict({"url": "https://example.com/short-lived"})
     first = service.get_or_create(spec)
     assert first.created and not service.get_or_create(spec).created  # stored in memcached

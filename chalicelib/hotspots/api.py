@@ -1,7 +1,6 @@
 """What the click and hotspot routes answer: parse the input, call the writer/store, shape JSON."""
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
@@ -9,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
+from chalicelib.hotspots import wire, wiring
 from chalicelib.http import json_object_body, query_value
 
 MAX_BODY_BYTES = 256 * 1024
@@ -18,37 +18,6 @@ MAX_CLICKS = 500
 PAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_T = 2 ** 53  # epoch ms as a JSON number stays exact below this
-
-
-def get_store():
-    """The store over the shared Redis client (cheap: the client itself is cached)."""
-    from chalicelib.clients import get_redis
-    from chalicelib.hotspots.store import HotspotStore
-    from chalicelib.settings import get_settings
-
-    s = get_settings()
-    return HotspotStore(get_redis(), s.hotspots_window_clicks, s.hotspots_window_seconds)
-
-
-def get_reader():
-    from chalicelib.hotspots.reader import HotspotReader
-    from chalicelib.settings import get_settings
-
-    s = get_settings()
-    return HotspotReader(get_store(), s.hotspots_scan_radius, s.hotspots_min_points)
-
-
-def get_writer():
-    from chalicelib.clients import get_aws_client
-    from chalicelib.hotspots.writer import ClickWriter
-    from chalicelib.settings import get_settings
-
-    s = get_settings()
-    # attempts=1 (no botocore retries): the writer retries only the failed
-    # records, itself, within the deadline
-    return ClickWriter(get_aws_client("kinesis", attempts=1), s.click_stream_name,
-                       attempts=s.hotspots_put_attempts, backoff=s.hotspots_put_backoff,
-                       call_seconds=s.connect_timeout + s.aws_read_timeout)
 
 
 def _reject_constant(name: str):
@@ -114,9 +83,8 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     # One partition key per client session spreads pages over shards and keeps each
     # session's clicks in order; a client without a session gets one per request.
     key = session or secrets.token_hex(8)
-    records = [(json.dumps({"p": page, "s": key, "x": x, "y": y, "t": t},
-                           separators=(",", ":")).encode(), key) for x, y, t in clicks]
-    result = (writer or get_writer()).put(records)
+    records = [(wire.encode(page, key, x, y, t), key) for x, y, t in clicks]
+    result = (writer or wiring.get_writer()).put(records)
     if result.failed:
         raise DependencyUnavailable(
             f"{len(result.failed)} of {len(records)} clicks could not be written; resend "
@@ -132,7 +100,7 @@ def _iso(ms: int | float | None) -> str | None:
 def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
     """GET /hotspots?page=<id>: the hotspots of the page's current window."""
     page = _ident({"page": query_value(params, "page")}, "page", PAGE_ID, required=True)
-    reader = reader or get_reader()
+    reader = reader or wiring.get_reader()
     result = reader.read(page)
     if result is None:
         raise NotFound(f"page {page!r} has no clicks", page=page)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from chalicelib.errors import InvalidInput
 from chalicelib.http import json_object_body, query_choice
+from chalicelib.qr import wiring
 from chalicelib.qr.spec import QrSpec, SpecError, check_id, spec_from_dict
 
 MAX_BODY_BYTES = 8 * 1024
@@ -14,39 +15,6 @@ MAX_BODY_BYTES = 8 * 1024
 BINARY_TYPES = ("image/png", "image/svg+xml")
 TOP_BOUNDS = (10, 1, 100)  # GET /qr?top=: (default, minimum, maximum)
 REDIRECT_CHOICES = ("0", "1")  # GET /qr/{id}?redirect=
-
-
-# Built per request over the cached clients (cheap: no I/O), so reset_clients()
-# reaches them too.  `clock` is for tests that move time past an entry's ttl.
-def get_service(clock=None):
-    import time
-
-    from chalicelib.cache.readthrough import ReadThroughCache
-    from chalicelib.clients import get_aws_client, get_memcached
-    from chalicelib.qr.cached import CachedEntries
-    from chalicelib.qr.events import EventPublisher
-    from chalicelib.qr.service import QrService
-    from chalicelib.qr.store import QrStore
-    from chalicelib.settings import get_settings
-
-    s, clock = get_settings(), clock or time.time
-    store = QrStore(get_aws_client("s3"), get_aws_client("dynamodb"), s.qr_bucket, s.qr_table,
-                    clock=clock)
-    lookup = None
-    if s.qr_cache_seconds > 0:
-        cache = ReadThroughCache(get_memcached(), jitter=s.cache_ttl_jitter, clock=clock)
-        lookup = CachedEntries(store, cache, max_seconds=s.qr_cache_seconds)
-    return QrService(store, EventPublisher(get_aws_client("events"), s.event_bus_name),
-                     ttl_seconds=s.qr_ttl_seconds, presign_seconds=s.qr_presign_seconds,
-                     clock=clock, lookup=lookup)
-
-
-def get_creation_log():
-    from chalicelib.clients import get_redis
-    from chalicelib.qr.creations import CreationLog
-    from chalicelib.settings import get_settings
-
-    return CreationLog(get_redis(), keep=get_settings().qr_recent_max)
 
 
 def _invalid(exc: SpecError) -> InvalidInput:
@@ -77,7 +45,7 @@ def _iso(ts: float) -> str:
 def create(raw_body: bytes | None, service=None) -> tuple[dict, int]:
     """POST /qr: (answer, status): 201 when this request made the code, 200 from the cache."""
     spec = parse_body(raw_body)
-    service = service or get_service()
+    service = service or wiring.get_service()
     try:
         outcome = service.get_or_create(spec)
     except SpecError as exc:  # the URL does not fit a QR code at this level
@@ -102,7 +70,7 @@ def image(raw_id: str, params: Mapping[str, str] | None, service=None):
 
     qr_id = parse_id(raw_id)
     redirect = query_choice(params, "redirect", REDIRECT_CHOICES[0], REDIRECT_CHOICES) == "1"
-    service = service or get_service()
+    service = service or wiring.get_service()
     if redirect:
         return Response(body="", status_code=302,
                         headers={"Location": service.image_url(qr_id), "Cache-Control": "no-store"})
@@ -117,12 +85,12 @@ def stats(params: Mapping[str, str] | None, log=None) -> dict:
     from chalicelib.http import query_int
 
     top = query_int(params, "top", *TOP_BOUNDS)
-    return (log or get_creation_log()).stats(top)
+    return (log or wiring.get_creation_log()).stats(top)
 
 
 def on_created_messages(bodies, log=None) -> dict:
     """The `qr.created` SQS handler's work: see chalicelib.qr.creations."""
-    return (log or get_creation_log()).record_messages(bodies)
+    return (log or wiring.get_creation_log()).record_messages(bodies)
 
 
 # A URL tests/test_openapi.py makes a code of before its run, so GET /qr/{id} reaches a 200.
