@@ -5,11 +5,11 @@ import math
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
 from chalicelib.hotspots import wire, wiring
 from chalicelib.http import json_object_body, query_value
+from chalicelib.timestamps import iso_z
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CLICKS = 500
@@ -93,8 +93,8 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     return {"accepted": result.accepted, "page": page}, 202
 
 
-def _iso(ms: int | float | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+def _iso_ms(ms: int | None) -> str | None:
+    return None if ms is None else iso_z(ms / 1000)
 
 
 def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
@@ -108,10 +108,10 @@ def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
         "page": page,
         "window": {"clicks": result["clicks"], "max_clicks": reader.store.max_clicks,
                    "seconds": reader.store.window_ms // 1000,
-                   "from": _iso(result["oldest_ms"]), "to": _iso(result["newest_ms"]),
+                   "from": _iso_ms(result["oldest_ms"]), "to": _iso_ms(result["newest_ms"]),
                    "scan_radius": reader.scan_radius, "min_points": reader.min_points},
         "hotspots": result["hotspots"],
-        "computed_at": _iso(result["computed_at"] * 1000),
+        "computed_at": iso_z(result["computed_at"]),
     }
 
 

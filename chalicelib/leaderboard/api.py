@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.http import query_choice, query_int, query_value
 from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
+from chalicelib.timestamps import iso_z
 
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
 ORDERS = ("top", "rising")
@@ -54,10 +54,6 @@ def answer(body: dict, request_headers: Mapping[str, str] | None):
     return cached_json_response(body, request_headers, get_settings().leaderboard_max_age)
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
 def _entry(e) -> dict:
     return {"rank": e.rank, "hashtag": e.hashtag, "score": e.score}
 
@@ -80,11 +76,11 @@ def top(params: Mapping[str, str] | None, board=None) -> dict:
         return {**head, "items": [{"rank": i.rank, "hashtag": i.hashtag, "score": i.count,
                                    "expected": round(i.expected, 1),
                                    "rising": round(i.score, 2)} for i in rising.items],
-                "candidates": rising.candidates, "updated_at": _iso(rising.updated_at),
+                "candidates": rising.candidates, "updated_at": iso_z(rising.updated_at),
                 "sources": rising.sources}
     page = board.page(window, n, offset)  # one consistent read
     return {**head, "items": [_entry(e) for e in page.entries], "total": page.total,
-            "updated_at": _iso(page.updated_at), "sources": page.sources}
+            "updated_at": iso_z(page.updated_at), "sources": page.sources}
 
 
 def parse_tag(raw: str) -> str:
@@ -114,8 +110,8 @@ def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
     return {"board": board.name, "window": window, **_entry(found.entry),
             "above": [_entry(e) for e in found.above],
             "below": [_entry(e) for e in found.below],
-            "hourly": [{"hour": _iso(h), "count": c} for h, c in found.hourly],
-            "updated_at": _iso(found.updated_at)}
+            "hourly": [{"hour": iso_z(h), "count": c} for h, c in found.hourly],
+            "updated_at": iso_z(found.updated_at)}
 
 
 # A tag tests/test_openapi.py counts before its run, so the contract run reaches a 200.

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from chalicelib.errors import InvalidInput
 from chalicelib.http import json_object_body, query_choice
 from chalicelib.qr import wiring
 from chalicelib.qr.spec import QrSpec, SpecError, check_id, spec_from_dict
+from chalicelib.timestamps import iso_z
 
 MAX_BODY_BYTES = 8 * 1024
 # Served by GET /qr/{id}: Chalice base64-encodes these for API Gateway, which
@@ -38,10 +38,6 @@ def parse_body(raw: bytes | None) -> QrSpec:
         raise _invalid(exc) from None
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def create(raw_body: bytes | None, service=None) -> tuple[dict, int]:
     """POST /qr: (answer, status): 201 when this request made the code, 200 from the cache."""
     spec = parse_body(raw_body)
@@ -53,7 +49,7 @@ def create(raw_body: bytes | None, service=None) -> tuple[dict, int]:
     entry = outcome.entry
     return {"id": entry.id, "url": entry.url, "format": entry.format, **spec.options(),
             "image_url": outcome.image_url, "cached": not outcome.created,
-            "created_at": _iso(entry.created_at), "expires_at": _iso(entry.ttl),
+            "created_at": iso_z(entry.created_at), "expires_at": iso_z(entry.ttl),
             "image_url_expires_in": outcome.expires_in}, 201 if outcome.created else 200
 
 
