@@ -1,4 +1,4 @@
-"""Click hotspots (issue #8): consumer throughput and HOTSPOTS computation vs DBSCAN.
+"""Click hotspots: consumer throughput and HOTSPOTS computation vs DBSCAN.
 
 In one run:
 

@@ -42,7 +42,8 @@ def test_missing_item_is_a_404_json_and_is_cached(cache_client, demo_upstream):
 
 def test_connections_are_reused_across_invocations(cache_client, demo_upstream,
                                                    memcached_env):
-    """The seed opened a memcached connection per invocation (and an HTTP one per fetch)."""
+    """A warm container keeps its memcached connections (and its HTTP ones to the
+    upstream) from one invocation to the next."""
     from pymemcache.client.base import Client as PlainClient
 
     from chalicelib.cache.discovery import parse_host_port

@@ -1,4 +1,4 @@
-"""POST /clicks and GET /hotspots (issue #8), through chalice.test.Client against moto's
+"""POST /clicks and GET /hotspots, through chalice.test.Client against moto's
 Kinesis and a real Redis; PutRecords partial failures injected with botocore event hooks."""
 import json
 import socket
@@ -203,7 +203,7 @@ BAD = [
 
 
 def test_a_whole_time_written_as_a_float_is_accepted_as_its_integer(app_client, pulse_env):
-    # JSON Schema's `integer` (the API contract) admits 1700000000000.0: the seed refused it
+    # JSON Schema's `integer` (the API contract) admits 1700000000000.0, so the route takes it
     t = clicks(1)[0]["t"]
     status, body = post(app_client, {"page": "home", "clicks": [{"x": 0.5, "y": 0.5,
                                                                  "t": float(t)}]})

@@ -1,4 +1,4 @@
-"""Cold starts: importing app.py must not import a client library (issue #2)."""
+"""Cold starts: importing app.py must not import a client library."""
 import subprocess
 import sys
 

@@ -1,4 +1,4 @@
-"""The QR lookup through memcached (issue #9's read-through component in front of #7's
+"""The QR lookup through memcached (the shared read-through component in front of QR's
 GetItem): a hit without DynamoDB, a copy never outliving the item's ttl, no cached
 "not found", memcached down -> DynamoDB.  Real memcached nodes and moto's server."""
 from __future__ import annotations
