@@ -3,15 +3,17 @@
 Keep this import light: client libraries (boto3, redis, tweepy, qrcode/PIL)
 are imported inside the code paths that use them, never here.
 """
+from functools import cache
+
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
-from chalicelib.cache import api as cache_api
 from chalicelib.http import json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
 from chalicelib.settings import get_settings
+from chalicelib.upstream import api as upstream_api
 
 app = Chalice(app_name="pulse")
 configure_app_logging(app.log, get_settings().log_level)
@@ -25,9 +27,18 @@ def index() -> Response:
 
 @app.route("/openapi.json")
 def openapi_document() -> Response:
-    from chalicelib.openapi import document
+    return json_response(api_document())
 
-    return json_response(document())
+
+@cache
+def api_document() -> dict:
+    """The OpenAPI document (built once per container; do not mutate it): each feature's
+    part, in the order of this table, assembled by chalicelib.openapi."""
+    from chalicelib import openapi
+    from chalicelib.hotspots import api as hotspots_api
+
+    return openapi.document([leaderboard_api.openapi_part(), qr_api.openapi_part(),
+                             upstream_api.openapi_part(), hotspots_api.openapi_part()])
 
 
 @app.route("/health")
@@ -55,12 +66,9 @@ def leaderboard_tag(hashtag: str) -> Response:
 @app.schedule(Rate(get_settings().ingest_rate_minutes, unit=Rate.MINUTES),
               name="ingest_hashtags", description="Count the hashtags of new tweets")
 def ingest_hashtags(event) -> dict:
-    from chalicelib.leaderboard.ingest import run_scheduled_ingest
+    from chalicelib.leaderboard.schedule import ingest_within
 
-    # Stop between pages with a third of the time left; the next run resumes the range.
-    margin_ms = event.context.get_remaining_time_in_millis() / 3
-    results = run_scheduled_ingest(
-        should_stop=lambda: event.context.get_remaining_time_in_millis() < margin_ms)
+    results = ingest_within(event.context.get_remaining_time_in_millis)
     for board, result in results.items():
         app.log.info("ingest: board %s: %s", board, result.summary())
     return {board: result.to_dict() for board, result in results.items()}
@@ -107,17 +115,17 @@ def qr_page() -> Response:
     return web.html_response("qr.html")
 
 
-# --- cache ---
+# --- upstream (through the read-through cache) ---
 @app.route("/upstream/{name}")
 @json_api
 def upstream_get(name: str) -> Response:
-    return cache_api.proxy(name)
+    return upstream_api.proxy(name)
 
 
 @app.route("/upstream/{name}/{item}")
 @json_api
 def upstream_item(name: str, item: str) -> Response:
-    return cache_api.proxy(name, item)
+    return upstream_api.proxy(name, item)
 
 
 @app.route("/ui/cache")
@@ -145,13 +153,10 @@ def get_hotspots() -> Response:
 @app.on_kinesis_record(stream=get_settings().click_stream_name, batch_size=100,
                        starting_position="TRIM_HORIZON", name="consume_clicks")
 def consume_clicks(event) -> dict:
-    from chalicelib.hotspots.consumer import get_consumer
+    from chalicelib.hotspots.wiring import get_consumer
 
-    # Redis down or hung is retried inside the invocation, leaving 5 s of the
-    # function's timeout for the work itself (chalicelib/hotspots/consumer.py).
-    left = event.context.get_remaining_time_in_millis() / 1000 - 5
-    retry = max(0.0, min(get_settings().hotspots_consume_retry_seconds, left))
-    result = get_consumer(retry_seconds=retry).consume(event.to_dict()["Records"])
+    consumer = get_consumer(remaining_ms=event.context.get_remaining_time_in_millis)
+    result = consumer.consume(event.to_dict()["Records"])
     app.log.info("clicks: %s", result.to_dict())
     return result.to_dict()
 

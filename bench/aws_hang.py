@@ -8,7 +8,7 @@ real app against a moto server, a redis-server and two memcached nodes the bench
     publish hangs    POST /qr of a new URL, moto paused just before PutEvents (201 expected)
     slow then hung   POST /qr of a new URL: moto paused before GetItem and resumed after
                      0.9 s (the GetItem succeeds late), paused again before PutObject
-    get_secret       chalicelib.secrets.get_secret outside any request, moto paused
+    get_secret       chalicelib.clients.get_secret outside any request, moto paused
 
 Warm container: every client exists before the timed requests.  Each case runs --n
 times; the table gives the status codes seen and the median and largest time.
@@ -48,8 +48,13 @@ def main(argv: list[str] | None = None) -> None:
         from chalice.test import Client
 
         import app as pulse_app
-        from chalicelib import secrets
-        from chalicelib.clients import get_aws_client, get_memcached, reset_clients
+        from chalicelib.clients import (
+            forget_secrets,
+            get_aws_client,
+            get_memcached,
+            get_secret,
+            reset_clients,
+        )
         from chalicelib.settings import Settings
         from local.provision import provision
 
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             made = post("https://shop.example/made-before-the-hang")  # warms every client
             assert made.status_code == 201, made.body
             qr_id = json.loads(made.body)["id"]
-            secrets.get_secret(secret_id)
+            get_secret(secret_id)
             assert client.http.get("/health").status_code == 200
             def get_image():
                 return client.http.get(f"/qr/{qr_id}", headers={"Accept": "*/*"})
@@ -117,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                     return post(f"https://shop.example/slow-then-hung/{i}").status_code
                 timed(f"POST /qr, GetItem {SLOW_GETITEM}s then PutObject hangs", slow_then_hung)
 
-                secrets.forget_secrets()
-                timed("get_secret (no request)", paused(lambda: secrets.get_secret(secret_id)))
+                forget_secrets()
+                timed("get_secret (no request)", paused(lambda: get_secret(secret_id)))
 
             for i in range(args.n):
                 one_round(i)

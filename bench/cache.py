@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     from chalice.test import Client
 
     import app as pulse_app
-    from chalicelib.cache import api as cache_api
     from chalicelib.cache.readthrough import ReadThroughCache
+    from chalicelib.upstream import api as cache_api
+    from chalicelib.upstream import wiring as upstream_wiring
 
     demo = cache_api.upstream_named("demo")
     key = cache_api.cache_key(demo, "3")
@@ -150,14 +151,14 @@ def main(argv: list[str] | None = None) -> None:
             call("/upstream/demo/3", "MISS")
             mc = get_memcached()
             in_dict = ReadThroughCache(DictMemcached({key: mc.get(key)}))
-            real_cache = cache_api.get_cache
+            real_cache = upstream_wiring.get_cache
 
             def overhead():
-                cache_api.get_cache = lambda: in_dict
+                upstream_wiring.get_cache = lambda: in_dict
                 try:
                     call("/upstream/demo/3", "HIT")
                 finally:
-                    cache_api.get_cache = real_cache
+                    upstream_wiring.get_cache = real_cache
 
             rows = interleaved({
                 "raw get": lambda: mc.get(key),

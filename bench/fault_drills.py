@@ -432,7 +432,7 @@ def replay_stream() -> dict:
     """A direct call to the consumer over every record of the click stream, in the
     event shape Lambda sends (the consumer skips what it applied already)."""
     from chalicelib.clients import get_aws_client
-    from chalicelib.hotspots.consumer import get_consumer
+    from chalicelib.hotspots.wiring import get_consumer
     from chalicelib.settings import get_settings
 
     stream = get_settings().click_stream_name

@@ -1,4 +1,4 @@
-"""Click hotspots (issue #8): consumer throughput and HOTSPOTS computation vs DBSCAN.
+"""Click hotspots: consumer throughput and HOTSPOTS computation vs DBSCAN.
 
 In one run:
 
@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from chalicelib.hotspots import wire
 from chalicelib.hotspots.compute import find_hotspots
 from chalicelib.hotspots.consumer import ConsumeResult, HotspotConsumer
 from chalicelib.hotspots.store import HotspotStore
@@ -44,8 +44,7 @@ def lambda_records(n: int, first_seq: int, rng: random.Random) -> list[dict]:
     out = []
     for i in range(n):
         page, session = f"page-{rng.randrange(20)}", f"s{rng.randrange(4)}"
-        data = json.dumps({"p": page, "s": session, "x": rng.random(), "y": rng.random(),
-                           "t": 1_764_460_800_000 + i}, separators=(",", ":")).encode()
+        data = wire.encode(page, session, rng.random(), rng.random(), 1_764_460_800_000 + i)
         seq = str(49_600_000_000_000_000_000 + first_seq + i)
         out.append({"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": session,
                                 "sequenceNumber": seq, "data": base64.b64encode(data).decode(),

@@ -7,7 +7,7 @@ popularity from ~20k distinct tags, one in ten in another spelling.  Then, on a
 redis-server it starts on a free port, in one run:
 
   (a) parse only: orjson.loads + model.tweets_from_page, per line;
-  (b) the seed's way: parse, then one ZINCRBY round trip per hashtag (on the first
+  (b) the baseline: parse, then one ZINCRBY round trip per hashtag (on the first
       `--seed-tweets` tweets only: at ~10-20k round trips/s the whole archive would
       take a minute; the rate is per tweet, so the ratio holds);
   (c) our pipeline: parse + Leaderboard.record in batches of 1000 tweets, one Lua
@@ -193,7 +193,7 @@ def parse_only(path: Path) -> int:
 
 
 def seed_way(path: Path, r: redis.Redis, max_tweets: int) -> int:
-    """The seed: a ZINCRBY round trip per hashtag."""
+    """The baseline: a ZINCRBY round trip per hashtag."""
     n = 0
     with open(path, "rb") as f:
         for line in f:
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| path | tweets/s | × (b) | time ÷ (a) |")
     print("|---|---:|---:|---:|")
     labels = {"a": "(a) parse only: orjson.loads + tweets_from_page",
-              "b": f"(b) the seed: parse + one ZINCRBY round trip per hashtag "
+              "b": f"(b) baseline: parse + one ZINCRBY round trip per hashtag "
                    f"(first {args.seed_tweets:,} tweets)",
               "c1": f"(c1) parse + `record`, batches of {BATCH}, one thread",
               "c2": f"(c2) parse + `record`, batches of {BATCH}, recording in a "

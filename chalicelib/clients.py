@@ -7,10 +7,12 @@ explicit connect/read timeouts so a hung dependency fails fast.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.secrets import forget_secrets
+from chalicelib.aws_secrets import SecretCache
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -18,13 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pymemcache.client.hash import HashClient
 
 _lock = threading.Lock()
-
-
-def parse_host_port(server: str, default_port: int = 11211) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    if not host:  # "host" without a port
-        return server, default_port
-    return host.strip("[]"), int(port)
 
 
 @lru_cache(maxsize=1)
@@ -81,6 +76,28 @@ def get_aws_client(service: str, *, background: bool = False, attempts: int | No
     return client
 
 
+def read_secret(secret_id: str) -> str:
+    """One Secrets Manager read (the secret cache's fetch)."""
+    return get_aws_client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+
+
+@lru_cache(maxsize=1)
+def get_secrets() -> SecretCache:
+    """This container's secret cache: values kept SECRET_TTL_SECONDS."""
+    return SecretCache(read_secret, get_settings().secret_ttl_seconds)
+
+
+def get_secret(secret_id: str, *, max_age: float | None = None,
+               clock: Callable[[], float] = time.monotonic) -> str:
+    """A secret's value through the container's cache (see chalicelib.aws_secrets)."""
+    return get_secrets().get(secret_id, max_age=max_age, clock=clock)
+
+
+def forget_secrets() -> None:
+    """Drop every cached secret value."""
+    get_secrets().clear()
+
+
 def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -110,7 +127,8 @@ def make_redis(read_timeout: float | None = None) -> redis.Redis:
         # and read again when refused: rotations reach warm containers.
         from chalicelib.redis_auth import secret_auth_options
 
-        url, auth = secret_auth_options(url, s.redis_username, s.redis_password_secret_arn)
+        url, auth = secret_auth_options(url, s.redis_username, s.redis_password_secret_arn,
+                                        get_secrets())
         kwargs.update(auth)
     elif s.redis_username:
         kwargs["username"] = s.redis_username
@@ -152,5 +170,5 @@ def reset_clients() -> None:
                 pass
         cached.cache_clear()
     get_aws_client.cache_clear()
-    forget_secrets()
+    get_secrets.cache_clear()
     _boto3_session.cache_clear()

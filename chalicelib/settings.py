@@ -184,7 +184,7 @@ class Settings:
     memcached_discovery_seconds: float = _env("MEMCACHED_DISCOVERY_SECONDS", default=60.0)
     memcached_dead_seconds: float = _env("MEMCACHED_DEAD_SECONDS", default=30.0)
     # The read-through cache's upstream APIs, JSON {name: {url, item_url, ttl, timeout,
-    # negative_ttl, stale_ttl}} (see chalicelib/cache/upstream.py); "": the stage's
+    # negative_ttl, stale_ttl}} (see chalicelib/upstream/upstreams.py); "": the stage's
     # default (local: the demo upstream; other stages: the seed's example API).  TTLs
     # are shortened by up to cache_ttl_jitter (a fraction) so keys do not expire together.
     upstreams: str = _env("UPSTREAMS", default="")  # "": by stage

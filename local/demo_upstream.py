@@ -1,4 +1,5 @@
-"""A slow demo REST API on loopback, shaped like the seed's dummy.restapiexample.com.
+"""A slow demo REST API on loopback, shaped like dummy.restapiexample.com (the example
+upstream of stages other than local).
 
 `make run` starts it (upstream `demo` of the local stage), so a person sees a MISS
 take ~300 ms and a HIT ~1 ms on /ui/cache.  The tests run the same server in a

@@ -4,8 +4,8 @@ Kinesis: moto's Kinesis gives a record the stream's last sequence number plus on
 under that number, in two steps without a lock ("this function is not safe for
 concurrency", moto 5.2.5 `Shard.put_record`): two requests served at once on its threads
 can draw the same number, and the second overwrites the first.  Both answer success, so
-a click answered 202 vanished from the stream: 5 of 6,000 records with 8 threads of
-`PutRecords` (found by tests/test_fault_drills.py).  Kinesis itself never does this; the
+a click answered 202 would vanish from the stream (a few in thousands with 8 threads of
+`PutRecords`, as the fault drills send them).  Kinesis itself never does this; the
 lock makes the local stand-in keep every record it accepted.
 
 DynamoDB: moto evaluates a write's ConditionExpression against the item it reads, then

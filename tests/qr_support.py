@@ -1,4 +1,4 @@
-"""Helpers shared by the QR tests (issue #7): requests, AWS views, an independent decoder."""
+"""Helpers shared by the QR tests: requests, AWS views, an independent decoder."""
 from __future__ import annotations
 
 import io

@@ -117,8 +117,8 @@ def test_a_hung_event_bus_does_not_fail_or_hold_the_creation(app_client, own_mot
 def test_a_secret_read_gives_up_within_two_seconds(app_client, own_moto):
     # Secrets Manager is read on request paths (the Redis password, when a connection
     # is made): its client has the request-path limits even outside a route's budget.
+    from chalicelib.clients import forget_secrets, get_secret
     from chalicelib.errors import is_dependency_failure
-    from chalicelib.secrets import forget_secrets, get_secret
 
     arn = get_aws_client("secretsmanager").create_secret(
         Name="pulse/test/hung", SecretString="v1")["ARN"]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chalicelib.cache.upstream import UpstreamConfigError, parse_upstreams
 from chalicelib.settings import Settings
+from chalicelib.upstream.upstreams import UpstreamConfigError, parse_upstreams
 
 
 def get(client, path):
@@ -42,10 +42,11 @@ def test_missing_item_is_a_404_json_and_is_cached(cache_client, demo_upstream):
 
 def test_connections_are_reused_across_invocations(cache_client, demo_upstream,
                                                    memcached_env):
-    """The seed opened a memcached connection per invocation (and an HTTP one per fetch)."""
+    """A warm container keeps its memcached connections (and its HTTP ones to the
+    upstream) from one invocation to the next."""
     from pymemcache.client.base import Client as PlainClient
 
-    from chalicelib.clients import parse_host_port
+    from chalicelib.cache.discovery import parse_host_port
 
     def memcached_connections() -> int:
         """Connections the nodes ever accepted, minus the ones this function made."""
@@ -138,8 +139,8 @@ def test_a_trickling_upstream_is_cut_at_the_total_deadline():
     import threading
     import time
 
-    from chalicelib.cache.upstream import UpstreamClient
     from chalicelib.errors import UpstreamTimeout
+    from chalicelib.upstream.upstreams import UpstreamClient
 
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
@@ -163,7 +164,7 @@ def test_a_trickling_upstream_is_cut_at_the_total_deadline():
     started = time.monotonic()
     try:
         with pytest.raises(UpstreamTimeout):
-            UpstreamClient().fetch(up, None, time.monotonic() + up.timeout)
+            UpstreamClient().fetch(up, up.url, time.monotonic() + up.timeout)
         assert time.monotonic() - started < 0.9
     finally:
         stop.set()

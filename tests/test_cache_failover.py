@@ -12,9 +12,9 @@ import time
 import pytest
 from pymemcache.client.base import Client as PlainClient
 
-from chalicelib.cache import api as cache_api
-from chalicelib.cache.upstream import parse_upstreams
 from chalicelib.clients import get_memcached, reset_clients
+from chalicelib.upstream import api as cache_api
+from chalicelib.upstream.upstreams import parse_upstreams
 from local import processes
 from tests.conftest import upstreams_json
 

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from chalicelib.cache import api as cache_api
 from chalicelib.cache.memcached import make_memcached
 from chalicelib.cache.readthrough import (
     CacheStatus,
@@ -21,9 +20,10 @@ from chalicelib.cache.readthrough import (
     decode,
     encode,
 )
-from chalicelib.cache.upstream import UpstreamClient, parse_upstreams
 from chalicelib.clients import get_memcached
 from chalicelib.errors import UpstreamFailed, UpstreamTimeout
+from chalicelib.upstream import api as cache_api
+from chalicelib.upstream.upstreams import UpstreamClient, parse_upstreams
 from tests.conftest import upstreams_json
 
 LIST = "/api/v1/employees"
@@ -35,8 +35,9 @@ def demo_cfg(demo_upstream, **entry):
 
 def read(cache, upstream, item=None):
     """One read through the cache, as the route does it."""
-    return cache.get(cache_api.cache_key(upstream, item),
-                     cache_api.load_from(upstream, item, UpstreamClient()),
+    url = upstream.url_for(item)
+    return cache.get(cache_api.url_key(upstream, url),
+                     cache_api.load_from(upstream, url, UpstreamClient()),
                      cache_api.policy_of(upstream))
 
 

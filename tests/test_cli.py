@@ -1,4 +1,4 @@
-"""`python -m chalicelib.cli` on real Redis: in-process through main(argv), and as a
+"""`python -m chalicelib.leaderboard.cli` on real Redis: in-process through main(argv), and as a
 subprocess with the environment `make run` gives (stack_env)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from chalicelib.cli import main
+from chalicelib.leaderboard.cli import main
 from local import processes
 from tests.conftest import ROOT, shared_path
 
@@ -43,7 +43,7 @@ def counts_in(path: Path, retweets: str = "own") -> Counter:
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDIS_"))}
     full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "chalicelib.leaderboard.cli", *args], cwd=ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 

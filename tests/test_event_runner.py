@@ -1,5 +1,5 @@
 """The local event runner delivers schedules, EventBridge events and Kinesis
-records to Chalice handlers, through moto's server (issue #2)."""
+records to Chalice handlers, through moto's server."""
 import json
 
 import pytest

@@ -1,5 +1,5 @@
-"""chalicelib.hashtags: twitter-text's conformance cases (read from ../shared, never copied
-here) and our own cases (truncated retweets, full-width sign, case, URLs, offsets)."""
+"""chalicelib.leaderboard.hashtags: twitter-text's conformance cases (read from ../shared,
+never copied here) and our own cases (truncated retweets, full-width sign, case, URLs, offsets)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.hashtags import extract_hashtags, extract_hashtags_with_indices
+from chalicelib.leaderboard.hashtags import extract_hashtags, extract_hashtags_with_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFORMANCE_DIR = REPO_ROOT.parent / "shared" / "conformance" / "twitter-text"

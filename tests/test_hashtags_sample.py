@@ -1,10 +1,12 @@
-"""chalicelib.hashtags against recorded X API v2 pages (../shared/sample-data/tweets, twarc2
-JSONL: one response page per line): our tags vs the API's `entities.hashtags`.
+"""chalicelib.leaderboard.hashtags against recorded X API v2 pages
+(../shared/sample-data/tweets, twarc2 JSONL: one response page per line): our tags vs the
+API's `entities.hashtags`.
 
 The API lists the hashtags of a retweet that fall inside its truncated text, and it knows
 from the original tweet whether a tag right before the final '…' was cut ("#Br…", not
-listed) or complete ("#kpop…", listed).  From the text alone we drop such a tag
-(see chalicelib.hashtags), so agreement is high but not total; mismatches are printed.
+listed) or complete ("#kpop…", listed).  From the text alone we drop such a tag (see
+chalicelib.leaderboard.hashtags), so agreement is high but not total; mismatches are
+printed.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.hashtags import extract_hashtags, extract_hashtags_with_indices
+from chalicelib.leaderboard.hashtags import extract_hashtags, extract_hashtags_with_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT.parent / "shared" / "sample-data" / "tweets"

@@ -1,4 +1,4 @@
-"""POST /clicks and GET /hotspots (issue #8), through chalice.test.Client against moto's
+"""POST /clicks and GET /hotspots, through chalice.test.Client against moto's
 Kinesis and a real Redis; PutRecords partial failures injected with botocore event hooks."""
 import json
 import socket
@@ -122,7 +122,7 @@ def test_partial_failure_retries_only_the_failed_records_until_all_are_in(pulse_
 
 
 def test_clicks_still_failing_are_named_in_the_answer(app_client, pulse_env):
-    from chalicelib.hotspots.api import get_writer
+    from chalicelib.hotspots.wiring import get_writer
 
     FailSomeRecords(get_writer().kinesis, {0: {2}, **{k: {0} for k in range(1, 10)}})
     status, body = post(app_client, {"page": "home", "clicks": clicks(5)})
@@ -139,7 +139,7 @@ def test_hung_kinesis_answers_503_within_two_seconds_naming_every_click(app_clie
         silent.listen(16)
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
         reset_clients()
-        from chalicelib.hotspots.api import get_writer
+        from chalicelib.hotspots.wiring import get_writer
 
         get_writer()  # a warm container: the client exists (creating one takes ~0.5 s)
         started = time.perf_counter()
@@ -203,7 +203,7 @@ BAD = [
 
 
 def test_a_whole_time_written_as_a_float_is_accepted_as_its_integer(app_client, pulse_env):
-    # JSON Schema's `integer` (the API contract) admits 1700000000000.0: the seed refused it
+    # JSON Schema's `integer` (the API contract) admits 1700000000000.0, so the route takes it
     t = clicks(1)[0]["t"]
     status, body = post(app_client, {"page": "home", "clicks": [{"x": 0.5, "y": 0.5,
                                                                  "t": float(t)}]})
@@ -245,7 +245,7 @@ def test_hotspots_of_a_page_never_clicked_are_404(app_client):
 def test_clicks_become_hotspots_once_consumed(app_client, pulse_env):
     assert post(app_client, {"page": "shop", "session": "a", "clicks": clicks(20, 0.2, 0.3)
                              + clicks(3, 0.9, 0.9)})[0] == 202
-    from chalicelib.hotspots.api import get_store
+    from chalicelib.hotspots.wiring import get_store
 
     consumer = HotspotConsumer(get_store())
     got = consumer.consume(as_lambda_records(stream_records(pulse_env.click_stream_name)))

@@ -1,4 +1,4 @@
-"""HOTSPOTS in Python (issue #8): the AWS documentation's known answer, and
+"""HOTSPOTS in Python: the AWS documentation's known answer, and
 scikit-learn's DBSCAN as an independent oracle on random layouts.
 
 Comparison with DBSCAN: the same core points (sklearn's core_sample_indices_), and

@@ -1,4 +1,4 @@
-"""The Kinesis consumer of clicks (issue #8): idempotent per shard sequence number,
+"""The Kinesis consumer of clicks: idempotent per shard sequence number,
 malformed records skipped; hotspots read once per window version; on a standalone
 Redis and on a Redis Cluster."""
 import base64

@@ -1,4 +1,4 @@
-"""Clicks end to end through the local event runner (issue #8): POST /clicks -> moto's
+"""Clicks end to end through the local event runner: POST /clicks -> moto's
 Kinesis -> the app's own consume_clicks handler -> GET /hotspots; a record that always
 fails is skipped after the retry limit and reported on the on-failure queue."""
 import json

@@ -34,9 +34,9 @@ def counted(board):
 @pytest.mark.parametrize("query, field", [
     ("window=bogus", "window"), ("n=0", "n"), ("n=1000", "n"), ("n=abc", "n"),
     ("offset=-1", "offset"), ("window=", None),
-    # a name given twice: which value was meant is not guessed (the seed took the last)
+    # a name given twice: which value was meant is not guessed
     ("n=5&n=50", "n"), ("window=1h&window=1h", "window"), ("board=a&board=b", "board"),
-    # an integer is ASCII digits (the seed's int() read all of these)
+    # an integer is ASCII digits (Python's int() reads all of these)
     ("n=9%0D", "n"), ("n=%205", "n"), ("n=%2B5", "n"), ("n=1_0", "n"), ("n=%D9%A3", "n"),
 ])
 def test_bad_query_gives_400_naming_the_parameter(app_client, board, query, field):

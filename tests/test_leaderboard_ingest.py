@@ -729,7 +729,7 @@ def test_sample_archives_on_the_redis_cluster(redis_cluster):
     client.close()
 
 
-# what issue #10 says each policy counts (hashtags, distinct case-folded tags)
+# what each retweet policy counts in the sample files (hashtags, distinct case-folded tags)
 POLICY_TOTALS = {("original", "kpop.jsonl"): (665, 162), ("original", "brexit.jsonl"): (306, 72),
                  ("own", "kpop.jsonl"): (496, 123), ("own", "brexit.jsonl"): (157, 52)}
 

@@ -26,9 +26,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import app as pulse_app
-from chalicelib import openapi
+from chalicelib.hotspots.api import EXAMPLE_PAGE
+from chalicelib.leaderboard.api import EXAMPLE_TAG
+from chalicelib.qr.api import EXAMPLE_URL
 
-DOCUMENT = openapi.document()
+DOCUMENT = pulse_app.api_document()
 # The coverage phase also sends methods a route lacks (the app answers 405 in the one
 # error shape); not TRACE and QUERY, which neither API Gateway nor `chalice local` (a 501
 # of Python's http.server, before the app) routes to the app.
@@ -112,7 +114,7 @@ def record_tweets(settings_, tags: list[str]) -> None:
 
 
 def record_clicks(page: str) -> None:
-    from chalicelib.hotspots.api import get_store
+    from chalicelib.hotspots.wiring import get_store
 
     now_ms = int(time.time() * 1000)
     get_store().apply(page, "shardId-000000000000",
@@ -140,10 +142,10 @@ def contract_world(stack_env, live_server):
         get_memcached().flush_all()
         reset_moto(stack_env["AWS_ENDPOINT_URL"])
         provision(world)
-        record_tweets(world, [openapi.EXAMPLE_TAG] * 3 + ["campaign"])
-        record_clicks(openapi.EXAMPLE_PAGE)
+        record_tweets(world, [EXAMPLE_TAG] * 3 + ["campaign"])
+        record_clicks(EXAMPLE_PAGE)
         req = urllib.request.Request(f"{live_server}/qr", method="POST",
-                                     data=json.dumps({"url": openapi.EXAMPLE_QR_URL}).encode(),
+                                     data=json.dumps({"url": EXAMPLE_URL}).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert json.loads(resp.read())["id"] == DOCUMENT["paths"]["/qr/{qr_id}"]["get"][

@@ -1,5 +1,5 @@
 """POST /qr and GET /qr/{id} on the local stack (moto server, Redis): cache, TTL,
-concurrency, validation, presigned URLs, bytes through `chalice local` (issue #7)."""
+concurrency, validation, presigned URLs, bytes through `chalice local`."""
 from __future__ import annotations
 
 import json
@@ -55,8 +55,8 @@ def test_image_url_is_a_sigv4_presigned_get_of_the_private_object(app_client, pu
     status, headers, data = fetch(body["image_url"])
     assert status == 200 and headers["content-type"] == "image/png"
     assert decode_png(data) == ["https://example.com/presigned"]
-    # The object is private (the seed wrote public-read objects): its ACL grants
-    # its owner only, and the bucket blocks public access.
+    # The object is private: its ACL grants its owner only, and the bucket blocks
+    # public access (the image is reached through a presigned URL).
     s3 = get_aws_client("s3")
     acl = s3.get_object_acl(Bucket=pulse_env.qr_bucket, Key=f"qr/{body['id']}.png")
     assert [g["Grantee"].get("URI") for g in acl["Grants"]] == [None]
@@ -169,7 +169,7 @@ def test_malformed_bodies_are_400_naming_the_body(validation_world, raw, field):
 
 
 def test_a_whole_size_written_as_a_float_is_that_integer(app_client):
-    # JSON Schema's `integer` (the API contract) admits 10.0: the seed refused it
+    # JSON Schema's `integer` (the API contract) admits 10.0, so the route takes it
     status, first = post(app_client, {"url": "https://example.com/f", "size": 10.0,
                                       "border": 4.0})
     assert (status, first["size"], first["border"]) == (201, 10, 4)

@@ -1,4 +1,4 @@
-"""The QR lookup through memcached (issue #9's read-through component in front of #7's
+"""The QR lookup through memcached (the shared read-through component in front of QR's
 GetItem): a hit without DynamoDB, a copy never outliving the item's ttl, no cached
 "not found", memcached down -> DynamoDB.  Real memcached nodes and moto's server."""
 from __future__ import annotations
@@ -8,7 +8,8 @@ import socket
 import time
 from contextlib import contextmanager
 
-from chalicelib.clients import get_aws_client, get_memcached, parse_host_port
+from chalicelib.cache.discovery import parse_host_port
+from chalicelib.clients import get_aws_client, get_memcached
 from chalicelib.qr.cached import cache_key
 from chalicelib.qr.spec import spec_from_dict
 from tests.qr_support import decode_png, fetch, post
@@ -81,12 +82,12 @@ def test_memcached_down_answers_from_dynamodb(app_client, pulse_env, monkeypatch
 
 def test_a_copy_in_memcached_is_not_served_past_the_items_ttl(pulse_env, monkeypatch):
     from chalicelib.clients import reset_clients
-    from chalicelib.qr import api
+    from chalicelib.qr import wiring
 
     monkeypatch.setenv("QR_TTL_SECONDS", "60")  # shorter than the 300 s memcached cap
     reset_clients()
     now = [time.time()]
-    service = api.get_service(clock=lambda: now[0])
+    service = wiring.get_service(clock=lambda: now[0])
     spec = spec_from_dict({"url": "https://example.com/short-lived"})
     first = service.get_or_create(spec)
     assert first.created and not service.get_or_create(spec).created  # stored in memcached

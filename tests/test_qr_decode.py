@@ -1,6 +1,6 @@
 """Every code the service makes decodes to its URL with an independent decoder
 (zxing-cpp), across formats, sizes, borders, error-correction levels, colours, a
-2,000-character URL and non-ASCII URLs (issue #7).  SVG is rasterised by Chromium.
+2,000-character URL and non-ASCII URLs.  SVG is rasterised by Chromium.
 
 The images are the ones the service stored, over real HTTP through `chalice local`:
 POST /qr, then GET /qr/{id}."""

@@ -1,7 +1,7 @@
 """`qr.created` through the chosen wiring: PutEvents on the app's bus -> rule ->
 SQS queue (DLQ after 5 receives) -> the `qr_created` handler, delivered by the
 local event runner as Lambda's SQS event source would; the handler's counts on
-GET /qr and the page's data; idempotence; `make run` end to end (issue #7)."""
+GET /qr and the page's data; idempotence; `make run` end to end."""
 from __future__ import annotations
 
 import json

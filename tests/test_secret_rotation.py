@@ -10,8 +10,7 @@ import time
 import pytest
 import redis
 
-from chalicelib import secrets
-from chalicelib.clients import get_aws_client, get_redis, reset_clients
+from chalicelib.clients import get_aws_client, get_redis, get_secret, get_secrets, reset_clients
 
 USER = "pulse-rotation-test"
 
@@ -63,12 +62,12 @@ def put_secret(name: str, value: str) -> str:
 def test_a_secret_is_read_again_after_its_ttl(pulse_env):
     arn = put_secret("pulse/test/token", "first")
     now = [1000.0]
-    assert secrets.get_secret(arn, max_age=60, clock=lambda: now[0]) == "first"
+    assert get_secret(arn, max_age=60, clock=lambda: now[0]) == "first"
     put_secret("pulse/test/token", "second")
     now[0] += 59
-    assert secrets.get_secret(arn, max_age=60, clock=lambda: now[0]) == "first"  # cached
+    assert get_secret(arn, max_age=60, clock=lambda: now[0]) == "first"  # cached
     now[0] += 2
-    assert secrets.get_secret(arn, max_age=60, clock=lambda: now[0]) == "second"
+    assert get_secret(arn, max_age=60, clock=lambda: now[0]) == "second"
 
 
 def rotate(acl: AclNodes, secret_name: str) -> None:
@@ -112,7 +111,7 @@ def test_rotating_the_password_under_a_live_client_fails_no_request(acl_user, mo
     assert failures == []
     assert done[0] > before  # requests went on after the rotation...
     assert client.get("requests") is not None  # ...on connections made with the new password
-    assert secrets.get_secret(arn) == "pw-two"
+    assert get_secret(arn) == "pw-two"
     reset_clients()
 
 
@@ -149,7 +148,8 @@ def test_tls_urls_keep_tls_with_the_secret_password(pulse_env, tmp_path):
     try:
         processes.wait_for_port(port)
         arn = put_secret("pulse/test/redis-tls", "tls-secret")
-        url, options = secret_auth_options(f"rediss://127.0.0.1:{port}/0", None, arn)
+        url, options = secret_auth_options(f"rediss://127.0.0.1:{port}/0", None, arn,
+                                           get_secrets())
         assert options["connection_class"] is SecretAuthSSLConnection
         client = redis.Redis.from_url(url, ssl_ca_certs=str(cert), **options)
         assert client.ping()

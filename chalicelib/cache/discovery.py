@@ -19,12 +19,19 @@ from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheError
 
-from chalicelib.clients import parse_host_port
-
 log = logging.getLogger("pulse.cache")
 
 # How soon a failed discovery is tried again (the node list may be empty meanwhile).
 DISCOVERY_RETRY_SECONDS = 5.0
+
+
+def parse_host_port(server: str, default_port: int = 11211) -> tuple[str, int]:
+    """("host", port) from "host:port", "[v6 address]:port" or "host" (default port):
+    a MEMCACHED_SERVERS entry, the configuration endpoint, or a HashClient node key."""
+    host, _, port = server.rpartition(":")
+    if not host:  # "host" without a port
+        return server, default_port
+    return host.strip("[]"), int(port)
 
 
 def parse_cluster_config(raw: bytes) -> tuple[int, list[tuple[str, int]]]:

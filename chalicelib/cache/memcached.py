@@ -7,17 +7,19 @@ nodes, so a dead node costs one connect timeout, not one per request) and tries 
 again after `dead_timeout`.  With retries allowed, the client would between attempts
 silently answer None to `get` and False to `add`, which the cache would take for "miss"
 and "someone else holds the lock".
+
+Imports pymemcache: import this module only where memcached is used.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalicelib.clients import parse_host_port
+from pymemcache.client.hash import HashClient
+
+from chalicelib.cache.discovery import DiscoveringHashClient, parse_host_port
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import ssl
-
-    from pymemcache.client.hash import HashClient
 
     from chalicelib.settings import Settings
 
@@ -44,10 +46,6 @@ def make_memcached(settings: Settings) -> HashClient:
         "tls_context": tls_context(settings),
     }
     if settings.memcached_config_endpoint:
-        from chalicelib.cache.discovery import DiscoveringHashClient
-
         return DiscoveringHashClient(parse_host_port(settings.memcached_config_endpoint),
                                      settings.memcached_discovery_seconds, **options)
-    from pymemcache.client.hash import HashClient
-
     return HashClient([parse_host_port(s) for s in settings.memcached_servers], **options)

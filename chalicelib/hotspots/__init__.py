@@ -1,1 +1,1 @@
-"""Click hotspots (issue #8): clicks to Kinesis, an idempotent consumer, HOTSPOTS in Python."""
+"""Click hotspots: clicks to Kinesis, an idempotent consumer, HOTSPOTS in Python."""

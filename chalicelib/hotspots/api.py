@@ -1,15 +1,15 @@
 """What the click and hotspot routes answer: parse the input, call the writer/store, shape JSON."""
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
+from chalicelib.hotspots import wire, wiring
 from chalicelib.http import json_object_body, query_value
+from chalicelib.timestamps import iso_z
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CLICKS = 500
@@ -18,37 +18,6 @@ MAX_CLICKS = 500
 PAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_T = 2 ** 53  # epoch ms as a JSON number stays exact below this
-
-
-def get_store():
-    """The store over the shared Redis client (cheap: the client itself is cached)."""
-    from chalicelib.clients import get_redis
-    from chalicelib.hotspots.store import HotspotStore
-    from chalicelib.settings import get_settings
-
-    s = get_settings()
-    return HotspotStore(get_redis(), s.hotspots_window_clicks, s.hotspots_window_seconds)
-
-
-def get_reader():
-    from chalicelib.hotspots.reader import HotspotReader
-    from chalicelib.settings import get_settings
-
-    s = get_settings()
-    return HotspotReader(get_store(), s.hotspots_scan_radius, s.hotspots_min_points)
-
-
-def get_writer():
-    from chalicelib.clients import get_aws_client
-    from chalicelib.hotspots.writer import ClickWriter
-    from chalicelib.settings import get_settings
-
-    s = get_settings()
-    # attempts=1 (no botocore retries): the writer retries only the failed
-    # records, itself, within the deadline
-    return ClickWriter(get_aws_client("kinesis", attempts=1), s.click_stream_name,
-                       attempts=s.hotspots_put_attempts, backoff=s.hotspots_put_backoff,
-                       call_seconds=s.connect_timeout + s.aws_read_timeout)
 
 
 def _reject_constant(name: str):
@@ -114,9 +83,8 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     # One partition key per client session spreads pages over shards and keeps each
     # session's clicks in order; a client without a session gets one per request.
     key = session or secrets.token_hex(8)
-    records = [(json.dumps({"p": page, "s": key, "x": x, "y": y, "t": t},
-                           separators=(",", ":")).encode(), key) for x, y, t in clicks]
-    result = (writer or get_writer()).put(records)
+    records = [(wire.encode(page, key, x, y, t), key) for x, y, t in clicks]
+    result = (writer or wiring.get_writer()).put(records)
     if result.failed:
         raise DependencyUnavailable(
             f"{len(result.failed)} of {len(records)} clicks could not be written; resend "
@@ -125,14 +93,14 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     return {"accepted": result.accepted, "page": page}, 202
 
 
-def _iso(ms: int | float | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+def _iso_ms(ms: int | None) -> str | None:
+    return None if ms is None else iso_z(ms / 1000)
 
 
 def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
     """GET /hotspots?page=<id>: the hotspots of the page's current window."""
     page = _ident({"page": query_value(params, "page")}, "page", PAGE_ID, required=True)
-    reader = reader or get_reader()
+    reader = reader or wiring.get_reader()
     result = reader.read(page)
     if result is None:
         raise NotFound(f"page {page!r} has no clicks", page=page)
@@ -140,8 +108,74 @@ def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
         "page": page,
         "window": {"clicks": result["clicks"], "max_clicks": reader.store.max_clicks,
                    "seconds": reader.store.window_ms // 1000,
-                   "from": _iso(result["oldest_ms"]), "to": _iso(result["newest_ms"]),
+                   "from": _iso_ms(result["oldest_ms"]), "to": _iso_ms(result["newest_ms"]),
                    "scan_radius": reader.scan_radius, "min_points": reader.min_points},
         "hotspots": result["hotspots"],
-        "computed_at": _iso(result["computed_at"] * 1000),
+        "computed_at": iso_z(result["computed_at"]),
     }
+
+
+# A page tests/test_openapi.py clicks before its run, so GET /hotspots reaches a 200.
+EXAMPLE_PAGE = "home"
+
+
+def openapi_part() -> dict:
+    """The click and hotspot paths and schemas of the API contract (chalicelib.openapi)."""
+    from chalicelib import openapi as oa
+
+    unit = {"type": "number", "minimum": 0, "maximum": 1}
+    page_id = {"type": "string", "pattern": oa.anchored(PAGE_ID.pattern)}
+    paths = {
+        "/clicks": {"post": {
+            "summary": "a batch of clicks on a page, into the click stream", "tags": ["hotspots"],
+            "requestBody": {"required": True, "content": {oa.JSON: {
+                "schema": oa.ref("Clicks"),
+                "example": {"page": EXAMPLE_PAGE, "session": "s1",
+                            "clicks": [{"x": 0.5, "y": 0.5, "t": 1_700_000_000_000}]}}},
+                "description": f"at most {MAX_BODY_BYTES} bytes"},
+            "responses": {
+                "202": oa.json_answer(oa.ref("ClicksAccepted"), "every click is in the stream"),
+                "400": oa.error(oa.BAD_REQUEST),
+                "503": oa.error(oa.UNAVAILABLE + "; `failed` lists the clicks to send again")}}},
+        "/hotspots": {"get": {
+            "summary": "the hot regions of a page's current window", "tags": ["hotspots"],
+            "parameters": [oa.query("page", {**page_id, "example": EXAMPLE_PAGE},
+                                    "the page id the clicks were sent with", required=True)],
+            "responses": {
+                "200": oa.json_answer(oa.ref("Hotspots"), "the hotspots"),
+                "400": oa.error(oa.BAD_REQUEST), "404": oa.error("the page has no clicks"),
+                "503": oa.error(oa.UNAVAILABLE)}}},
+        "/ui/clicks": oa.page("the click hotspots page"),
+    }
+    schemas = {
+        "Clicks": {
+            "type": "object", "required": ["page", "clicks"], "additionalProperties": True,
+            "properties": {
+                "page": page_id,
+                "session": {"type": ["string", "null"],
+                            "pattern": oa.anchored(SESSION_ID.pattern),
+                            "description": "the clicks' partition key: a client session "
+                                           "keeps its clicks in order (null or absent: one "
+                                           "key per request)"},
+                "clicks": oa.array(oa.obj({"x": unit, "y": unit,
+                                           "t": {"type": "integer", "minimum": 0,
+                                                 "maximum": MAX_T - 1,
+                                                 "description": "epoch milliseconds"}},
+                                          extra=True),
+                                   minItems=1, maxItems=MAX_CLICKS)},
+        },
+        "ClicksAccepted": oa.obj({"accepted": {"type": "integer", "minimum": 1},
+                                  "page": page_id}),
+        "Hotspots": oa.obj({
+            "page": page_id,
+            "window": oa.obj({"clicks": {"type": "integer", "minimum": 0},
+                              "max_clicks": oa.INTEGER, "seconds": oa.INTEGER,
+                              "from": oa.TIME_OR_NULL, "to": oa.TIME_OR_NULL,
+                              "scan_radius": oa.NUMBER, "min_points": oa.INTEGER}),
+            "hotspots": oa.array(oa.obj({"density": oa.NUMBER,
+                                         "min": oa.array(unit, minItems=2, maxItems=2),
+                                         "max": oa.array(unit, minItems=2, maxItems=2),
+                                         "count": {"type": "integer", "minimum": 1}})),
+            "computed_at": oa.TIME}),
+    }
+    return {"paths": paths, "schemas": schemas}

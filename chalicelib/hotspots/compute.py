@@ -22,7 +22,7 @@ thinner than MIN_SIDE on a side (all clicks on one spot, or on one line) counts
 MIN_SIDE for that side, so density stays finite.
 
 Why written here and not numpy/scikit-learn: numpy alone would add ~15 MB zipped to
-the Lambda package (budget 15 MB, 3.2 MB before this feature).  Speed comes from
+the Lambda package, whose whole budget is 15 MB.  Speed comes from
 grids instead of all-pairs distances:
 - a coarse pass (cells of side scan_radius, sums of 3x3 cells) drops the sparse
   parts of the window, which cannot hold a core point;

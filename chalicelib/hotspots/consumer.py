@@ -1,15 +1,14 @@
 """The Kinesis consumer: records -> per-page click windows.
 
-A record is one click, as the writer puts it: JSON {"p": page, "s": session,
-"x": 0..1, "y": 0..1, "t": epoch ms}.  A record that is not that (bad base64, bad
-JSON, a field missing or out of range) can never succeed, so it is counted
-(`pulse:hs:malformed`), logged and skipped: retrying it would only block its shard
-until it expires.  Redis down or hung is retried here, with backoff, for up to
-`retry_seconds` (the handler keeps it inside the function's timeout): the scripts are
-idempotent, and a batch given up on cannot be applied later, because the window has
-moved past its sequence numbers by the time anyone could replay it from the
-on-failure queue.  An outage of a few seconds must not lose accepted clicks (the fault
-drills, bench/fault_drills.py, lost ~3% of a run's clicks that way).  What still
+A record is one click, as POST /clicks writes it (wire.py).  A record that is not
+that (bad base64, bad JSON, a field missing or out of range) can never succeed, so it
+is counted (`pulse:hs:malformed`), logged and skipped: retrying it would only block its
+shard until it expires.  Redis down or hung is retried here, with backoff, for up to
+`retry_seconds`, cut to leave WORK_SECONDS of the invocation for the work itself
+(`retry_seconds_within`): the scripts are idempotent, and a batch given up on cannot
+be applied later, because the window has moved past its sequence numbers by the time
+anyone could replay it from the on-failure queue, so without these retries an outage of
+a few seconds loses accepted clicks (bench/fault_drills.py measures it).  What still
 fails raises, so Lambda retries the batch as the event source mapping says
 (maximum_retry_attempts, bisecting, then the on-failure queue;
 deploy/hotspots_override.tf.json).
@@ -28,31 +27,23 @@ often under load.
 from __future__ import annotations
 
 import binascii
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from chalicelib.hotspots.store import HotspotStore
+from chalicelib.hotspots.wire import MalformedRecord, decode
 
 log = logging.getLogger("pulse.hotspots")
-# The json module's C scanner, called directly: json.loads() spends more time around
-# it (encoding detection, whitespace regexes) than in it for a 60-byte click.
-_scan_json = json.JSONDecoder().scan_once
+# Of the invocation's remaining time, what the work itself keeps: retries stop before.
+WORK_SECONDS = 5.0
 
 
-def _json_object(raw: bytes):
-    text = raw.decode()
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:  # not a JSON value at index 0 (perhaps leading whitespace)
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)  # json.loads says what's wrong
-
-
-class MalformedRecord(ValueError):
-    """A record no retry can fix."""
+def retry_seconds_within(retry_seconds: float, remaining_ms: float) -> float:
+    """How long a batch may retry an unavailable Redis: `retry_seconds`, less whatever
+    would leave under WORK_SECONDS of the function's timeout (`remaining_ms`)."""
+    return max(0.0, min(retry_seconds, remaining_ms / 1000 - WORK_SECONDS))
 
 
 def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float]:
@@ -64,22 +55,13 @@ def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float]:
         seq = kinesis["sequenceNumber"]
         shard = record["eventID"].rpartition(":")[0] or "shard"
         arrival_ms = int(float(kinesis["approximateArrivalTimestamp"]) * 1000)
-        data = _json_object(binascii.a2b_base64(kinesis["data"], strict_mode=True))
-        page = data["p"]
-        x, y = data["x"], data["y"]
-    except (KeyError, TypeError, AttributeError, ValueError, binascii.Error,
-            RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        data = binascii.a2b_base64(kinesis["data"], strict_mode=True)
+    except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
         raise MalformedRecord(f"unreadable record: {type(exc).__name__}: {exc}") from None
-    if type(page) is not str or not page or len(page) > 64 or "{" in page or "}" in page:
-        raise MalformedRecord("p (page) is invalid")
+    page, x, y = decode(data)
     if type(seq) is not str or not seq.isdigit():
         raise MalformedRecord("sequenceNumber is not decimal")
-    # type() is: bool (an int subclass) is not a coordinate; the range test is also false
-    # for NaN and Infinity, which json lets in
-    if (type(x) is float or type(x) is int) and (type(y) is float or type(y) is int) \
-            and 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0:
-        return page, shard, seq, arrival_ms, x, y
-    raise MalformedRecord(f"x, y must be numbers from 0 to 1, got {x!r:.30}, {y!r:.30}")
+    return page, shard, seq, arrival_ms, x, y
 
 
 @dataclass
@@ -154,13 +136,3 @@ class HotspotConsumer:
             result.pages[page] = result.pages.get(page, 0) + done.applied
         return result
 
-
-def get_consumer(retry_seconds: float | None = None) -> HotspotConsumer:
-    """The consumer over the shared Redis client; `retry_seconds`: how long to retry
-    while Redis is unavailable (default HOTSPOTS_CONSUME_RETRY_SECONDS)."""
-    from chalicelib.hotspots.api import get_store
-    from chalicelib.settings import get_settings
-
-    if retry_seconds is None:
-        retry_seconds = get_settings().hotspots_consume_retry_seconds
-    return HotspotConsumer(get_store(), retry_seconds=retry_seconds)

@@ -54,7 +54,7 @@ def hashtags_of(tweet: Mapping[str, Any]) -> tuple[str, ...]:
     entities = tweet.get("entities")
     if entities is not None:
         return tuple(h["tag"] for h in entities.get("hashtags") or ())
-    from chalicelib.hashtags import extract_hashtags
+    from chalicelib.leaderboard.hashtags import extract_hashtags
 
     return tuple(extract_hashtags(html.unescape(tweet.get("text") or "")))
 

@@ -417,9 +417,10 @@ class SyntheticSource:
 
 def bearer_token(settings: Settings, env: Mapping[str, str] | None = None) -> str:
     """The X API token: from Secrets Manager in AWS; from env X_BEARER_TOKEN on the
-    local stage only (a plain-environment secret is what the seed did wrong)."""
+    local stage only: a secret in a deployed function's plain environment is readable by
+    anyone who can read its configuration."""
     if settings.x_bearer_token_secret_arn:
-        from chalicelib.secrets import get_secret
+        from chalicelib.clients import get_secret
 
         return get_secret(settings.x_bearer_token_secret_arn).strip()
     env = os.environ if env is None else env

@@ -1,1 +1,1 @@
-"""QR codes for links (issue #7): render, store in S3 + DynamoDB, publish `qr.created`."""
+"""QR codes for links: render, store in S3 + DynamoDB, publish `qr.created`."""

@@ -1,5 +1,5 @@
-"""The QR cache lookup through memcached: issue #9's read-through component in front
-of the DynamoDB `GetItem`, so a hit is normally one memcached `get`.
+"""The QR cache lookup through memcached: the shared read-through component
+(chalicelib.cache) in front of the DynamoDB `GetItem`, so a hit is normally one memcached `get`.
 
 An entry never changes until its `ttl` (a new creation only replaces an expired one),
 so a copy is as good as the item until then: it is kept for at most min(remaining

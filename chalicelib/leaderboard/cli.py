@@ -1,9 +1,9 @@
-"""Pulse's command line, with the app's settings (REDIS_URL etc.; by default the
+"""The leaderboard's command line, with the app's settings (REDIS_URL etc.; by default the
 stack `make run` started).
 
-    python -m chalicelib.cli ingest [--max-pages N] [--json]
-    python -m chalicelib.cli import-archive PATH... [--batch-size N] [--no-progress]
-    python -m chalicelib.cli leaderboard [--window all|1h|24h|7d] [--order top|rising]
+    python -m chalicelib.leaderboard.cli ingest [--max-pages N] [--json]
+    python -m chalicelib.leaderboard.cli import-archive PATH... [--batch-size N] [--no-progress]
+    python -m chalicelib.leaderboard.cli leaderboard [--window all|1h|24h|7d] [--order top|rising]
         [--n N] [--offset N] [--board NAME] [--json]    (--json: GET /leaderboard's answer)
 
 Expected failures (Redis unreachable, a bad archive line, no X token, an X API
@@ -129,7 +129,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
               + (f", updated {body['updated_at']}" if body["updated_at"] else ""))
     if not entries:
         if window == "all" and args.offset == 0:
-            print("(no hashtags counted yet: run `python -m chalicelib.cli ingest` or "
+            print("(no hashtags counted yet: run `python -m chalicelib.leaderboard.cli ingest` or "
                   "`import-archive`)")
         else:
             print(f"(no hashtags in window {window} from rank {args.offset + 1})")
@@ -152,29 +152,27 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 # --- parsing and errors ------------------------------------------------------------------
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(minimum: int, requirement: str):
+    """An argparse type: a whole number of at least `minimum` (`requirement` says so)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_positive = _whole_number(1, "at least 1")
+_non_negative = _whole_number(0, "0 or more")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m chalicelib.cli",
+        prog="python -m chalicelib.leaderboard.cli",
         description="Pulse hashtag leaderboard: ingest, import archives, show the board.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["extract_hashtags", "extract_hashtags_with_indices"]
+__all__ = ["extract_hashtags", "extract_hashtags_with_indices", "without_hash_sign"]
 
 _HASH_SIGNS = "#\uff03"  # '#' and FULLWIDTH NUMBER SIGN '＃'
 _TRUNCATION_ELLIPSIS = "\u2026"
@@ -229,6 +229,11 @@ def extract_hashtags_with_indices(text: str | None) -> list[tuple[str, int, int]
         if kept[-1][1] <= entity[0]:
             kept.append(entity)
     return [(tag, start, end) for start, end, tag in kept if tag is not None]
+
+
+def without_hash_sign(tag: str) -> str:
+    """The tag without one leading '#' or '＃', as a reader may type it before a tag."""
+    return tag[1:] if tag[:1] and tag[0] in _HASH_SIGNS else tag
 
 
 def extract_hashtags(text: str | None) -> list[str]:

@@ -131,8 +131,9 @@ class UpstreamClient:
         self._connect_timeout = connect_timeout
         self._max_body = max_body_bytes
 
-    def fetch(self, upstream: Upstream, item: str | None, deadline: float) -> Fetched:
-        """GET the upstream; `deadline` is a time.monotonic() value."""
+    def fetch(self, upstream: Upstream, url: str, deadline: float) -> Fetched:
+        """GET one of the upstream's URLs (Upstream.url_for); `deadline` is a
+        time.monotonic() value."""
         import urllib3
 
         remaining = deadline - time.monotonic()
@@ -140,7 +141,7 @@ class UpstreamClient:
             raise self._timeout(upstream)
         with self._failures(upstream, "could not be reached"):
             resp = self._pool.request(
-                "GET", upstream.url_for(item), redirect=False, preload_content=False,
+                "GET", url, redirect=False, preload_content=False,
                 headers={"Accept": "application/json", "User-Agent": USER_AGENT},
                 timeout=urllib3.Timeout(total=remaining,
                                         connect=min(self._connect_timeout, remaining)))

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed
 from chalicelib.http import json_response
+from chalicelib.upstream import wiring
 
 # One path segment of unreserved characters (RFC 3986), not "." or "..": it can only
 # ever name something below the upstream's own URL.
@@ -16,28 +17,8 @@ ITEM_RE = re.compile(rf"(?!\.{{1,2}}$)[A-Za-z0-9._~-]{{1,{MAX_ITEM_LENGTH}}}")
 TEXT_TYPES = ("application/json", "text/", "application/problem+json")
 
 
-def get_cache():
-    """The read-through cache over this container's memcached client (cheap to build:
-    the client, and so its connections, is the cached part)."""
-    from chalicelib.cache.readthrough import ReadThroughCache
-    from chalicelib.clients import get_memcached
-    from chalicelib.settings import get_settings
-
-    return ReadThroughCache(get_memcached(), jitter=get_settings().cache_ttl_jitter)
-
-
-def get_upstream_client():
-    from chalicelib.cache.upstream import UpstreamClient
-    from chalicelib.settings import get_settings
-
-    return UpstreamClient(connect_timeout=get_settings().connect_timeout)
-
-
 def upstream_named(name: str):
-    from chalicelib.cache.upstream import configured_upstreams
-    from chalicelib.settings import get_settings
-
-    upstreams = configured_upstreams(get_settings().upstreams)
+    upstreams = wiring.get_upstreams()
     if name not in upstreams:
         raise NotFound(f"no upstream API is named {name[:40]!r}; known: "
                        f"{', '.join(sorted(upstreams))}", upstream=name[:40])
@@ -53,19 +34,25 @@ def parse_item(raw: str | None) -> str | None:
     return raw
 
 
-def cache_key(upstream, item: str | None) -> str:
+def url_key(upstream, url: str) -> str:
+    """The cache key of one of the upstream's URLs."""
     # The URL's digest, not the item itself: any item fits memcached's key rules,
     # and a changed URL in UPSTREAMS never answers from the old URL's entries.
-    digest = hashlib.blake2b(upstream.url_for(item).encode(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(url.encode(), digest_size=12).hexdigest()
     return f"pulse:up:{upstream.name}:{digest}"
 
 
-def load_from(upstream, item: str | None, client=None):
+def cache_key(upstream, item: str | None) -> str:
+    """The cache key that holds the upstream's list (item None) or one item."""
+    return url_key(upstream, upstream.url_for(item))
+
+
+def load_from(upstream, url: str, client=None):
     """The cache's load function for one upstream URL: 200 -> value, 404/410 -> None."""
     from chalicelib.cache.readthrough import Loaded
 
     def load(deadline: float) -> Loaded:
-        fetched = (client or get_upstream_client()).fetch(upstream, item, deadline)
+        fetched = (client or wiring.get_upstream_client()).fetch(upstream, url, deadline)
         if fetched.status in (404, 410):
             return Loaded(None)
         if fetched.status != 200:
@@ -96,8 +83,10 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
     """GET one upstream URL through the cache: the upstream's body, or a 404 JSON."""
     upstream = upstream_named(name)
     item = parse_item(item)
-    result = (cache or get_cache()).get(cache_key(upstream, item),
-                                        load_from(upstream, item, client), policy_of(upstream))
+    url = upstream.url_for(item)
+    result = (cache or wiring.get_cache()).get(url_key(upstream, url),
+                                               load_from(upstream, url, client),
+                                               policy_of(upstream))
     headers = {"X-Cache": str(result.status), "Age": str(result.age)}
     if result.entry.value is None:
         what = f"no item {item!r}" if item is not None else "nothing"
@@ -107,3 +96,44 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
 
     return Response(body=result.entry.value.decode("utf-8"), status_code=200,
                     headers={"Content-Type": f"{result.entry.meta}; charset=utf-8", **headers})
+
+
+# What the examples name: tests/test_openapi.py configures `demo` as the demo upstream.
+EXAMPLE_UPSTREAM = "demo"
+EXAMPLE_ITEM = "7"
+
+
+def openapi_part() -> dict:
+    """The /upstream paths of the API contract (chalicelib.openapi)."""
+    from chalicelib import openapi as oa
+
+    headers = {"X-Cache": oa.header("HIT, MISS, STALE, ... (the read-through cache)"),
+               "Age": oa.header("seconds since the answer was fetched",
+                                {"type": "string", "pattern": "^[0-9]+$"})}
+    answers = {
+        "200": {"description": "the upstream's answer, UTF-8 JSON or text, as it sent it",
+                "headers": headers,
+                "content": {oa.JSON: {"schema": {}}, "text/*": {"schema": oa.STRING}}},
+        "400": oa.error(oa.BAD_REQUEST),
+        "404": oa.error("no upstream of that name, or the upstream has no such item", headers),
+        "502": oa.error("the upstream failed and no stale copy is kept"),
+        "503": oa.error(oa.UNAVAILABLE),
+        "504": oa.error("the upstream did not answer in time and no stale copy is kept"),
+    }
+    name = oa.path("name", {"type": "string", "minLength": 1},
+                   "an upstream API named in UPSTREAMS", EXAMPLE_UPSTREAM)
+    return {"paths": {
+        "/upstream/{name}": {"get": {
+            "summary": "an upstream API's list, through the read-through cache",
+            "tags": ["cache"], "parameters": [name], "responses": answers}},
+        "/upstream/{name}/{item}": {"get": {
+            "summary": "one item of an upstream API, through the read-through cache",
+            "tags": ["cache"],
+            "parameters": [
+                name,
+                oa.path("item", {"type": "string", "pattern": oa.anchored(ITEM_RE.pattern)},
+                        "one path segment of unreserved characters, not . or ..",
+                        EXAMPLE_ITEM)],
+            "responses": answers}},
+        "/ui/cache": oa.page("the read-through cache page"),
+    }}
