@@ -7,7 +7,8 @@ Ctrl-C (or SIGTERM) stops everything it started; a run after a crash first
 stops what the crashed run left (pid files in .local/run/).
 
 Ports (env): PULSE_REDIS_PORT, PULSE_MEMCACHED_PORTS (comma-separated),
-PULSE_MOTO_PORT, PULSE_DEMO_UPSTREAM_PORT, PULSE_HTTP_PORT.
+PULSE_MOTO_PORT, PULSE_DEMO_UPSTREAM_PORT, PULSE_HTTP_PORT; the app, the CLI
+and the event runner derive the same ones (chalicelib.settings.LocalPorts).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from chalicelib import settings as settings_mod
@@ -26,35 +28,44 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PULSE_DATA_DIR", ROOT / ".local"))
 
 
+# moto accepts any credentials; fixed fake ones keep a developer's real AWS
+# credentials out of every local call.
+LOCAL_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def local_ports(redis_port: int | None = None, memcached_ports: list[int] | None = None,
+                moto_port: int | None = None) -> settings_mod.LocalPorts:
+    """The stack's ports: PULSE_*_PORT(S) or the defaults (chalicelib.settings.LocalPorts),
+    except those given here (the test fixtures pass their own)."""
+    given = {"redis": redis_port, "moto": moto_port,
+             "memcached": None if memcached_ports is None else tuple(memcached_ports)}
+    return replace(settings_mod.LocalPorts.from_env(),
+                   **{k: v for k, v in given.items() if v is not None})
+
+
 def stack_env(redis_port: int | None = None, memcached_ports: list[int] | None = None,
               moto_port: int | None = None) -> dict[str, str]:
-    """The environment the app, the CLI and the event runner see under `make run`
-    (ports from PULSE_*_PORT(S) or the defaults); the test fixtures pass their own."""
-    if redis_port is None:
-        redis_port = int(os.environ.get("PULSE_REDIS_PORT", settings_mod.LOCAL_REDIS_PORT))
-    if memcached_ports is None:
-        memcached_ports = [int(p) for p in os.environ.get(
-            "PULSE_MEMCACHED_PORTS",
-            ",".join(map(str, settings_mod.LOCAL_MEMCACHED_PORTS))).split(",")]
-    if moto_port is None:
-        moto_port = int(os.environ.get("PULSE_MOTO_PORT", settings_mod.LOCAL_MOTO_PORT))
+    """The environment the app, the CLI and the event runner see under `make run`: the
+    settings' own local defaults for these ports, set explicitly so that nothing in the
+    developer's shell (a REDIS_URL, an AWS profile) points them elsewhere."""
+    ports = local_ports(redis_port, memcached_ports, moto_port)
     return {
         "PULSE_STAGE": "local",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": ports.redis_url,
         "REDIS_CLUSTER": "false",
-        "MEMCACHED_SERVERS": ",".join(f"127.0.0.1:{p}" for p in memcached_ports),
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-        # moto accepts any credentials; fixed fake ones keep a developer's
-        # real AWS credentials out of every local call.
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "MEMCACHED_SERVERS": ",".join(ports.memcached_servers),
+        "AWS_ENDPOINT_URL": ports.aws_endpoint_url,
+        **LOCAL_AWS_CREDENTIALS,
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "UPSTREAMS": settings_mod.default_upstreams("local", demo_upstream_port()),
+        "UPSTREAMS": ports.upstreams,
     }
 
 
-def demo_upstream_port() -> int:
-    return int(os.environ.get("PULSE_DEMO_UPSTREAM_PORT", settings_mod.LOCAL_DEMO_UPSTREAM_PORT))
+def use_local_aws_credentials() -> None:
+    """This process's AWS calls sign with the fake credentials, never a developer's own."""
+    os.environ.update(LOCAL_AWS_CREDENTIALS)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
 
 
 def code_mtimes() -> dict[str, float]:
@@ -73,24 +84,28 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[stack] %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
     log = logging.getLogger("pulse.stack")
-    env = stack_env()
-    os.environ.update(env)
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
-    run_dir = DATA / "run"
+    try:
+        ports = local_ports()
+    except settings_mod.SettingsError as exc:
+        log.error("%s", exc)
+        return 2
+    return _run(ports, DATA / "run", log)
+
+
+def _run(ports: settings_mod.LocalPorts, run_dir: Path, log: logging.Logger) -> int:
+    os.environ.update(stack_env())
+    use_local_aws_credentials()
     started = time.monotonic()
 
-    redis_port = int(env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
-    servers = [processes.persistent_redis_server(redis_port, DATA / "redis")]
-    for i, node in enumerate(env["MEMCACHED_SERVERS"].split(",")):
-        servers.append(processes.memcached_server(int(node.rsplit(":", 1)[1]), run_dir,
-                                                  name=f"memcached-{i}"))
-    servers.append(processes.moto_server(int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]), run_dir))
+    servers = [processes.persistent_redis_server(ports.redis, DATA / "redis")]
+    for i, port in enumerate(ports.memcached):
+        servers.append(processes.memcached_server(port, run_dir, name=f"memcached-{i}"))
+    servers.append(processes.moto_server(ports.moto, run_dir))
     py = sys.executable
     servers.append(processes.Server(
-        "demo-upstream", demo_upstream_port(),
-        [py, "-m", "local.demo_upstream", "--port", str(demo_upstream_port())], ROOT))
-    http_port = int(os.environ.get("PULSE_HTTP_PORT", "8000"))
+        "demo-upstream", ports.demo_upstream,
+        [py, "-m", "local.demo_upstream", "--port", str(ports.demo_upstream)], ROOT))
+    http_port = ports.http
     apps = [
         processes.Server("events", None, [py, "-m", "local.events", "--app-dir", str(ROOT)],
                          ROOT, rundir=run_dir),
@@ -133,6 +148,9 @@ def main() -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    except RuntimeError as exc:  # a server that would not start (port taken, binary missing)
+        log.error("%s", exc)
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
