@@ -4,7 +4,8 @@ Starts redis-server, two memcached nodes, moto's server and the slow demo
 upstream API (local/demo_upstream.py), provisions the AWS stand-ins, then runs
 the event runner and `chalice local --stage local`.
 Ctrl-C (or SIGTERM) stops everything it started; a run after a crash first
-stops what the crashed run left (pid files in .local/run/).
+stops what the crashed run left (pid files in .local/run/), and a run while
+another is live in the same clone says so and exits, leaving that one alone.
 
 Ports (env): PULSE_REDIS_PORT, PULSE_MEMCACHED_PORTS (comma-separated),
 PULSE_MOTO_PORT, PULSE_DEMO_UPSTREAM_PORT, PULSE_HTTP_PORT; the app, the CLI
@@ -80,6 +81,44 @@ def code_mtimes() -> dict[str, float]:
     return {str(f): f.stat().st_mtime for f in files if f.exists()}
 
 
+class RunLock:
+    """One `make run` per clone: an exclusive flock on .local/run/stack.lock, which the
+    kernel releases when this process ends, however it ends; so a run after a crash
+    proceeds (and stops the crashed run's leftovers by their pid files), while a run
+    beside a live one is refused before it touches any of that run's servers or files.
+    The file holds the holder's pid and HTTP port, for the refusal's message."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = None
+
+    def acquire(self, http_port: int) -> str | None:
+        """None once this process holds the lock; else what the file says of the holder."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # held open for the life of the run
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().split()
+            f.close()
+            pid, port = (holder + ["?", "?"])[:2]
+            return f"pid {pid}, http://127.0.0.1:{port}/"
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n{http_port}\n")
+        f.flush()
+        self._file = f
+        return None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.truncate(0)
+            self._file.close()  # closing the last descriptor releases the flock
+            self._file = None
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[stack] %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -89,7 +128,17 @@ def main() -> int:
     except settings_mod.SettingsError as exc:
         log.error("%s", exc)
         return 2
-    return _run(ports, DATA / "run", log)
+    run_dir = DATA / "run"
+    lock = RunLock(run_dir / "stack.lock")
+    holder = lock.acquire(ports.http)
+    if holder is not None:
+        log.error("`make run` is already running in this clone (%s); this one exits and "
+                  "leaves that one running: stop it first (Ctrl-C in its terminal)", holder)
+        return 1
+    try:
+        return _run(ports, run_dir, log)
+    finally:
+        lock.release()
 
 
 def _run(ports: settings_mod.LocalPorts, run_dir: Path, log: logging.Logger) -> int:
