@@ -13,6 +13,10 @@ come from the PULSE_*_PORT(S) variables (`LocalPorts`), the one place the local
 REDIS_URL, MEMCACHED_SERVERS, AWS_ENDPOINT_URL and UPSTREAMS are derived from.
 The dev/prod stages in .chalice/config.json set every value explicitly (see
 `make configure`).
+
+Only documented spellings pass, anything else is a `SettingsError` naming the
+variable: booleans are true/false, 1/0, yes/no or on/off; enums are one of
+their choices; both ignore case and surrounding spaces.
 """
 from __future__ import annotations
 
@@ -32,6 +36,13 @@ LOCAL_HTTP_PORT = 8000
 # The demo upstream API that `make run` starts (local/demo_upstream.py).
 LOCAL_DEMO_UPSTREAM_PORT = 18080
 
+STAGES = ("local", "dev", "prod", "rehearsal")
+LEADERBOARD_SOURCES = ("twitter", "archive", "synthetic")
+RETWEET_POLICIES = ("original", "own", "skip")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+
 
 def default_upstreams(stage: str, demo_port: int = LOCAL_DEMO_UPSTREAM_PORT) -> str:
     """UPSTREAMS when none is set: the local demo API, or the public example API."""
@@ -50,16 +61,26 @@ class SettingsError(ValueError):
     """A variable holds a value of the wrong kind; the message names it."""
 
 
-def _env(*names: str, default: Any, infra: bool = False) -> Any:
-    """A field read from the first non-empty of `names`; `infra`: Terraform provides it."""
-    return field(default=default, metadata={"env": names, "infra": infra})
+def _env(*names: str, default: Any, infra: bool = False, choices: tuple[str, ...] = ()) -> Any:
+    """A field read from the first non-empty of `names`; `infra`: Terraform provides it;
+    `choices`: the only values it takes."""
+    return field(default=default, metadata={"env": names, "infra": infra, "choices": choices})
 
 
-def _parse(kind: str, name: str, raw: str) -> Any:
+def _parse(kind: str, name: str, raw: str, choices: tuple[str, ...] = ()) -> Any:
     """A raw variable as the field's annotated type (annotations are strings here)."""
+    if choices:
+        canonical = {c.casefold(): c for c in choices}.get(raw.strip().casefold())
+        if canonical is None:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw[:40]!r}")
+        return canonical
+    if kind == "bool":
+        value = _BOOLEANS.get(raw.strip().lower())
+        if value is None:
+            raise SettingsError(f"{name} must be true or false (also 1/0, yes/no, on/off), "
+                                f"got {raw[:40]!r}")
+        return value
     try:
-        if kind == "bool":
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
         if kind == "int":
             return int(raw)
         if kind == "float":
@@ -132,8 +153,9 @@ class LocalPorts:
 
 @dataclass(frozen=True)
 class Settings:
-    stage: str = _env("PULSE_STAGE", default="local")
-    log_level: str = _env("LOG_LEVEL", default="INFO")  # app + chalicelib loggers (logs.py)
+    stage: str = _env("PULSE_STAGE", default="local", choices=STAGES)
+    # app + chalicelib loggers (logs.py)
+    log_level: str = _env("LOG_LEVEL", default="INFO", choices=LOG_LEVELS)
     region: str = _env("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1")
     # Every AWS client's endpoint (chalicelib.clients): moto's server of the local stack
     # on the local stage; unset elsewhere (AWS itself).
@@ -159,7 +181,8 @@ class Settings:
     # The bearer token itself is never held here: it comes from the secret
     # above in AWS, or from env X_BEARER_TOKEN locally (see leaderboard.sources).
     leaderboard_name: str = _env("LEADERBOARD_NAME", default="default")
-    leaderboard_source: str = _env("LEADERBOARD_SOURCE", default="")  # "": by stage
+    leaderboard_source: str = _env("LEADERBOARD_SOURCE", default="",  # "": by stage
+                                   choices=LEADERBOARD_SOURCES)
     leaderboard_query: str = _env("LEADERBOARD_QUERY", default="#campaign -is:retweet")
     # twarc2 JSONL files for the archive source
     leaderboard_archive: tuple[str, ...] = _env("LEADERBOARD_ARCHIVE", default=())
@@ -223,7 +246,8 @@ class Settings:
     # --- leaderboard ---
     # What a retweet counts: original (the hashtags of the original tweet it carries),
     # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
-    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original")
+    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original",
+                                     choices=RETWEET_POLICIES)
     # Campaigns: a JSON object {"board": "search query", ...}, the first board the default
     # of every route, the CLI and the page; empty: one board, LEADERBOARD_NAME with
     # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
@@ -269,7 +293,7 @@ class Settings:
             for name in f.metadata["env"]:
                 raw = env.get(name)
                 if raw not in (None, ""):
-                    values[f.name] = _parse(f.type, name, raw)
+                    values[f.name] = _parse(f.type, name, raw, f.metadata["choices"])
                     break
         ports = LocalPorts.from_env(env)
         values.setdefault("redis_url", ports.redis_url)
