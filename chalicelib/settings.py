@@ -61,10 +61,12 @@ class SettingsError(ValueError):
     """A variable holds a value of the wrong kind; the message names it."""
 
 
-def _env(*names: str, default: Any, infra: bool = False, choices: tuple[str, ...] = ()) -> Any:
+def _env(*names: str, default: Any, infra: bool = False, choices: tuple[str, ...] = (),
+         secret: bool = False) -> Any:
     """A field read from the first non-empty of `names`; `infra`: Terraform provides it;
-    `choices`: the only values it takes."""
-    return field(default=default, metadata={"env": names, "infra": infra, "choices": choices})
+    `choices`: the only values it takes; `secret`: never shown (repr, as_public_dict)."""
+    return field(default=default, repr=not secret,
+                 metadata={"env": names, "infra": infra, "choices": choices, "secret": secret})
 
 
 def _parse(kind: str, name: str, raw: str, choices: tuple[str, ...] = ()) -> Any:
@@ -176,10 +178,12 @@ class Settings:
                                                  infra=True)
     # How long a Secrets Manager value is kept before it is read again (rotation).
     secret_ttl_seconds: float = _env("SECRET_TTL_SECONDS", default=300.0)
+    # The X API token itself, for the local stage only (leaderboard.sources refuses it
+    # on any other, which reads the secret above): the one secret value held here,
+    # hidden from repr and as_public_dict.
+    x_bearer_token: str | None = _env("X_BEARER_TOKEN", default=None, secret=True)
     # Hashtag leaderboard.  The source is twitter|archive|synthetic; the local
     # stage defaults to synthetic (no X account needed), every other to twitter.
-    # The bearer token itself is never held here: it comes from the secret
-    # above in AWS, or from env X_BEARER_TOKEN locally (see leaderboard.sources).
     leaderboard_name: str = _env("LEADERBOARD_NAME", default="default")
     leaderboard_source: str = _env("LEADERBOARD_SOURCE", default="",  # "": by stage
                                    choices=LEADERBOARD_SOURCES)
@@ -304,8 +308,9 @@ class Settings:
         return cls(**values)
 
     def as_public_dict(self) -> dict:
-        """Settings safe to show (no secret values are ever held here)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Settings safe to show: a secret (X_BEARER_TOKEN) only as whether it is set."""
+        return {f.name: ("(set)" if getattr(self, f.name) else None) if f.metadata["secret"]
+                else getattr(self, f.name) for f in fields(self)}
 
 
 def env_var(f: Field) -> str:
