@@ -22,7 +22,8 @@ sends, for:
     python -m local.events [--app-dir DIR] [--no-fire-on-start] [--fire SCHEDULE]
 
 Its settings are the app's (chalicelib.settings): with none set, the stack that
-`make run` started on the PULSE_*_PORT(S) ports.
+`make run` started on the PULSE_*_PORT(S) ports.  `--fire` with a name that is
+no schedule exits 2 with one line naming the schedules.
 """
 from __future__ import annotations
 
@@ -363,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         use_local_aws_credentials()
     runner = EventRunner(load_app(args.app_dir), settings=settings)
     if args.fire:
+        names = [s.name for s in runner._sources("ScheduledEventConfig")]
+        if args.fire not in names:
+            print(f"local.events: no schedule {args.fire!r}; the schedules are "
+                  f"{', '.join(names) or 'none'}", file=sys.stderr)
+            return 2
         print(json.dumps(runner.fire_schedule(args.fire), default=str))
         return 0
     runner.setup(fire_on_start=not args.no_fire_on_start)
