@@ -11,16 +11,24 @@ APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 PULSE_CHROMIUM ?= /usr/bin/chromium
 export PULSE_CHROMIUM
 
-.PHONY: run test test-fast lint venv system-deps test-system-deps clean
+.PHONY: help run test test-fast lint venv system-deps test-system-deps clean
 
 include infra/infra.mk
 .DEFAULT_GOAL := help
 
+# Every target a user runs, as the README names them (tests/test_make_help.py checks).
 help:
-	@echo "make run    - start the local stack and serve the app on http://127.0.0.1:8000"
-	@echo "make test   - lint and run every test"
-	@echo "make test-fast - lint and the tests without the deploy rehearsal or a browser"
-	@echo "make clean  - remove .venv and .local (local data)"
+	@echo "make run                  - start the local stack and serve the app on http://127.0.0.1:$${PULSE_HTTP_PORT:-8000}"
+	@echo "make test                 - lint and run every test"
+	@echo "make test-fast            - lint and the tests without the deploy rehearsal or a browser"
+	@echo "make lint                 - ruff check"
+	@echo "make clean                - remove .venv and .local (local data)"
+	@echo "make help                 - this list"
+	@echo "make configure STAGE=prod - write that stage of .chalice/config.json from infra/'s outputs"
+	@echo "make package STAGE=prod   - the stage as a Terraform package in out/ (after configure)"
+	@echo "make deploy STAGE=prod    - chalice deploy with the stage's environment (after configure)"
+	@echo "make rehearse             - apply infra/ to moto's server, configure, package, destroy"
+	@echo "make infra-check          - terraform fmt and validate, and checkov, on infra/"
 
 # Install a Debian package only when the command it provides is missing.
 define need

@@ -33,8 +33,8 @@ def _boto3_session():
 def get_aws_client(service: str, *, background: bool = False, attempts: int | None = None):
     """A boto3 client with botocore's `standard` retry mode and tight timeouts.
 
-    AWS_ENDPOINT_URL (read by botocore itself) points every client at moto's
-    server locally.  `attempts` is botocore's total_max_attempts (the first call
+    The AWS_ENDPOINT_URL setting (moto's server on the local stage) points every
+    client at moto locally.  `attempts` is botocore's total_max_attempts (the first call
     included); 1 is for callers that retry by themselves within a deadline
     (botocore's backoff would not know it).
 
@@ -68,7 +68,8 @@ def get_aws_client(service: str, *, background: bool = False, attempts: int | No
         **({"signature_version": "s3v4"} if service == "s3" else {}),
     )
     with _lock:  # boto3 sessions are not thread-safe while creating clients
-        client = _boto3_session().client(service, config=config)
+        client = _boto3_session().client(service, config=config,
+                                         endpoint_url=s.aws_endpoint_url)
     if not background:
         from chalicelib.aws_limits import RequestLimits
 

@@ -8,8 +8,15 @@ those, tests/test_settings.py checks infra/outputs.tf), and the local stack
 sets only what differs from the defaults.
 
 Defaults point at the local stack that `make run` starts, so `chalice local`,
-the CLI and the tests work with no configuration; the dev/prod stages in
-.chalice/config.json set every value explicitly (see `make configure`).
+the CLI, the event runner and the tests work with no configuration: its ports
+come from the PULSE_*_PORT(S) variables (`LocalPorts`), the one place the local
+REDIS_URL, MEMCACHED_SERVERS, AWS_ENDPOINT_URL and UPSTREAMS are derived from.
+The dev/prod stages in .chalice/config.json set every value explicitly (see
+`make configure`).
+
+Only documented spellings pass, anything else is a `SettingsError` naming the
+variable: booleans are true/false, 1/0, yes/no or on/off; enums are one of
+their choices; both ignore case and surrounding spaces.
 """
 from __future__ import annotations
 
@@ -25,13 +32,20 @@ from typing import Any
 LOCAL_REDIS_PORT = 16379
 LOCAL_MEMCACHED_PORTS = (21211, 21212)
 LOCAL_MOTO_PORT = 15000
-# --- cache ---
+LOCAL_HTTP_PORT = 8000
 # The demo upstream API that `make run` starts (local/demo_upstream.py).
 LOCAL_DEMO_UPSTREAM_PORT = 18080
 
+STAGES = ("local", "dev", "prod", "rehearsal")
+LEADERBOARD_SOURCES = ("twitter", "archive", "synthetic")
+RETWEET_POLICIES = ("original", "own", "skip")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+
 
 def default_upstreams(stage: str, demo_port: int = LOCAL_DEMO_UPSTREAM_PORT) -> str:
-    """UPSTREAMS when none is set: the local demo API, or the seed's example API."""
+    """UPSTREAMS when none is set: the local demo API, or the public example API."""
     if stage == "local":
         base = f"http://127.0.0.1:{demo_port}/api/v1"
         return json.dumps({"demo": {"url": f"{base}/employees",
@@ -47,16 +61,28 @@ class SettingsError(ValueError):
     """A variable holds a value of the wrong kind; the message names it."""
 
 
-def _env(*names: str, default: Any, infra: bool = False) -> Any:
-    """A field read from the first non-empty of `names`; `infra`: Terraform provides it."""
-    return field(default=default, metadata={"env": names, "infra": infra})
+def _env(*names: str, default: Any, infra: bool = False, choices: tuple[str, ...] = (),
+         secret: bool = False) -> Any:
+    """A field read from the first non-empty of `names`; `infra`: Terraform provides it;
+    `choices`: the only values it takes; `secret`: never shown (repr, as_public_dict)."""
+    return field(default=default, repr=not secret,
+                 metadata={"env": names, "infra": infra, "choices": choices, "secret": secret})
 
 
-def _parse(kind: str, name: str, raw: str) -> Any:
+def _parse(kind: str, name: str, raw: str, choices: tuple[str, ...] = ()) -> Any:
     """A raw variable as the field's annotated type (annotations are strings here)."""
+    if choices:
+        canonical = {c.casefold(): c for c in choices}.get(raw.strip().casefold())
+        if canonical is None:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw[:40]!r}")
+        return canonical
+    if kind == "bool":
+        value = _BOOLEANS.get(raw.strip().lower())
+        if value is None:
+            raise SettingsError(f"{name} must be true or false (also 1/0, yes/no, on/off), "
+                                f"got {raw[:40]!r}")
+        return value
     try:
-        if kind == "bool":
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
         if kind == "int":
             return int(raw)
         if kind == "float":
@@ -68,21 +94,82 @@ def _parse(kind: str, name: str, raw: str) -> Any:
     return raw
 
 
+def _port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise SettingsError(f"{name} must be a port number (1-65535), got {raw[:40]!r}")
+    return port
+
+
+# Each port of the local stack and the variable that moves it.
+PORT_VARS = {"redis": "PULSE_REDIS_PORT", "memcached": "PULSE_MEMCACHED_PORTS",
+             "moto": "PULSE_MOTO_PORT", "http": "PULSE_HTTP_PORT",
+             "demo_upstream": "PULSE_DEMO_UPSTREAM_PORT"}
+
+
+@dataclass(frozen=True)
+class LocalPorts:
+    """Where the local stack listens, from PULSE_*_PORT(S) (defaults above): `make run`
+    starts its servers there, and the settings' local defaults point there, so the app,
+    the CLI and the event runner all reach the same stack."""
+
+    redis: int = LOCAL_REDIS_PORT
+    memcached: tuple[int, ...] = LOCAL_MEMCACHED_PORTS
+    moto: int = LOCAL_MOTO_PORT
+    http: int = LOCAL_HTTP_PORT
+    demo_upstream: int = LOCAL_DEMO_UPSTREAM_PORT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalPorts:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for attr, name in PORT_VARS.items():
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                continue
+            if attr == "memcached":
+                values[attr] = tuple(_port(name, p.strip()) for p in raw.split(","))
+            else:
+                values[attr] = _port(name, raw)
+        return cls(**values)
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis}/0"
+
+    @property
+    def memcached_servers(self) -> tuple[str, ...]:
+        return tuple(f"127.0.0.1:{p}" for p in self.memcached)
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto}"
+
+    @property
+    def upstreams(self) -> str:
+        return default_upstreams("local", self.demo_upstream)
+
+
 @dataclass(frozen=True)
 class Settings:
-    stage: str = _env("PULSE_STAGE", default="local")
-    log_level: str = _env("LOG_LEVEL", default="INFO")  # app + chalicelib loggers (logs.py)
+    stage: str = _env("PULSE_STAGE", default="local", choices=STAGES)
+    # app + chalicelib loggers (logs.py)
+    log_level: str = _env("LOG_LEVEL", default="INFO", choices=LOG_LEVELS)
     region: str = _env("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1")
+    # Every AWS client's endpoint (chalicelib.clients): moto's server of the local stack
+    # on the local stage; unset elsewhere (AWS itself).
+    aws_endpoint_url: str | None = _env("AWS_ENDPOINT_URL", default=None)
     # Redis or MemoryDB (cluster mode, TLS, ACL user whose password is a secret).
-    redis_url: str = _env("REDIS_URL", default=f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0",
-                          infra=True)
+    redis_url: str = _env("REDIS_URL", default=LocalPorts().redis_url, infra=True)
     redis_cluster: bool = _env("REDIS_CLUSTER", default=False, infra=True)
     redis_username: str | None = _env("REDIS_USERNAME", default=None, infra=True)
     redis_password_secret_arn: str | None = _env("REDIS_PASSWORD_SECRET_ARN", default=None,
                                                  infra=True)
     memcached_servers: tuple[str, ...] = _env(
-        "MEMCACHED_SERVERS", default=tuple(f"127.0.0.1:{p}" for p in LOCAL_MEMCACHED_PORTS),
-        infra=True)
+        "MEMCACHED_SERVERS", default=LocalPorts().memcached_servers, infra=True)
     qr_bucket: str = _env("QR_BUCKET", default="pulse-qr-local", infra=True)
     qr_table: str = _env("QR_TABLE", default="pulse-qr-cache", infra=True)
     event_bus_name: str = _env("EVENT_BUS_NAME", default="pulse-events", infra=True)
@@ -91,12 +178,15 @@ class Settings:
                                                  infra=True)
     # How long a Secrets Manager value is kept before it is read again (rotation).
     secret_ttl_seconds: float = _env("SECRET_TTL_SECONDS", default=300.0)
+    # The X API token itself, for the local stage only (leaderboard.sources refuses it
+    # on any other, which reads the secret above): the one secret value held here,
+    # hidden from repr and as_public_dict.
+    x_bearer_token: str | None = _env("X_BEARER_TOKEN", default=None, secret=True)
     # Hashtag leaderboard.  The source is twitter|archive|synthetic; the local
     # stage defaults to synthetic (no X account needed), every other to twitter.
-    # The bearer token itself is never held here: it comes from the secret
-    # above in AWS, or from env X_BEARER_TOKEN locally (see leaderboard.sources).
     leaderboard_name: str = _env("LEADERBOARD_NAME", default="default")
-    leaderboard_source: str = _env("LEADERBOARD_SOURCE", default="")  # "": by stage
+    leaderboard_source: str = _env("LEADERBOARD_SOURCE", default="",  # "": by stage
+                                   choices=LEADERBOARD_SOURCES)
     leaderboard_query: str = _env("LEADERBOARD_QUERY", default="#campaign -is:retweet")
     # twarc2 JSONL files for the archive source
     leaderboard_archive: tuple[str, ...] = _env("LEADERBOARD_ARCHIVE", default=())
@@ -160,7 +250,8 @@ class Settings:
     # --- leaderboard ---
     # What a retweet counts: original (the hashtags of the original tweet it carries),
     # own (its own, cut-off text's entities) or skip (nothing); see leaderboard.model.
-    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original")
+    leaderboard_retweets: str = _env("LEADERBOARD_RETWEETS", default="original",
+                                     choices=RETWEET_POLICIES)
     # Campaigns: a JSON object {"board": "search query", ...}, the first board the default
     # of every route, the CLI and the page; empty: one board, LEADERBOARD_NAME with
     # LEADERBOARD_QUERY.  Parsed and checked by leaderboard.boards (not here: a bad value
@@ -185,7 +276,7 @@ class Settings:
     memcached_dead_seconds: float = _env("MEMCACHED_DEAD_SECONDS", default=30.0)
     # The read-through cache's upstream APIs, JSON {name: {url, item_url, ttl, timeout,
     # negative_ttl, stale_ttl}} (see chalicelib/upstream/upstreams.py); "": the stage's
-    # default (local: the demo upstream; other stages: the seed's example API).  TTLs
+    # default (local: the demo upstream; other stages: the public example API).  TTLs
     # are shortened by up to cache_ttl_jitter (a fraction) so keys do not expire together.
     upstreams: str = _env("UPSTREAMS", default="")  # "": by stage
     cache_ttl_jitter: float = _env("CACHE_TTL_JITTER", default=0.1)
@@ -198,19 +289,28 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings `env` gives; what it leaves unset points at the local stack's
+        ports (LocalPorts), the AWS endpoint and upstreams on the local stage only."""
         env = os.environ if env is None else env
         values = {}
         for f in fields(cls):
             for name in f.metadata["env"]:
                 raw = env.get(name)
                 if raw not in (None, ""):
-                    values[f.name] = _parse(f.type, name, raw)
+                    values[f.name] = _parse(f.type, name, raw, f.metadata["choices"])
                     break
+        ports = LocalPorts.from_env(env)
+        values.setdefault("redis_url", ports.redis_url)
+        values.setdefault("memcached_servers", ports.memcached_servers)
+        if values.get("stage", "local") == "local":
+            values.setdefault("aws_endpoint_url", ports.aws_endpoint_url)
+            values.setdefault("upstreams", ports.upstreams)
         return cls(**values)
 
     def as_public_dict(self) -> dict:
-        """Settings safe to show (no secret values are ever held here)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Settings safe to show: a secret (X_BEARER_TOKEN) only as whether it is set."""
+        return {f.name: ("(set)" if getattr(self, f.name) else None) if f.metadata["secret"]
+                else getattr(self, f.name) for f in fields(self)}
 
 
 def env_var(f: Field) -> str:

@@ -19,7 +19,11 @@ sends, for:
   and described on the SQS queue `kinesis_failure_queue`, as Lambda's on-failure
   destination does (Lambda also bisects the batch first; this runner does not).
 
-    python -m local.events [--app-dir DIR] [--no-fire-on-start]
+    python -m local.events [--app-dir DIR] [--no-fire-on-start] [--fire SCHEDULE]
+
+Its settings are the app's (chalicelib.settings): with none set, the stack that
+`make run` started on the PULSE_*_PORT(S) ports.  `--fire` with a name that is
+no schedule exits 2 with one line naming the schedules.
 """
 from __future__ import annotations
 
@@ -347,8 +351,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[events] %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    runner = EventRunner(load_app(args.app_dir))
+    from chalicelib.settings import SettingsError
+
+    try:
+        settings = get_settings()  # before app.py, which reads them at import
+    except SettingsError as exc:
+        print(f"local.events: {exc}", file=sys.stderr)
+        return 2
+    if settings.stage == "local":  # moto's server: never a developer's own credentials
+        from local.stack import use_local_aws_credentials
+
+        use_local_aws_credentials()
+    runner = EventRunner(load_app(args.app_dir), settings=settings)
     if args.fire:
+        names = [s.name for s in runner._sources("ScheduledEventConfig")]
+        if args.fire not in names:
+            print(f"local.events: no schedule {args.fire!r}; the schedules are "
+                  f"{', '.join(names) or 'none'}", file=sys.stderr)
+            return 2
         print(json.dumps(runner.fire_schedule(args.fire), default=str))
         return 0
     runner.setup(fire_on_start=not args.no_fire_on_start)

@@ -3,7 +3,8 @@
 Shared by `make run` (local.stack) and the pytest fixtures, so both run the
 same binaries the same way.  Children get PR_SET_PDEATHSIG so that a killed
 parent never leaves servers behind, and every process writes a pid file so
-that a run after a crash can clean up.
+that a run after a crash can clean up; a server removes its pid file only
+while the file still names its own process.
 """
 from __future__ import annotations
 
@@ -131,7 +132,17 @@ class Server:
         if self.proc is not None:
             _stop_group(self.proc.pid, timeout)
             self.proc.wait()
-        self.pidfile.unlink(missing_ok=True)
+            self._remove_own_pidfile()
+
+    def _remove_own_pidfile(self) -> None:
+        """Remove the pid file only while it names this server's own process: another
+        run that wrote it since keeps it, or no later run could find that server."""
+        try:
+            pid = int(self.pidfile.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return
+        if pid == self.proc.pid:
+            self.pidfile.unlink(missing_ok=True)
 
     def pause(self) -> None:
         """SIGSTOP: the process keeps its port but answers nothing (a hung dependency)."""

@@ -84,3 +84,18 @@ def test_failed_kinesis_batch_is_retried_not_lost(runner, pulse_env):
     get_redis().set(event_app.FAIL_KEY, 1)
     assert drain(runner) == 5
     assert [r for b in batches() for r in b] == [f"click-{i}" for i in range(5)]
+
+
+def test_firing_an_unknown_schedule_names_the_schedules_in_one_line():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "local.events", "--app-dir", str(ROOT),
+                           "--fire", "nope"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "local.events: no schedule 'nope'; the schedules are ingest_hashtags"]
+    assert done.stdout == ""

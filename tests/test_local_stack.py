@@ -1,5 +1,6 @@
 """`make run`'s stack end to end: it serves /health, survives a crash of
-itself, keeps Redis data across restarts, and leaves nothing behind."""
+itself, keeps Redis data across restarts, refuses a second run beside a live one,
+and leaves nothing behind."""
 import os
 import signal
 import subprocess
@@ -107,3 +108,36 @@ def test_run_after_a_crash_works_and_keeps_redis_data(stack_ports):
     finally:
         second.kill()
     wait_ports_closed(stack_ports)
+
+
+def pid_files(run_dir):
+    return {p.name: p.read_text() for p in run_dir.glob("*.pid")}
+
+
+def test_a_second_run_refuses_and_the_first_keeps_running(stack_ports, tmp_path):
+    first = start_stack(stack_ports)
+    try:
+        wait_healthy(stack_ports, first)
+        before = pid_files(tmp_path / "run")
+        assert {"redis.pid", "memcached-0.pid", "memcached-1.pid", "moto.pid", "chalice.pid",
+                "events.pid", "demo-upstream.pid"} <= set(before)
+        second = start_stack(stack_ports)
+        try:
+            out, _ = second.communicate(timeout=60)
+        finally:
+            second.kill()
+        assert second.returncode == 1
+        assert "already running" in out and f"pid {first.pid}" in out, out
+        assert "Traceback" not in out
+        # the first run, its servers and its pid files are as they were
+        assert first.poll() is None
+        assert pid_files(tmp_path / "run") == before
+        for text in before.values():
+            os.kill(int(text.split()[0]), 0)  # each process still runs
+        wait_healthy(stack_ports, first, timeout=10)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(30) == 0
+    finally:
+        first.kill()
+    wait_ports_closed(stack_ports)
+    assert not pid_files(tmp_path / "run")

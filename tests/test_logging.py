@@ -42,11 +42,13 @@ def test_log_level_names_the_level():
     assert "debug-from-app" in run_with_log_level("DEBUG")
 
 
-def test_unset_or_unknown_level_means_info_and_says_so():
+def test_unset_level_means_info_and_an_unknown_one_stops_the_import():
     assert "info-from-chalicelib" in run_with_log_level(None)
-    out = run_with_log_level("chatty")
-    assert "info-from-chalicelib" in out
-    assert "LOG_LEVEL='chatty' is not a level name" in out
+    env = {**os.environ, "LOG_LEVEL": "chatty"}
+    proc = subprocess.run([sys.executable, "-c", EMIT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "SettingsError: LOG_LEVEL must be one of DEBUG, INFO" in proc.stderr
 
 
 class _Records(logging.Handler):
