@@ -118,9 +118,9 @@ def test_a_bad_archive_line_is_one_line_naming_file_and_line(pulse_env, tmp_path
 
 
 def test_missing_file_and_bad_arguments(pulse_env, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["import-archive", "/nonexistent/x.jsonl"])
-    assert "cannot read /nonexistent/x.jsonl" in str(exit_info.value.code)
+    assert main(["import-archive", "/nonexistent/x.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulse: cannot read /nonexistent/x.jsonl") and err.count("\n") == 1
     with pytest.raises(SystemExit) as exit_info:
         main(["leaderboard", "--window", "2h"])
     assert exit_info.value.code == 2
@@ -162,10 +162,23 @@ def test_every_command_takes_a_board(pulse_env, capsys, monkeypatch):
     assert json.loads(capsys.readouterr().out)["total"] == 0
     assert main(["ingest", "--board", "spring", "--max-pages", "1"]) == 0
     assert capsys.readouterr().out.startswith("board spring: ingest from synthetic: 1 pages")
-    with pytest.raises(SystemExit, match="no board 'nope': the boards are spring, autumn"):
-        main(["leaderboard", "--board", "nope"])
-    capsys.readouterr()
+    assert main(["leaderboard", "--board", "nope"]) == 2
+    assert capsys.readouterr().err == "pulse: no board 'nope': the boards are spring, autumn\n"
     assert main(["leaderboard", "--json", "--board", "autumn", "--order", "rising"]) == 0
     assert json.loads(capsys.readouterr().out)["order"] == "rising"
     assert main(["leaderboard", "--n", "500"]) == 2  # the route's own limits
     assert "'n' must be between 1 and 100" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["leaderboard"], ["ingest"], ["import-archive", "KPOP"]])
+def test_an_unknown_board_exits_2_with_one_line_from_every_command(pulse_env, capsys, command):
+    command = [str(sample("kpop.jsonl")) if a == "KPOP" else a for a in command]
+    assert main([*command, "--board", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulse: ") and "nope" in err and err.count("\n") == 1
+
+
+def test_a_bad_setting_exits_2_with_one_line():
+    done = cli({"PULSE_STAGE": "bogus"}, "leaderboard", timeout=20)
+    assert done.returncode == 2 and "PULSE_STAGE" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -444,13 +444,14 @@ def pulse_env_vars(settings: Settings) -> dict[str, str]:
 
 
 def test_token_from_the_environment_only_on_the_local_stage():
-    local = Settings.from_env({"LEADERBOARD_SOURCE": "twitter"})
-    assert isinstance(source_from_settings(local, env={"X_BEARER_TOKEN": TOKEN}), TwitterSource)
+    local = {"LEADERBOARD_SOURCE": "twitter"}
+    assert isinstance(source_from_settings(Settings.from_env({**local, "X_BEARER_TOKEN": TOKEN})),
+                      TwitterSource)
     with pytest.raises(SourceConfigError, match="no X API bearer token"):
-        source_from_settings(local, env={})
-    prod = Settings.from_env({"PULSE_STAGE": "prod"})
+        source_from_settings(Settings.from_env(local))
+    prod = {"PULSE_STAGE": "prod"}
     with pytest.raises(SourceConfigError, match="local stage only"):
-        source_from_settings(prod, env={"X_BEARER_TOKEN": TOKEN})
+        source_from_settings(Settings.from_env({**prod, **local, "X_BEARER_TOKEN": TOKEN}))
     assert isinstance(source_from_settings(Settings.from_env({})), SyntheticSource)
     with pytest.raises(SourceConfigError, match="LEADERBOARD_ARCHIVE"):
         source_from_settings(Settings.from_env({"LEADERBOARD_SOURCE": "archive"}))

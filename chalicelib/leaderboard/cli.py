@@ -6,9 +6,9 @@ stack `make run` started).
     python -m chalicelib.leaderboard.cli leaderboard [--window all|1h|24h|7d] [--order top|rising]
         [--n N] [--offset N] [--board NAME] [--json]    (--json: GET /leaderboard's answer)
 
-Expected failures (Redis unreachable, a bad archive line, no X token, an X API
-error) end with one line on stderr and exit code 2 (1 for the X API), not
-a traceback.
+Expected failures (an unknown board, a missing or bad archive file, a bad setting, Redis
+unreachable, no X token, an X API error) end with one line on stderr and exit code 2, not
+a traceback; a bad argument is argparse's usage line and exit code 2.
 """
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chalicelib.leaderboard import WINDOWS
+
+
+class CliError(Exception):
+    """A failure the user can act on, said in one line."""
 
 
 def _settings():
@@ -40,7 +44,7 @@ def _board(name: str | None):
 
     names = list(boards_from_settings(_settings()))
     if name is not None and name not in names:
-        raise SystemExit(f"pulse: no board {name!r}: the boards are {', '.join(names)}")
+        raise CliError(f"no board {name!r}: the boards are {', '.join(names)}")
     return Leaderboard(_redis(), name or names[0])
 
 
@@ -74,7 +78,7 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
     try:
         total = source.total_bytes()
     except OSError as exc:
-        raise SystemExit(f"pulse: cannot read {exc.filename}: {exc.strerror}") from None
+        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
     board = _board(args.board)
     board.progress()  # reach Redis before reading a large file
     bar = None
@@ -217,8 +221,10 @@ def _expected_error(exc: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit code) for the failures a user can act on; None for bugs."""
     from chalicelib.leaderboard.boards import BoardsConfigError
     from chalicelib.leaderboard.sources import ArchiveError, SourceConfigError
+    from chalicelib.settings import SettingsError
 
-    if isinstance(exc, ArchiveError | SourceConfigError | BoardsConfigError):
+    if isinstance(exc, CliError | ArchiveError | SourceConfigError | BoardsConfigError
+                  | SettingsError):
         return str(exc), 2
     from chalicelib.errors import PulseError
 
@@ -240,12 +246,12 @@ def _expected_error(exc: BaseException) -> tuple[str, int] | None:
         import tweepy
 
         if isinstance(exc, tweepy.TweepyException):
-            return f"X API error: {' '.join(str(exc).split())}", 1
+            return f"X API error: {' '.join(str(exc).split())}", 2
     if "requests" in sys.modules:
         import requests
 
         if isinstance(exc, requests.RequestException):
-            return f"cannot reach the X API: {type(exc).__name__}", 1
+            return f"cannot reach the X API: {type(exc).__name__}", 2
     return None
 
 

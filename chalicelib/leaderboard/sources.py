@@ -415,7 +415,7 @@ class SyntheticSource:
 
 # --- choosing a source from the settings --------------------------------------------
 
-def bearer_token(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+def bearer_token(settings: Settings) -> str:
     """The X API token: from Secrets Manager in AWS; from env X_BEARER_TOKEN on the
     local stage only: a secret in a deployed function's plain environment is readable by
     anyone who can read its configuration."""
@@ -423,8 +423,7 @@ def bearer_token(settings: Settings, env: Mapping[str, str] | None = None) -> st
         from chalicelib.clients import get_secret
 
         return get_secret(settings.x_bearer_token_secret_arn).strip()
-    env = os.environ if env is None else env
-    token = (env.get("X_BEARER_TOKEN") or "").strip()
+    token = (settings.x_bearer_token or "").strip()
     if token and settings.stage == "local":
         return token
     if token:
@@ -445,15 +444,14 @@ def retweets_from_settings(settings: Settings) -> str:
         raise SourceConfigError(str(exc)) from None
 
 
-def source_from_settings(settings: Settings, *, env: Mapping[str, str] | None = None,
-                         clock: Callable[[], float] = time.time, board: str | None = None,
-                         query: str | None = None) -> Source:
+def source_from_settings(settings: Settings, *, clock: Callable[[], float] = time.time,
+                         board: str | None = None, query: str | None = None) -> Source:
     """The configured source for one board (`query`: its search query; None: the
     LEADERBOARD_QUERY).  The synthetic stream of a board other than the default one is
     seeded by the board's name, so boards get different tweets."""
     kind = settings.leaderboard_source
     if kind == "twitter":
-        return TwitterSource(bearer_token(settings, env), query or settings.leaderboard_query,
+        return TwitterSource(bearer_token(settings), query or settings.leaderboard_query,
                              clock=clock)
     if kind == "archive":
         if not settings.leaderboard_archive:
