@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from chalicelib import web
 from chalicelib.cache import api as cache_api
 from chalicelib.hotspots import api as hotspots_api
 from chalicelib.leaderboard import WINDOWS
@@ -255,6 +256,19 @@ def _paths() -> dict:
                           "an upstream API named in UPSTREAMS", EXAMPLE_UPSTREAM)
     return {
         "/": _page("the index of the feature pages"),
+        "/ui/assets/{name}": {"get": {
+            "summary": "a stylesheet, script or icon of the pages", "tags": ["pages"],
+            "parameters": [_path("name", _enum(sorted(web.asset_names())),
+                                 "a file of the pages' assets", "pulse.css")],
+            "responses": {
+                "200": {"description": "the file (cached for five minutes)",
+                        "content": {t.split(";")[0]: {"schema": STRING}
+                                    for t in sorted(set(web.ASSET_TYPES.values()))}},
+                "404": _error("no asset of that name")}}},
+        "/favicon.ico": {"get": {
+            "summary": "the pages' icon (SVG)", "tags": ["pages"],
+            "responses": {"200": {"description": "the icon",
+                                  "content": {"image/svg+xml": {"schema": STRING}}}}}},
         "/openapi.json": {"get": {
             "summary": "this document", "tags": ["contract"],
             "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]},

@@ -36,7 +36,7 @@ def cache_site(stack_env, tmp_path_factory):
 
 def rows(page):
     """The calls table once every call listed has its answer (a row is made at the call)."""
-    page.wait_for_function("!document.querySelector('#calls .tag.PENDING')")
+    page.wait_for_function("() => !document.querySelector('#calls .tag.PENDING')")
     cells = page.locator("#calls tr")
     return [(cells.nth(i).locator("td.status").inner_text(),
              cells.nth(i).locator(".tag").inner_text()) for i in range(cells.count())]

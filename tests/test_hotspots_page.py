@@ -52,9 +52,9 @@ def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_p
                               "y": box["height"] * 0.4 + (i // 6) * 2})
     for fx, fy in ((0.8, 0.2), (0.1, 0.9), (0.9, 0.8)):
         board.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Sent')")
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Sent')")
     # all 24 once the last batch is consumed (an earlier poll may show the first ones)
-    page.wait_for_function("document.querySelector('#hotspots li')?.textContent"
+    page.wait_for_function("() => document.querySelector('#hotspots li')?.textContent"
                            ".startsWith('24 clicks')", timeout=20_000)
     assert page.locator("#hotspots li").count() == 1
     # the square is painted (faded in): red, translucent, next to the cluster

@@ -36,13 +36,13 @@ def test_bars_window_switch_and_auto_refresh(page, live_app, board):
     assert widths[0] > widths[1] > widths[2] > 0  # bar length follows the count
 
     page.get_by_role("tab", name="24 hours").click()
-    page.wait_for_function("!document.querySelector('#chart').innerText.includes('brexit')")
+    page.wait_for_function("() => !document.querySelector('#chart').innerText.includes('brexit')")
     assert [t for t, _ in chart(page)] == ["#KPop", "#bts", "#lisa"]
     assert page.get_by_role("tab", name="24 hours").get_attribute("aria-selected") == "true"
 
     record(board, 200, 30, ["lisa"], ["lisa"], ["lisa"])  # new counts arrive
     page.wait_for_function(
-        "document.querySelector('#chart li .tag').innerText === '#lisa'", timeout=5000)
+        "() => document.querySelector('#chart li .tag').innerText === '#lisa'", timeout=5000)
     assert chart(page)[0] == ("#lisa", "4")
 
 
@@ -73,7 +73,7 @@ def test_rising_tab_and_a_tags_hourly_chart(page, live_app, board, tmp_path):
     assert [t for t, _ in chart(page)][:2] == ["#steady", "#takeoff"]  # biggest first
 
     page.get_by_role("tab", name="Rising").click()
-    page.wait_for_function("document.querySelector('#chart').classList.contains('rising')")
+    page.wait_for_function("() => document.querySelector('#chart').classList.contains('rising')")
     assert page.get_by_role("tab", name="Rising").get_attribute("aria-selected") == "true"
     assert chart(page) == [("#takeoff", "25"), ("#steady", "30")]  # taking off comes first
     assert page.locator("#chart li .lift").first.inner_text().startswith("↑")
@@ -104,7 +104,7 @@ def test_the_refresh_revalidates_with_the_etag(page, live_app, board):
             if "/leaderboard?" in r.url else None)
     page.goto(live_app + "/ui/leaderboard?refresh=1")
     page.locator("#chart li").first.wait_for()
-    page.wait_for_function("true", timeout=100)
+    page.wait_for_function("() => true", timeout=100)
     deadline = time.time() + 6
     while 304 not in statuses and time.time() < deadline:
         page.wait_for_timeout(200)
@@ -112,7 +112,7 @@ def test_the_refresh_revalidates_with_the_etag(page, live_app, board):
     assert [t for t, _ in chart(page)] == ["#bts", "#KPop"]
     record(board, 50, 30, ["lisa"], ["lisa"])  # an ingest: the next refresh gets a 200
     page.wait_for_function(
-        "document.querySelector('#chart li .tag').innerText === '#lisa'", timeout=5000)
+        "() => document.querySelector('#chart li .tag').innerText === '#lisa'", timeout=5000)
 
 
 def test_the_demo_banner_shows_only_when_synthetic_tweets_are_in_the_board(page, live_app,
@@ -160,7 +160,7 @@ def test_the_board_picker_switches_campaigns(page, boards_app, pulse_env):
     picker = page.get_by_label("Board")
     assert picker.is_visible() and picker.input_value() == "spring"
     picker.select_option("autumn")
-    page.wait_for_function("document.querySelector('#chart li .tag').innerText === '#leaves'")
+    page.wait_for_function("() => document.querySelector('#chart li .tag').innerText === '#leaves'")
     assert chart(page) == [("#leaves", "2")] and "board=autumn" in page.url
     page.reload()  # the choice is in the address
     page.locator("#chart li").first.wait_for()
