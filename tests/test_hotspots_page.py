@@ -81,3 +81,15 @@ def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_p
     assert alphas[-1] == 0, alphas
     assert any(0 < a < red[3] - 20 for a in alphas), alphas  # seen part-way faded
     assert page.locator("#hotspots li").count() == 0
+
+
+def test_a_page_without_clicks_says_so_and_is_asked_less_and_less_often(page, live_app):
+    asked = []
+    page.on("request", lambda r: asked.append(time.monotonic()) if "/hotspots?" in r.url
+            else None)
+    page.goto(live_app + "/ui/clicks?page=nobody&poll=0.5")
+    page.get_by_text("No clicks on this page yet").wait_for()
+    assert "0 (left edge) to 1 (right edge)" in page.locator("#board-axis").inner_text()
+    page.wait_for_timeout(4000)  # polling every 0.5 s would ask 8 times
+    gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
+    assert 2 <= len(asked) <= 4 and gaps == sorted(gaps), gaps

@@ -165,3 +165,78 @@ def test_the_board_picker_switches_campaigns(page, boards_app, pulse_env):
     page.reload()  # the choice is in the address
     page.locator("#chart li").first.wait_for()
     assert chart(page) == [("#leaves", "2")] and picker.input_value() == "autumn"
+
+
+def test_a_late_answer_for_the_tab_left_is_not_drawn(page, live_app, board):
+    record(board, 1, 60, ["KPop"], ["KPop"])  # now
+    record(board, 100, 3 * 86400, ["brexit"], ["brexit"], ["brexit"])  # 3 days ago: all time only
+    held = []
+    page.route(lambda url: "window=all" in url, lambda route: held.append(route))  # held
+    page.goto(live_app + "/ui/leaderboard")
+    page.wait_for_function("() => true")
+    page.get_by_role("tab", name="24 hours").click()
+    page.wait_for_function("() => document.querySelector('#chart li .tag')?.innerText === '#KPop'")
+    assert len(held) == 1
+    with page.expect_response(lambda r: "window=all" in r.url):
+        held[0].continue_()  # the all-time answer arrives after the switch
+    page.wait_for_timeout(300)
+    assert chart(page) == [("#KPop", "2")]
+    assert page.get_by_role("tab", name="24 hours").get_attribute("aria-selected") == "true"
+
+
+def test_going_back_to_a_tab_shows_its_answer_even_when_it_is_a_304(page, live_app, board):
+    record(board, 1, 60, ["KPop"])
+    record(board, 100, 3 * 86400, ["brexit"], ["brexit"])
+    statuses = []
+    page.on("response", lambda r: statuses.append(r.status) if "window=all" in r.url else None)
+    page.goto(live_app + "/ui/leaderboard")
+    page.locator("#chart li").first.wait_for()
+    assert [t for t, _ in chart(page)] == ["#brexit", "#KPop"]
+    page.get_by_role("tab", name="24 hours").click()
+    page.wait_for_function("() => !document.querySelector('#chart').innerText.includes('brexit')")
+    page.get_by_role("tab", name="All time").click()
+    page.wait_for_function("() => document.querySelector('#chart').innerText.includes('brexit')")
+    assert statuses == [200, 304]  # revalidated, not fetched again
+    assert "2 hashtags in this window" in page.locator("#status").inner_text()
+
+
+def test_a_refused_window_says_why_and_is_not_asked_again(page, live_app, board):
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/leaderboard?window" in r.url
+            and "/ui/" not in r.url else None)
+    page.goto(live_app + "/ui/leaderboard?window=bogus")
+    status = page.locator("#status")
+    status.filter(has_text="Could not load").wait_for()
+    assert "'window' must be one of" in status.inner_text()
+    assert "Trying again" not in status.inner_text()
+    assert page.locator("#retry").is_hidden()
+    page.wait_for_timeout(3500)  # a retry with backoff would have asked twice by now
+    assert len(asked) == 1
+    record(board, 1, 60, ["KPop"])
+    page.get_by_role("tab", name="24 hours").click()  # a window that exists
+    page.locator("#chart li").first.wait_for()
+    assert chart(page) == [("#KPop", "1")]
+
+
+def test_a_failing_service_is_retried_with_growing_waits(page, live_app, board):
+    record(board, 1, 60, ["KPop"])
+    attempts = []
+
+    def unavailable_twice(route):
+        attempts.append(time.monotonic())
+        if len(attempts) <= 2:
+            route.fulfill(status=503, content_type="application/json",
+                          body='{"error": "ServiceUnavailable", "message": "redis is down"}')
+        else:
+            route.continue_()
+
+    page.route(lambda url: "/leaderboard?" in url, unavailable_twice)
+    page.goto(live_app + "/ui/leaderboard")
+    status = page.locator("#status")
+    status.filter(has_text="Trying again in 1 s").wait_for()
+    assert "redis is down" in status.inner_text() and page.locator("#retry").is_visible()
+    status.filter(has_text="Trying again in 2 s").wait_for()
+    page.locator("#chart li").first.wait_for(timeout=5000)
+    assert chart(page) == [("#KPop", "1")] and "Could not" not in status.inner_text()
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)][:2]
+    assert 0.8 < gaps[0] < 1.8 and 1.8 < gaps[1] < 3.0, gaps

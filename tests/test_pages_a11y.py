@@ -47,7 +47,7 @@ class Watch:
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
         page.on("requestfailed", lambda r: self.problems.append(
-            f"request failed: {r.method} {r.url} {r.failure} {r.timing} {r.all_headers()}"))
+            f"request failed: {r.method} {r.url} {r.failure}"))
         page.on("response", self._response)
 
     def _console(self, msg) -> None:
@@ -96,8 +96,10 @@ def settle(page, name: str) -> None:
     """Wait until the page shows what its first answers say (or its empty state)."""
     waits = {
         "index": "() => document.getElementById('health').textContent.includes('redis:')",
-        "leaderboard": "() => !document.getElementById('status').textContent.startsWith('Loading')",
-        "clicks": "() => !document.getElementById('hotspots-state').textContent.startsWith('Looking')",
+        "leaderboard": "() => !document.getElementById('status').textContent"
+                       ".startsWith('Loading')",
+        "clicks": "() => !document.getElementById('hotspots-state').textContent"
+                  ".startsWith('Looking')",
     }
     if name in waits:
         page.wait_for_function(waits[name], timeout=10_000)
@@ -122,7 +124,7 @@ def use(page, name: str, live_app: str, settings) -> None:
         page.get_by_role("tab", name="24 hours").click()
         page.get_by_role("tab", name="Rising").click()
         page.get_by_role("tab", name="All time").click()
-        page.wait_for_function("() => document.querySelectorAll('#chart li').length === 3")
+        page.get_by_text("3 hashtags in this window").wait_for()
         page.get_by_role("button", name="#spring").click()
         page.locator("#hourly").wait_for(state="visible")
     elif name == "qr":

@@ -49,6 +49,9 @@ def test_make_a_code_see_it_download_it_and_see_it_listed(page, live_app, runner
 
 def test_a_bad_url_shows_the_message_and_no_code(page, live_app, tmp_path):
     page.goto(live_app + "/ui/qr")
+    page.wait_for_load_state("networkidle")  # the first GET /qr: no code made yet
+    assert page.get_by_text("None yet.").is_visible()
+    assert page.get_by_role("heading", name="Codes per domain").count() == 0  # no empty list
     page.get_by_label("URL").fill("javascript:alert(document.cookie)")
     page.get_by_role("button", name="Make the code").click()
     error = page.locator("#error")

@@ -11,6 +11,7 @@
   let order = params.get('order') === 'rising' ? 'rising' : 'top';
   let board = params.get('board') || '';
   let shownTag = null;
+  let shownUrl = null;  // the request whose answer the chart shows
   const etags = new Map();  // url -> [ETag, body]: a refresh that changes nothing is a 304
   const tabs = Array.from(document.querySelectorAll('[role=tab]'));
   const status = $('status');
@@ -121,7 +122,9 @@
     const {data, fresh} = await getJSON(url);
     if (!isCurrent() || url !== currentUrl()) return;  // an answer for a tab left since
     $('retry').hidden = true;
-    if (fresh) render(data);
+    // a 304 keeps the chart when it already shows this answer; after a tab switch it does not
+    if (fresh || url !== shownUrl) render(data);
+    shownUrl = url;
     if (shownTag) showHourly(shownTag);
   }
 
@@ -133,6 +136,7 @@
       if (delay === null) {  // the request itself is wrong: nothing to show for it
         $('chart').replaceChildren();
         $('empty').hidden = true;
+        shownUrl = null;
       }
     },
   });
