@@ -240,3 +240,36 @@ def test_a_failing_service_is_retried_with_growing_waits(page, live_app, board):
     assert chart(page) == [("#KPop", "1")] and "Could not" not in status.inner_text()
     gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)][:2]
     assert 0.8 < gaps[0] < 1.8 and 1.8 < gaps[1] < 3.0, gaps
+
+
+def test_long_numbers_fit_their_column_on_a_phone(browser, live_app, board):
+    """A count in the hundreds of billions, on a 390 px screen: shown whole, on the row,
+    and the page does not scroll sideways."""
+    import json
+
+    record(board, 1, 60, ["a_very_long_hashtag_name_for_a_campaign"], ["KPop"])
+
+    def huge_counts(route):
+        answer = route.fetch().json()  # the real answer, its counts made huge
+        for i, item in enumerate(answer["items"]):
+            item["score"] = 123_456_789_012 // (i + 1)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.route(lambda url: "/leaderboard?" in url, huge_counts)
+        page.goto(live_app + "/ui/leaderboard")
+        page.locator("#chart li").first.wait_for()
+        assert chart(page)[0][1] == "123,456,789,012"
+        clipped = page.locator("#chart .score, #chart .tag").evaluate_all("""els => els
+            .filter(e => e.classList.contains('score') ? e.scrollWidth > e.clientWidth
+                         : e.getBoundingClientRect().right > innerWidth)
+            .map(e => e.textContent)""")
+        assert clipped == []
+        right = page.locator("#chart .score").evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().right)")
+        assert max(right) <= 390 and len(set(right)) == 1  # one right-aligned column
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
