@@ -6,10 +6,10 @@
   function show(body) {
     const deps = Object.entries((body && body.dependencies) || {});
     if (!deps.length) {
-      Pulse.setStatus(health, `Dependencies: ${(body && body.status) || 'unknown'}`);
+      Pulse.setStatus(health, `Overall: ${(body && body.status) || 'unknown'}`);
       return;
     }
-    health.replaceChildren('Dependencies: ');
+    health.replaceChildren();
     deps.forEach(([name, dep], i) => {
       if (i) health.append(' · ');
       health.append(Pulse.el('span', dep.status === 'ok' ? 'ok' : 'bad', `${name}: ${dep.status}`));
