@@ -1,4 +1,4 @@
-"""/ui/clicks in headless Chromium (issue #8): clicks are drawn, batched and sent to the
+"""/ui/clicks in headless Chromium: clicks are drawn, batched and sent to the
 real `chalice local`; the local event runner feeds the stream to the app's consumer;
 the page polls GET /hotspots and paints the hotspot as a translucent red square."""
 import json

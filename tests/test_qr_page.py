@@ -1,5 +1,5 @@
 """/ui/qr in headless Chromium over `chalice local`: make a code, see it, download it,
-see the recent creations and per-domain counts, and the message for a bad URL (issue #7)."""
+see the recent creations and per-domain counts, and the message for a bad URL."""
 from __future__ import annotations
 
 import pytest
