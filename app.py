@@ -25,6 +25,19 @@ def index() -> Response:
     return web.html_response("index.html")
 
 
+app.api.binary_types.extend(t for t in web.BINARY_TYPES if t not in app.api.binary_types)
+
+
+@app.route("/ui/assets/{name}")
+def page_asset(name: str) -> Response:
+    return web.asset_response(name)
+
+
+@app.route("/favicon.ico")
+def favicon() -> Response:
+    return web.asset_response("favicon.svg")
+
+
 @app.route("/openapi.json")
 def openapi_document() -> Response:
     return json_response(api_document())

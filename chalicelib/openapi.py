@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from chalicelib import web
+
 VERSION = "1"
 JSON = "application/json"
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -92,6 +94,19 @@ def page(description: str) -> dict:
 def _common_paths() -> dict:
     return {
         "/": page("the index of the feature pages"),
+        "/ui/assets/{name}": {"get": {
+            "summary": "a stylesheet, script or icon of the pages", "tags": ["pages"],
+            "parameters": [path("name", enum(sorted(web.asset_names())),
+                                "a file of the pages' assets", "pulse.css")],
+            "responses": {
+                "200": {"description": "the file (cached for five minutes)",
+                        "content": {t.split(";")[0]: {"schema": STRING}
+                                    for t in sorted(set(web.ASSET_TYPES.values()))}},
+                "404": error("no asset of that name")}}},
+        "/favicon.ico": {"get": {
+            "summary": "the pages' icon (SVG)", "tags": ["pages"],
+            "responses": {"200": {"description": "the icon",
+                                  "content": {"image/svg+xml": {"schema": STRING}}}}}},
         "/openapi.json": {"get": {
             "summary": "this document", "tags": ["contract"],
             "responses": {"200": json_answer({"type": "object",

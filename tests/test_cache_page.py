@@ -36,7 +36,7 @@ def cache_site(stack_env, tmp_path_factory):
 
 def rows(page):
     """The calls table once every call listed has its answer (a row is made at the call)."""
-    page.wait_for_function("!document.querySelector('#calls .tag.PENDING')")
+    page.wait_for_function("() => !document.querySelector('#calls .tag.PENDING')")
     cells = page.locator("#calls tr")
     return [(cells.nth(i).locator("td.status").inner_text(),
              cells.nth(i).locator(".tag").inner_text()) for i in range(cells.count())]
@@ -53,6 +53,20 @@ def test_five_calls_show_a_miss_then_hits_with_latencies(page, cache_site, memca
     assert [label.split()[0] for label in labels] == ["MISS", "HIT", "HIT", "HIT", "HIT"]
     assert all(label.endswith(" ms") for label in labels)
     assert "median HIT" in page.locator("#status").inner_text()
+    # the bars' scale is labelled: ticks 0, 1, 10, 100, 1000 ms (log), and each bar ends
+    # between the ticks of its latency
+    ticks = page.locator("#scale span")
+    assert ticks.all_inner_texts() == ["0", "1", "10", "100", "1000"]
+    tick_x = dict(zip(ticks.all_inner_texts(), ticks.evaluate_all("""ts => ts.map(t => {
+        const scale = t.parentElement.getBoundingClientRect();
+        return scale.left + scale.width * parseFloat(t.style.left) / 100; })"""), strict=True))
+    ends = bars.evaluate_all("bs => bs.map(b => b.getBoundingClientRect().right)")
+    latencies = [float(label.split()[-2]) for label in labels]
+    for ms, end in zip(latencies, ends, strict=True):
+        below = max(t for t in (0, 1, 10, 100, 1000) if t <= ms)
+        above = min(t for t in (1, 10, 100, 1000) if t > ms)
+        assert tick_x[str(below)] - 2 <= end <= tick_x[str(above)] + 2, (ms, end, tick_x)
+    assert "log" in page.locator("#chart-axis").inner_text()
 
 
 def test_missing_item_and_unknown_upstream_are_shown(page, cache_site, memcached_env):

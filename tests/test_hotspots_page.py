@@ -1,4 +1,4 @@
-"""/ui/clicks in headless Chromium (issue #8): clicks are drawn, batched and sent to the
+"""/ui/clicks in headless Chromium: clicks are drawn, batched and sent to the
 real `chalice local`; the local event runner feeds the stream to the app's consumer;
 the page polls GET /hotspots and paints the hotspot as a translucent red square."""
 import json
@@ -52,9 +52,9 @@ def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_p
                               "y": box["height"] * 0.4 + (i // 6) * 2})
     for fx, fy in ((0.8, 0.2), (0.1, 0.9), (0.9, 0.8)):
         board.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Sent')")
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Sent')")
     # all 24 once the last batch is consumed (an earlier poll may show the first ones)
-    page.wait_for_function("document.querySelector('#hotspots li')?.textContent"
+    page.wait_for_function("() => document.querySelector('#hotspots li')?.textContent"
                            ".startsWith('24 clicks')", timeout=20_000)
     assert page.locator("#hotspots li").count() == 1
     # the square is painted (faded in): red, translucent, next to the cluster
@@ -81,3 +81,15 @@ def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_p
     assert alphas[-1] == 0, alphas
     assert any(0 < a < red[3] - 20 for a in alphas), alphas  # seen part-way faded
     assert page.locator("#hotspots li").count() == 0
+
+
+def test_a_page_without_clicks_says_so_and_is_asked_less_and_less_often(page, live_app):
+    asked = []
+    page.on("request", lambda r: asked.append(time.monotonic()) if "/hotspots?" in r.url
+            else None)
+    page.goto(live_app + "/ui/clicks?page=nobody&poll=0.5")
+    page.get_by_text("No clicks on this page yet").wait_for()
+    assert "0 (left edge) to 1 (right edge)" in page.locator("#board-axis").inner_text()
+    page.wait_for_timeout(4000)  # polling every 0.5 s would ask 8 times
+    gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
+    assert 2 <= len(asked) <= 4 and gaps == sorted(gaps), gaps
