@@ -284,16 +284,18 @@ class Leaderboard(BoardKeys, IngestBookkeeping):
         now_hour = int(self.clock() // 3600) * 3600
         return [now_hour - 3600 * i for i in range(HOURLY_SECONDS // 3600 - 1, -1, -1)]
 
-    def standing(self, hashtag: str, window: str = "all", n: int = 2) -> Standing | None:
+    def standing(self, hashtag: str, window: str = "all", n: int = 2, *,
+                 hourly: bool = True) -> Standing | None:
         """One tag (any spelling, '#' optional) with up to n neighbours above and below it
-        and its counts per hour over the last 24 h (summed from the time buckets), from
-        one consistent read; None when it has no count in the window."""
+        and (unless `hourly` is False) its counts per hour over the last 24 h, summed from
+        the time buckets, from one consistent read; None when it has no count in the
+        window."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        hours, per_hour = self.hours(), 3600 // self.bucket_seconds
-        buckets = [self.bucket_key(h + i * self.bucket_seconds)
-                   for h in hours for i in range(per_hour)]
-        updated, res = self._read(window, "tag", tag_key(hashtag), n, per_hour, extra=buckets)
+        hours = self.hours() if hourly else []
+        updated, res = self._read(window, "tag", tag_key(hashtag), n, len(hours),
+                                  hours[0] if hours else 0, self.bucket_seconds,
+                                  extra=[self.bucket_key(hours[0] if hours else 0)])
         if res[0] is None:
             return None
         position, start, flat, spellings, hourly = res
@@ -350,12 +352,12 @@ class Leaderboard(BoardKeys, IngestBookkeeping):
 
     def rank_for(self, hashtag: str, window: str = "all") -> Entry | None:
         """Rank and score of one tag (any spelling, '#' optional); None when it has no count."""
-        found = self.standing(hashtag, window, 0)
+        found = self.standing(hashtag, window, 0, hourly=False)
         return None if found is None else found.entry
 
     def around_me(self, hashtag: str, window: str = "all", n: int = 2) -> list[Entry]:
         """The tag with up to n neighbours above and below it; [] when it has no count."""
-        found = self.standing(hashtag, window, n)
+        found = self.standing(hashtag, window, n, hourly=False)
         return [] if found is None else [*found.above, found.entry, *found.below]
 
     def size(self, window: str = "all") -> int:

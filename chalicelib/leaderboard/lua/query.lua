@@ -5,11 +5,13 @@
 -- KEYS 1-5 and ARGV[1] as read.lua; ARGV[2] the question, ARGV[3..] its arguments:
 --   top     ARGV 3 first, 4 last (0-based positions, inclusive); KEYS 6 sources.
 --           Replies {updated_at, window size, {tag, score, rank, ...}, spellings, sources}
---   tag     ARGV 3 the case-folded tag, 4 neighbours each side, 5 buckets an hour;
---           KEYS 6.. the first keys of the buckets of the chart's hours, oldest first.
+--   tag     ARGV 3 the case-folded tag, 4 neighbours each side, 5 hours in the chart
+--           (0: no chart), 6 the start of its first hour, 7 bucket seconds; KEYS 6 the
+--           first key of the chart's first bucket (its name ends in that start: the
+--           other buckets' names are made from it).
 --           Replies {updated_at, false} when the tag has no count in the window, else
 --           {updated_at, its position, first position shown, {tag, score, rank, ...},
---           spellings, its count per hour}
+--           spellings, its count per hour, oldest first}
 --   rising  KEYS 6-9 and ARGV 3-9 as rising.lua.
 --           Replies {updated_at, candidates, {tag, count, expected, score, ...},
 --           spellings, sources}
@@ -56,12 +58,24 @@ local function position(tag)
 end
 
 -- the tag's count in each hour: the sum of its counts in the hour's buckets
-local function hourly(tag, per_hour)
+local function hourly(tag, hours, first, step)
   local out = {}
-  for first = 6, #KEYS, per_hour do
+  if hours == 0 then return out end
+  local prefix = string.sub(KEYS[6], 1, #KEYS[6] - #string.format('%d', first))
+  local per_hour = 3600 / step
+  local bases = {}
+  for i = 0, hours * per_hour - 1 do
+    bases[#bases + 1] = prefix .. string.format('%d', first + i * step)
+  end
+  local depth_keys = {}
+  for i, base in ipairs(bases) do depth_keys[i] = base .. ':depth' end
+  local depths = redis.call('MGET', unpack(depth_keys))  -- one call, not one a bucket
+  for h = 1, hours do
     local sum = 0
-    for i = first, first + per_hour - 1 do sum = sum + bucket_count(KEYS[i], tag) end
-    out[#out + 1] = sum
+    for i = (h - 1) * per_hour + 1, h * per_hour do
+      sum = sum + bucket_count(bases[i], tonumber(depths[i]) or 0, tag)
+    end
+    out[h] = sum
   end
   return out
 end
@@ -78,7 +92,7 @@ elseif question == 'tag' then
   local start = math.max(0, r - n)
   local flat = ranked(start, r + n)
   return {updated, r, start, flat, spelled(names_of(flat, 3)),
-          hourly(ARGV[3], tonumber(ARGV[5]))}
+          hourly(ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))}
 elseif question == 'rising' then
   -- the writer's stored order when it is current (a few O(log N) calls for the page),
   -- else the same order computed here

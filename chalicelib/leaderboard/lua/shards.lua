@@ -16,8 +16,8 @@
 --   SET   dedupe markers of one hour of tweet ids (members: ids, hashed by id_hash)
 --   HASH  a time bucket's counts (fields: case-folded tag -> count, hashed by tag_hash)
 -- A bucket may also be a plain string, one JSON line [tag, count, ...] per batch, as
--- boards stored buckets in an earlier layout: it is read as such, and turned into a hash
--- group by its next write (log_counts, bucket_counts, add_counts).
+-- boards written by earlier releases hold them: it is read as such, and turned into a
+-- hash group by its next write (log_counts, bucket_counts, bucket_count, add_counts).
 
 local MAX_DEPTH = 16  -- 65,536 keys: past that, keys grow instead
 local SPLIT_STEP = 2
@@ -171,9 +171,8 @@ local function bucket_counts(base, into)
   return into
 end
 
--- one tag's count in a bucket group (two calls: the chart reads a day of buckets)
-local function bucket_count(base, tag)
-  local d = depth_of(base)
+-- one tag's count in a bucket group at depth d (one call: the chart reads a day of them)
+local function bucket_count(base, d, tag)
   local v = redis.pcall('HGET', shard_key(base, d, shard_of(HASH, tag, d)), tag)
   if type(v) == 'table' and v.err then  -- not a hash: a log bucket
     return log_counts(redis.call('GET', base), {})[tag] or 0
