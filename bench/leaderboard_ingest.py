@@ -7,8 +7,8 @@ popularity from ~20k distinct tags, one in ten in another spelling.  Then, on a
 redis-server it starts on a free port, in one run:
 
   (a) parse only: orjson.loads + model.tweets_from_page, per line;
-  (b) the baseline: parse, then one ZINCRBY round trip per hashtag (on the first
-      `--seed-tweets` tweets only: at ~10-20k round trips/s the whole archive would
+  (b) the naive way: parse, then one ZINCRBY round trip per hashtag (on the first
+      `--naive-tweets` tweets only: at ~10-20k round trips/s the whole archive would
       take a minute; the rate is per tweet, so the ratio holds);
   (c) our pipeline: parse + Leaderboard.record in batches of 1000 tweets, one Lua
       script each; c1 in one thread, c2 with one background thread recording while
@@ -192,14 +192,14 @@ def parse_only(path: Path) -> int:
     return n
 
 
-def seed_way(path: Path, r: redis.Redis, max_tweets: int) -> int:
-    """The baseline: a ZINCRBY round trip per hashtag."""
+def naive_way(path: Path, r: redis.Redis, max_tweets: int) -> int:
+    """The naive way: a ZINCRBY round trip per hashtag."""
     n = 0
     with open(path, "rb") as f:
         for line in f:
             for tweet in tweets_from_page(orjson.loads(line)):
                 for tag in tweet.hashtags:
-                    r.zincrby("seed:leaderboard", 1, tag.lower())
+                    r.zincrby("naive:leaderboard", 1, tag.lower())
                 n += 1
                 if n >= max_tweets:
                     return n
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tweets", type=int, default=100_000)
     ap.add_argument("--tags", type=int, default=20_000)
-    ap.add_argument("--seed-tweets", type=int, default=10_000)
+    ap.add_argument("--naive-tweets", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         for rep in range(args.repeat):  # interleaved, so noise hits every path alike
             results["a"].append(timed(parse_only, archive)[0])
             r.flushall()
-            secs, n = timed(seed_way, archive, r, args.seed_tweets)
+            secs, n = timed(naive_way, archive, r, args.naive_tweets)
             results["b"].append(secs * args.tweets / n)  # as if for the whole archive
             for key, fn in (("c1", pipeline_serial), ("c2", pipeline_threaded)):
                 r.flushall()
@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     print("| path | tweets/s | × (b) | time ÷ (a) |")
     print("|---|---:|---:|---:|")
     labels = {"a": "(a) parse only: orjson.loads + tweets_from_page",
-              "b": f"(b) baseline: parse + one ZINCRBY round trip per hashtag "
-                   f"(first {args.seed_tweets:,} tweets)",
+              "b": f"(b) the naive way: parse + one ZINCRBY round trip per hashtag "
+                   f"(first {args.naive_tweets:,} tweets)",
               "c1": f"(c1) parse + `record`, batches of {BATCH}, one thread",
               "c2": f"(c2) parse + `record`, batches of {BATCH}, recording in a "
                     "background thread"}

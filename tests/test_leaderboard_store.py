@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from chalicelib.leaderboard.keys import tag_key
 from chalicelib.leaderboard.model import Tweet, tweet_from_api
 from chalicelib.leaderboard.store import ROLL_STEP, WINDOWS, Entry, Leaderboard
 from tests.conftest import shared_path
@@ -765,14 +766,64 @@ def test_python_and_the_script_hash_marker_ids_alike(r):
     moved marker would not be found and its tweet would count twice."""
     import random
 
-    from chalicelib.leaderboard import store
+    from chalicelib.leaderboard import scripts, store
 
     rng = random.Random(11)
     ids = [str(rng.randrange(1, 2**63)) for _ in range(3000)] + [str(i) for i in range(1, 600)]
-    script = r.register_script(store._LUA_MARKERS + """
+    script = r.register_script(scripts.source("shards") + """
 local out = {}
 for i, id in ipairs(ARGV) do out[i] = id_hash(id) end
 return out""")
     key = "pulse:lb:{hash}:probe"  # a key of a slot, so a cluster routes the script
     assert [int(h) for h in script(keys=[key], args=ids)] == [
         store.marker_hash(int(i)) for i in ids]
+
+
+
+def test_the_hourly_chart_is_a_recount_of_the_recorded_tweets(r):
+    """Two days of tweets in random batches, some sent twice, hundreds of tags a bucket (so
+    the buckets' keys split): each tag's chart is the count of its occurrences in the
+    tweets of each of the last 24 hours."""
+    import random
+
+    rng = random.Random(5)
+    lb = board(r)
+    tags = [f"t{i}" for i in range(400)] + ["Big", "BIG", "big"]
+    ages = [rng.randrange(1, 2 * 86400) for _ in range(3000)]  # two days, and a busy
+    ages += [rng.randrange(5 * 3600, 8 * 3600) for _ in range(3000)]  # three hours
+    tweets = [Tweet(snowflake(T0 - age, i), T0 - age,
+                    tuple(rng.choice(tags) for _ in range(rng.randint(0, 4))))
+              for i, age in enumerate(ages)]
+    tweets += [Tweet(snowflake(T0 - 10, 9000 + i), T0 + 500, ("t1", "Big"))  # clock skew:
+               for i in range(30)]                                          # current bucket
+    recount: dict[str, Counter] = {}
+    for t in tweets:
+        hour = int(min(t.created_at, T0) // 3600 * 3600)
+        for tag in t.hashtags:
+            recount.setdefault(tag.casefold(), Counter())[hour] += 1
+    rng.shuffle(tweets)
+    for start in range(0, len(tweets), 700):
+        lb.record(tweets[start:start + 700] + tweets[:5])  # the first five again: counted once
+    assert any(":b:" in k and k.endswith(":depth") for k in lb.keys())  # buckets split
+    for tag in ("big", "BIG", "#t1", "t7", "t399"):
+        chart = lb.standing(tag, "all").hourly
+        assert [h for h, _ in chart] == lb.hours()
+        assert chart == [(h, recount[tag_key(tag)][h]) for h in lb.hours()]
+
+
+def test_a_board_with_log_buckets_reads_rolls_and_records_them(r):
+    """A bucket may be a string of JSON lines [tag, count, ...] (an older layout of the
+    same counts): the chart reads it, the windows subtract it, a new count joins it."""
+    clock = Clock()
+    lb = board(r, clock)
+    lb.record([Tweet(1, T0 - 7200, ("seed",))])  # a board with heads
+    start = int(T0 - BS)  # in the current hour
+    r.set(lb.bucket_key(start), '["a",2,"b",1]\n["a",1]\n')
+    r.zadd(lb.key_window["1h"], {"a": 3, "b": 1})
+    r.zadd(lb.key_window["24h"], {"a": 3, "b": 1})
+    assert lb.standing("a", "1h").hourly[-1] == (int(T0 // 3600 * 3600), 3)
+    lb.record([Tweet(2, start + 1, ("A", "c"))])  # into the log bucket
+    assert r.type(lb.bucket_key(start)) == "hash"
+    assert lb.standing("a", "1h").hourly[-1][1] == 4
+    clock.now = T0 + 3600  # the bucket leaves the 1h window
+    assert counts(lb, "1h") == {} and counts(lb, "24h") == {"a": 4, "b": 1, "c": 1, "seed": 1}

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.http import query_choice, query_int, query_value
 from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
+from chalicelib.leaderboard.wiring import board_names, get_board
 from chalicelib.timestamps import iso_z
 
 MAX_TAG_LENGTH = 139  # the longest hashtag a 280-character post can hold
@@ -17,22 +17,6 @@ RISING_WINDOWS = tuple(RISING_BASELINE)
 N_BOUNDS = (10, 1, 100)
 OFFSET_BOUNDS = (0, 0, 1_000_000)
 NEIGHBOURS_BOUNDS = (2, 0, 10)
-
-
-@lru_cache(maxsize=64)
-def get_board(name: str | None = None):
-    from chalicelib.clients import get_redis
-    from chalicelib.leaderboard.store import Leaderboard
-    from chalicelib.settings import get_settings
-
-    return Leaderboard(get_redis(), name or get_settings().leaderboard_name)
-
-
-def board_names() -> list[str]:
-    from chalicelib.leaderboard.boards import boards_from_settings
-    from chalicelib.settings import get_settings
-
-    return list(boards_from_settings(get_settings()))
 
 
 def choose_board(params: Mapping[str, str] | None):

@@ -39,13 +39,12 @@ def _redis():
 
 def _board(name: str | None):
     """The named board (default: the first configured one); unknown: exit 2."""
-    from chalicelib.leaderboard.boards import boards_from_settings
-    from chalicelib.leaderboard.store import Leaderboard
+    from chalicelib.leaderboard.wiring import board_names, new_board
 
-    names = list(boards_from_settings(_settings()))
+    names = board_names()
     if name is not None and name not in names:
         raise CliError(f"no board {name!r}: the boards are {', '.join(names)}")
-    return Leaderboard(_redis(), name or names[0])
+    return new_board(name or names[0], redis=_redis())
 
 
 def _print_json(obj: Any) -> None:

@@ -187,16 +187,12 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
     """
     from chalicelib.leaderboard.boards import boards_from_settings
     from chalicelib.leaderboard.sources import retweets_from_settings, source_from_settings
-    from chalicelib.leaderboard.store import Leaderboard
+    from chalicelib.leaderboard.wiring import new_board
 
     if settings is None:
         from chalicelib.settings import get_settings
 
         settings = get_settings()
-    if redis is None:
-        from chalicelib.clients import get_redis
-
-        redis = get_redis()
     queries = boards_from_settings(settings)
     unknown = [name for name in boards or () if name not in queries]
     if unknown:
@@ -206,7 +202,7 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
         def make_source(name: str, query: str) -> Source:
             return source_from_settings(settings, board=name, query=query, clock=clock)
 
-    served = {name: Leaderboard(redis, name, clock=clock) for name in boards or queries}
+    served = {name: new_board(name, redis=redis, clock=clock) for name in boards or queries}
     notes = {name: board.schedule() for name, board in served.items()}
     order = sorted(served, key=lambda name: float(notes[name].get("served_at", 0)))
     results: dict[str, IngestResult] = {}

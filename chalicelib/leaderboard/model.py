@@ -1,4 +1,5 @@
-"""Tweets as the leaderboard sees them, parsed from X API v2 response pages."""
+"""What the leaderboard takes and gives: tweets parsed from X API v2 response pages, and
+the entries, pages and standings a board answers with."""
 from __future__ import annotations
 
 import html
@@ -107,3 +108,46 @@ def tweets_from_page(page: Mapping[str, Any], retweets: str = "original") -> lis
         else:
             out.append(tweet_from_api(raw, original_missing=True))
     return out
+
+
+# --- what a board answers -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    rank: int  # 1-based position
+    hashtag: str  # the most common spelling
+    score: int
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[Entry]
+    total: int  # distinct tags in the window
+    updated_at: float | None  # clock time of the last record call
+    sources: dict[str, int]  # source name -> tweets it contributed to the board
+
+
+@dataclass(frozen=True)
+class Standing:
+    entry: Entry
+    above: list[Entry]  # best first
+    below: list[Entry]
+    updated_at: float | None
+    hourly: list[tuple[int, int]]  # (hour start, count) over the last 24 h, oldest first
+
+
+@dataclass(frozen=True)
+class Riser:
+    rank: int  # 1-based position by score
+    hashtag: str
+    count: int  # in the window
+    expected: float  # what the tag's rate over the baseline window predicts
+    score: float  # (count - expected) / sqrt(expected + RISING_SMOOTHING)
+
+
+@dataclass(frozen=True)
+class RisingPage:
+    items: list[Riser]
+    candidates: int  # tags scored (the window's highest, at most RISING_CANDIDATES)
+    updated_at: float | None
+    sources: dict[str, int]
