@@ -19,10 +19,20 @@ def new_board(name: str | None = None, *, redis=None, clock: Callable[[], float]
     return Leaderboard(redis, name or board_names()[0], clock=clock)
 
 
-@lru_cache(maxsize=64)
 def get_board(name: str | None = None):
-    """The board `name` on the app's shared client, built once per process."""
-    return new_board(name)
+    """The board `name` on the app's shared client, built once per client: after
+    `reset_clients()` the next call builds it on the new client."""
+    from chalicelib.clients import get_redis
+
+    return _board_on(get_redis(), name)
+
+
+@lru_cache(maxsize=64)
+def _board_on(redis, name: str | None):
+    return new_board(name, redis=redis)
+
+
+get_board.cache_clear = _board_on.cache_clear
 
 
 def board_names() -> list[str]:

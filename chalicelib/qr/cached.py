@@ -14,7 +14,10 @@ read from DynamoDB are stored:
   ever waits for another;
 - memcached down: the lookup reads DynamoDB directly (the component fails open).
 
-Presigned URLs are not cached: the service signs a fresh one per request.
+The image bytes of a code asked for by `GET /qr/{id}` are kept the same way (a key of
+their own, for at most min(remaining ttl, QR_CACHE_SECONDS)), so a hot code is served
+from memcached alone, entry and image, while S3 and DynamoDB are slow or away.  Presigned
+URLs are not cached: the service signs a fresh one per request.
 """
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ LOOKUP_TIMEOUT = 2.0  # the API's answer budget; the GetItem has its client's ow
 
 def cache_key(qr_id: str) -> str:
     return KEY_PREFIX + qr_id
+
+
+def image_key(qr_id: str) -> str:
+    return KEY_PREFIX + "img:" + qr_id
 
 
 class CachedEntries:
@@ -58,3 +65,12 @@ class CachedEntries:
             return None
         entry = Entry(**json.loads(value))
         return entry if entry.ttl > now else None  # the item's own ttl has the last word
+
+    def image(self, entry: Entry, now: float) -> bytes | None:
+        """`QrStore.read_image(entry)`, from memcached when it holds the bytes."""
+        def load(_deadline: float) -> Loaded:
+            body = self.store.read_image(entry)
+            return Loaded(body, ttl=entry.ttl - math.ceil(now)) if body is not None \
+                else Loaded(None)
+
+        return self.cache.get(image_key(entry.id), load, self.policy).entry.value

@@ -23,10 +23,12 @@ class Outcome:
 class Lookup(Protocol):
     def get(self, qr_id: str, now: float) -> Entry | None: ...
 
+    def image(self, entry: Entry, now: float) -> bytes | None: ...
+
 
 class QrService:
-    """`lookup` finds live entries: the store itself (one GetItem), or the store behind
-    memcached (chalicelib.qr.cached)."""
+    """`lookup` finds live entries and their images: the store itself (one GetItem, one
+    GetObject), or the store behind memcached (chalicelib.qr.cached)."""
 
     def __init__(self, store: QrStore, publisher: EventPublisher, ttl_seconds: int = 86400,
                  presign_seconds: int = 3600, clock: Callable[[], float] = time.time,
@@ -70,7 +72,7 @@ class QrService:
 
     def image(self, qr_id: str) -> tuple[Entry, bytes]:
         entry = self.live_entry(qr_id)
-        body = self.store.read_image(entry)
+        body = self.lookup.image(entry, self.clock())
         if body is None:
             raise NotFound(f"the image of QR code {qr_id} has expired", id=qr_id)
         return entry, body

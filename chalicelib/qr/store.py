@@ -114,6 +114,10 @@ class QrStore:
             ExpiresIn=expires_in)
         return url, expires_in
 
+    def image(self, entry: Entry, now: float) -> bytes | None:
+        """The lookup's view of the image (`CachedEntries.image` keeps hot ones)."""
+        return self.read_image(entry)
+
     def read_image(self, entry: Entry) -> bytes | None:
         """The image bytes, or None when the object is gone (lifecycle expiry)."""
         try:
