@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks of infra/ and the deploy rehearsal against moto's server.
 
-    python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate, checkov
+    python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate
+                                      # (as applied to AWS and as rehearsed), checkov
     python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy
     python deploy/infra.py package --stage prod [--out out/]   # the Terraform package of a stage
     python deploy/infra.py deploy --stage prod   # chalice deploy with the stage's environment
@@ -10,11 +11,11 @@ Nothing is written into infra/: Terraform runs on a copy under .local/
 (TF_DATA_DIR, state and lock file included), so the tree stays clean.
 
 The rehearsal starts moto's server (local.processes) on a free loopback port, applies
-infra/ with aws_endpoint_url pointing at it (and infra/rehearsal.tfvars, which
-turns off only what moto cannot emulate), runs deploy/configure.py for a
-`rehearsal` stage of a copy of the app, packages that copy with
-`chalice package --pkg-format terraform` plus every deploy/*_override.tf.json,
-checks the package, and destroys everything again.
+infra/ to it with the files of deploy/rehearsal/ beside it (emulator_override.tf sends
+every provider call to the server and leaves out only what moto cannot emulate;
+rehearsal.tfvars), runs deploy/configure.py for a `rehearsal` stage of a copy of the
+app, packages that copy with `chalice package --pkg-format terraform` plus every
+deploy/*_override.tf.json, checks the package, and destroys everything again.
 
 Settings: TF_PLUGIN_DIR (a provider mirror for `terraform init -plugin-dir`;
 default /opt/tf-plugins or the first tf-plugins folder found two levels below
@@ -40,15 +41,20 @@ sys.path.insert(0, str(REPO))  # local.processes: one way to start moto's server
 INFRA = REPO / "infra"
 LOCAL = REPO / ".local"
 WORK = LOCAL / "rehearsal"
-REHEARSAL_VARS = INFRA / "rehearsal.tfvars"
 # Terraform override files merged into the Chalice package: chalice_override.tf.json
 # lifts Chalice's version pins; each feature may add its own `<name>_override.tf.json`
 # (e.g. settings of a packaged event source mapping that Chalice does not expose).
 DEPLOY = REPO / "deploy"
+# What the rehearsal copies beside infra/ (the emulator's provider settings and
+# what moto cannot create) and the variables it applies with.
+REHEARSAL = DEPLOY / "rehearsal"
+REHEARSAL_VARS = REHEARSAL / "rehearsal.tfvars"
 
 
 def override_files() -> list[Path]:
     return sorted(DEPLOY.glob("*_override.tf.json"))
+
+
 STAGE = "rehearsal"
 REGION = "us-east-1"
 PACKAGE_LIMIT_BYTES = 15 * 1024 * 1024  # our budget; Lambda's limit is 50 MB zipped
@@ -159,14 +165,22 @@ def terraform(args: Sequence[str], *, cwd: Path, data_dir: Path, env: dict[str, 
     return run([tf, *args], cwd=cwd, env=full_env, timeout=timeout, check=check)
 
 
-def copy_infra(dest: Path) -> Path:
-    """A fresh copy of infra/'s configuration (no state, data dir or lock file)."""
+def copy_infra(dest: Path, rehearsal: bool = False) -> Path:
+    """A fresh copy of infra/'s configuration (no state, data dir or lock file); with
+    rehearsal, deploy/rehearsal/*.tf beside it."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(INFRA, dest, ignore=shutil.ignore_patterns(
         ".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.*", "*.md", "*.mk",
-        "requirements-*.txt", "__pycache__"))
+        "*.tfvars", "requirements-*.txt", "__pycache__"))
+    if rehearsal:
+        for tf in REHEARSAL.glob("*.tf"):
+            shutil.copy2(tf, dest / tf.name)
     return dest
+
+
+def rehearsal_vars(endpoint: str) -> list[str]:
+    return [f"-var-file={REHEARSAL_VARS}", f"-var=emulator_endpoint={endpoint}"]
 
 
 # --- check: fmt, validate, checkov --------------------------------------------------------
@@ -182,14 +196,17 @@ def checkov_bin() -> str | None:
 
 
 def fmt_check() -> subprocess.CompletedProcess:
-    # fmt -check only reads; it never rewrites infra/.
-    return terraform(["fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA)],
+    # fmt -check only reads; it never rewrites infra/ or deploy/rehearsal/.
+    return terraform(["fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA),
+                      str(REHEARSAL)],
                      cwd=REPO, data_dir=LOCAL / "infra-check" / "tfdata", check=False)
 
 
-def validate() -> subprocess.CompletedProcess:
-    base = LOCAL / "infra-check"
-    work = copy_infra(base / "tf")
+def validate(rehearsal: bool = False) -> subprocess.CompletedProcess:
+    """terraform validate of infra/ as it is applied to AWS or, with rehearsal, as the
+    rehearsal applies it (deploy/rehearsal/*.tf beside it)."""
+    base = LOCAL / ("rehearsal-check" if rehearsal else "infra-check")
+    work = copy_infra(base / "tf", rehearsal=rehearsal)
     data = base / "tfdata"
     terraform(init_args(backend=False), cwd=work, data_dir=data, timeout=300)
     return terraform(["validate", "-no-color"], cwd=work, data_dir=data, check=False)
@@ -208,6 +225,7 @@ def checkov() -> subprocess.CompletedProcess:
 def check(log: Log = _print) -> None:
     failures = []
     for name, step in (("terraform fmt -check", fmt_check), ("terraform validate", validate),
+                       ("terraform validate, rehearsal", lambda: validate(rehearsal=True)),
                        ("checkov -d infra", checkov)):
         t0 = time.monotonic()
         proc = step()
@@ -552,7 +570,7 @@ def rehearse(log: Log = _print) -> dict:
             log(f"rehearse: {name} done in {timings[name]} s")
         return timer()
 
-    tf_dir = copy_infra(WORK / "tf")
+    tf_dir = copy_infra(WORK / "tf", rehearsal=True)
     data = WORK / "tfdata"
     state = WORK / "terraform.tfstate"
     for old in WORK.glob("terraform.tfstate*"):  # a previous run's moto is gone
@@ -563,8 +581,7 @@ def rehearse(log: Log = _print) -> dict:
 
     with moto_server(WORK) as endpoint:
         env = emulator_env()
-        tf_vars = [f"-state={state}", f"-var-file={REHEARSAL_VARS}",
-                   f"-var=aws_endpoint_url={endpoint}"]
+        tf_vars = [f"-state={state}", *rehearsal_vars(endpoint)]
         applied = False
         try:
             with step("terraform apply"):

@@ -36,10 +36,41 @@ def test_terraform_fmt():
     assert proc.returncode == 0, f"run `terraform fmt -recursive infra`:\n{_output(proc)}"
 
 
-def test_terraform_init_and_validate():
-    proc = infra.validate()
+@pytest.mark.parametrize("rehearsal", [False, True], ids=["aws", "rehearsal"])
+def test_terraform_init_and_validate(rehearsal):
+    proc = infra.validate(rehearsal=rehearsal)
     assert proc.returncode == 0, _output(proc)
     assert "The configuration is valid" in proc.stdout
+
+
+def _blocks(kind: str) -> dict[str, str]:
+    """name -> body of every top-level `kind "name" { ... }` block in infra/*.tf."""
+    found = {}
+    for tf in sorted(infra.INFRA.glob("*.tf")):
+        for m in re.finditer(rf'^{kind} "([\w-]+)" {{\n(.*?)^}}', tf.read_text(), re.M | re.S):
+            found[m.group(1)] = m.group(2)
+    return found
+
+
+def test_every_output_is_described():
+    outputs = _blocks("output")
+    assert len(outputs) >= 29 and "lambda_environment" in outputs
+    undescribed = [n for n, body in outputs.items()
+                   if not re.search(r'^  description\s*=\s*"[^"]{15,}', body, re.M)]
+    assert undescribed == []
+
+
+def test_infra_as_applied_to_aws_has_no_emulator_switch():
+    # The rehearsal's endpoint, skip_* flags and what moto cannot create live in
+    # deploy/rehearsal/, copied beside infra/ for the rehearsal only.
+    text = "\n".join(tf.read_text() for tf in sorted(infra.INFRA.glob("*.tf")))
+    for switch in ("skip_credentials_validation", "skip_requesting_account_id",
+                   "skip_metadata_api_check", "s3_use_path_style", "endpoints {"):
+        assert switch not in text, switch
+    emulator_words = re.compile(r"moto|emulat|endpoint_url|for the rehearsal", re.I)
+    assert [n for n, body in _blocks("variable").items()
+            if emulator_words.search(n) or emulator_words.search(body)] == []
+    assert not list(infra.INFRA.glob("*.tfvars"))
 
 
 def test_checkov_passes():
@@ -212,3 +243,4 @@ def test_rehearsal_alarms_on_memorydb_memory(rehearsal):
     namespace, metric, actions = rehearsal["emulator"]["alarms"]["pulse-rehearsal-memorydb-memory"]
     assert (namespace, metric) == ("AWS/MemoryDB", "DatabaseMemoryUsagePercentage")
     assert actions == [rehearsal["outputs"]["alarm_topic_arn"]]
+
