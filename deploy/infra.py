@@ -3,7 +3,9 @@
 
     python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate
                                       # (as applied to AWS and as rehearsed), checkov
-    python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy
+    python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy,
+                                      # and beside it the upgrade check
+    python deploy/infra.py upgrade [--from REV]   # the upgrade check alone
     python deploy/infra.py package --stage prod [--out out/]   # the Terraform package of a stage
     python deploy/infra.py deploy --stage prod   # chalice deploy with the stage's environment
 
@@ -16,6 +18,11 @@ every provider call to the server and leaves out only what moto cannot emulate;
 rehearsal.tfvars), runs deploy/configure.py for a `rehearsal` stage of a copy of the
 app, packages that copy with `chalice package --pkg-format terraform` plus every
 deploy/*_override.tf.json, checks the package, and destroys everything again.
+
+The upgrade check (run by the rehearsal at the same time, on its own moto server)
+applies an earlier revision of infra/ (UPGRADE_FROM) to a fresh moto server, then
+plans today's infra/ against that state: a `moved` block missing for a renamed
+address shows up as a stateful resource destroyed or replaced.
 
 Settings: TF_PLUGIN_DIR (a provider mirror for `terraform init -plugin-dir`;
 default /opt/tf-plugins or the first tf-plugins folder found two levels below
@@ -33,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -553,7 +561,131 @@ def check_in_emulator(endpoint: str, outputs: dict, stage_cfg: dict) -> dict:
                        for a in alarms}}
 
 
-def rehearse(log: Log = _print) -> dict:
+# --- the upgrade check -----------------------------------------------------------------
+
+# The revision of infra/ an existing deployment is upgraded from: the last flat
+# layout (per-AZ resources by count index, the emulator's switches as variables).
+UPGRADE_FROM = "ca6429a893f05fcb54ca4ee3ba0e471785a74880"
+# Resources that hold data or that data lives in: an upgrade must neither destroy
+# nor replace one of them.
+STATEFUL_TYPES = (
+    "aws_s3_bucket", "aws_dynamodb_table", "aws_kinesis_stream", "aws_memorydb_cluster",
+    "aws_elasticache_cluster", "aws_sqs_queue", "aws_secretsmanager_secret", "aws_kms_key",
+    "aws_cloudwatch_event_bus", "aws_subnet", "aws_vpc",
+)
+
+
+def is_stateful(resource_type: str) -> bool:
+    return resource_type in STATEFUL_TYPES or resource_type.startswith("aws_s3_bucket")
+
+
+def export_infra(rev: str, dest: Path) -> list[str]:
+    """infra/ as it was at rev, in dest, ready for the rehearsal; returns the variable
+    arguments for an emulator at {endpoint}. A revision with deploy/rehearsal/ gets
+    those files beside it; an older one had the emulator's switches in infra/ itself
+    (aws_endpoint_url, infra/rehearsal.tfvars)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    git = shutil.which("git")
+    if git is None:
+        raise InfraError("git is not on PATH (the upgrade check reads an earlier infra/)")
+    listed = run([git, "ls-tree", "-r", "--name-only", rev, "--", "infra", "deploy/rehearsal"],
+                 cwd=REPO, env=clean_env()).stdout.split()
+    for name in listed:
+        path = Path(name)
+        if path.suffix not in (".tf", ".tfvars"):
+            continue
+        text = run([git, "show", f"{rev}:{name}"], cwd=REPO, env=clean_env()).stdout
+        (dest / ("rehearsal.tfvars" if path.suffix == ".tfvars" else path.name)).write_text(text)
+    if not (dest / "rehearsal.tfvars").exists():
+        raise InfraError(f"{rev}: no rehearsal.tfvars in infra/ or deploy/rehearsal/")
+    endpoint_var = ("emulator_endpoint" if any("deploy/rehearsal/" in n for n in listed)
+                    else "aws_endpoint_url")
+    return [f"-var-file={dest / 'rehearsal.tfvars'}", f"-var={endpoint_var}={{endpoint}}"]
+
+
+def plan_changes(plan: dict) -> list[dict]:
+    """Each resource change of `terraform show -json` of a plan, in short."""
+    return [{"address": c["address"], "previous_address": c.get("previous_address"),
+             "type": c["type"], "actions": c["change"]["actions"]}
+            for c in plan.get("resource_changes", []) if c.get("mode") == "managed"]
+
+
+def saved_plan(tf_dir: Path, data_dir: Path, args: Sequence[str], env: dict[str, str]) -> dict:
+    """`terraform plan -out` then `terraform show -json` of that plan."""
+    plan_file = data_dir / "saved.tfplan"
+    terraform(["plan", "-no-color", f"-out={plan_file}", *args], cwd=tf_dir, data_dir=data_dir,
+              env=env, timeout=900)
+    return json.loads(terraform(["show", "-json", "-no-color", str(plan_file)], cwd=tf_dir,
+                                data_dir=data_dir, env=env).stdout)
+
+
+def upgrade_check(rev: str = UPGRADE_FROM, log: Log = _print) -> dict:
+    """Apply infra/ of rev to a fresh moto server, then plan today's infra/ against that
+    state, and rev's own infra/ too: what rev's plan shows is the emulator's drift
+    (attributes moto reports back differently), what only today's shows is the upgrade.
+
+    Returns the upgrade's changes, `moved` (old address -> new), `lost` (stateful
+    resources it would destroy or replace: must be empty) and `beyond_drift` (changes
+    that rev's own plan does not have)."""
+    work = LOCAL / "upgrade"
+    work.mkdir(parents=True, exist_ok=True)
+    state = work / "terraform.tfstate"
+    for old in work.glob("terraform.tfstate*"):
+        old.unlink()
+    old_dir, new_dir = work / "old", copy_infra(work / "new", rehearsal=True)
+    old_vars = export_infra(rev, old_dir)
+    data = {d: work / f"{d.name}-tfdata" for d in (old_dir, new_dir)}
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    for tf_dir in (old_dir, new_dir):
+        terraform(init_args(), cwd=tf_dir, data_dir=data[tf_dir], timeout=300)
+    timings["init"] = round(time.monotonic() - t0, 1)
+    with moto_server(work) as endpoint:
+        env = emulator_env()
+        old_args = [f"-state={state}", *(v.format(endpoint=endpoint) for v in old_vars)]
+        log(f"upgrade: apply infra/ of {rev[:12]} ...")
+        t0 = time.monotonic()
+        terraform(["apply", "-auto-approve", "-no-color", *old_args],
+                  cwd=old_dir, data_dir=data[old_dir], env=env, timeout=900)
+        timings["apply old"] = round(time.monotonic() - t0, 1)
+        log("upgrade: plan today's infra/ and the old one against that state ...")
+        t0 = time.monotonic()
+        changes = plan_changes(saved_plan(new_dir, data[new_dir],
+                                          [f"-state={state}", *rehearsal_vars(endpoint)], env))
+        drift = plan_changes(saved_plan(old_dir, data[old_dir], old_args, env))
+        timings["plan both"] = round(time.monotonic() - t0, 1)
+    moved = {c["previous_address"]: c["address"] for c in changes if c["previous_address"]}
+    drifted = {(moved.get(c["address"], c["address"]), tuple(c["actions"])) for c in drift}
+    result = {
+        "from": rev, "changes": changes, "moved": moved, "timings": timings,
+        "lost": [f"{c['address']}: {'/'.join(c['actions'])}" for c in changes
+                 if is_stateful(c["type"]) and "delete" in c["actions"]],
+        "beyond_drift": [c for c in changes if c["actions"] != ["no-op"]
+                         and (c["address"], tuple(c["actions"])) not in drifted],
+    }
+    (work / "upgrade.json").write_text(json.dumps(result, indent=2))
+    log(f"upgrade: {len(moved)} moved, {len(result['lost'])} stateful lost, "
+        f"{len(result['beyond_drift'])} changes beyond the emulator's drift "
+        f"({sum(c['actions'] != ['no-op'] for c in drift)} drift)")
+    return result
+
+
+def rehearse(log: Log = _print, upgrade_from: str | None = UPGRADE_FROM) -> dict:
+    """The rehearsal of a fresh deployment and, beside it (its own moto server, at the
+    same time: both mostly wait on the emulator), the upgrade check from upgrade_from,
+    whose result is under "upgrade"."""
+    if upgrade_from is None:
+        return rehearse_fresh(log)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upgrade = pool.submit(upgrade_check, upgrade_from, log)
+        result = rehearse_fresh(log)
+        result["upgrade"] = upgrade.result()
+    return result
+
+
+def rehearse_fresh(log: Log = _print) -> dict:
     """Apply, configure, package, check, destroy. Returns what was seen and timed."""
     WORK.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -703,11 +835,23 @@ def rehearse(log: Log = _print) -> dict:
     return result
 
 
+def report_upgrade(result: dict) -> None:
+    """Print the upgrade check's outcome; InfraError if it would lose a stateful resource."""
+    print(f"upgrade from {result['from'][:12]}: {len(result['moved'])} resources moved, "
+          f"{len(result['beyond_drift'])} changes beyond the emulator's drift, "
+          f"timings (s) {result['timings']}")
+    if result["lost"]:
+        raise InfraError(f"upgrading from {result['from'][:12]} would destroy or replace:\n"
+                         + "\n".join(result["lost"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["check", "rehearse", "package", "deploy"])
+    parser.add_argument("command", choices=["check", "rehearse", "upgrade", "package", "deploy"])
     parser.add_argument("--stage", help="package: the Chalice stage")
     parser.add_argument("--out", type=Path, default=REPO / "out", help="package: output folder")
+    parser.add_argument("--from", dest="rev", default=UPGRADE_FROM,
+                        help="upgrade: the git revision of infra/ to upgrade from")
     args = parser.parse_args(argv)
     if args.command == "deploy":
         if not args.stage:
@@ -735,6 +879,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             check()
+        elif args.command == "upgrade":
+            report_upgrade(upgrade_check(args.rev))
         else:
             result = rehearse()
             sizes = result["package_sizes"]
@@ -747,6 +893,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{wiring['trigger']['name']} -> {wiring['trigger']['function_name']}")
             print(f"rehearse: {result['package_validation']}")
             print(f"rehearse: timings (s) {result['timings']}")
+            report_upgrade(result["upgrade"])
     except InfraError as exc:
         print(f"infra {args.command}: {exc}", file=sys.stderr)
         return 1

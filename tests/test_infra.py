@@ -2,9 +2,11 @@
 
 The rehearsal (deploy/infra.py) applies infra/ to moto's server, configures a
 `rehearsal` stage of a copy of the app, packages it with Chalice for
-Terraform, checks the package, then destroys everything. It runs once for the
-module (about 2-3 minutes; the first run also downloads the Lambda wheels).
-Everything it writes is under .local/rehearsal/; infra/ is only read.
+Terraform, checks the package, then destroys everything; beside it, on a second
+moto server, the upgrade check applies infra/ of infra.UPGRADE_FROM and plans
+today's infra/ against that state. Both run once for the module (about 2-3
+minutes; the first run also downloads the Lambda wheels). Everything they write
+is under .local/; infra/ is only read.
 
 Skipped only where terraform is not installed.
 """
@@ -244,3 +246,33 @@ def test_rehearsal_alarms_on_memorydb_memory(rehearsal):
     assert (namespace, metric) == ("AWS/MemoryDB", "DatabaseMemoryUsagePercentage")
     assert actions == [rehearsal["outputs"]["alarm_topic_arn"]]
 
+
+# --- the upgrade from the flat layout -----------------------------------------------------
+
+# The per-AZ resources the flat layout made with count = 2.
+PER_AZ = ("aws_subnet.public", "aws_subnet.private", "aws_route_table_association.public",
+          "aws_eip.nat", "aws_nat_gateway.main", "aws_route_table.private",
+          "aws_route.private_nat", "aws_route_table_association.private")
+
+
+@pytest.mark.slow
+def test_upgrade_from_the_flat_layout_keeps_every_stateful_resource(rehearsal):
+    # rehearse() applied infra/ of infra.UPGRADE_FROM to its own moto server and
+    # planned today's infra/ (with deploy/rehearsal/) against that state.
+    upgrade = rehearsal["upgrade"]
+    assert upgrade["from"] == infra.UPGRADE_FROM
+    changes = {c["address"]: c for c in upgrade["changes"]}
+    # Every kind of stateful resource was in the old state and is still in the plan...
+    assert {c["type"] for c in changes.values() if infra.is_stateful(c["type"])} >= set(
+        infra.STATEFUL_TYPES)
+    # ...and none is destroyed or replaced.
+    assert upgrade["lost"] == []
+    assert [a for a, c in changes.items() if "delete" in c["actions"]] == []
+    # The count-indexed per-AZ resources moved to the zone keys, nothing else changed.
+    assert upgrade["moved"] == {f"{r}[{i}]": f'{r}["{key}"]'
+                                for r in PER_AZ for i, key in enumerate("ab")}
+    assert all(changes[a]["actions"] == ["no-op"] for a in upgrade["moved"].values())
+    # Beyond what moto reports back differently (the old layout's own plan shows the
+    # same), the upgrade only adds: no resource is updated in place.
+    assert [(c["address"], c["actions"]) for c in upgrade["beyond_drift"]
+            if c["actions"] != ["create"]] == []
