@@ -314,11 +314,32 @@ def deploy_environment(config: dict, stage: str, base: dict[str, str]) -> dict[s
     return {**base, **stage_environment(config, stage)}
 
 
+class StageNotConfigured(InfraError):
+    """The stage lacks what `make configure` writes; the user runs that first (exit 2)."""
+
+
+def configured_stage(app_dir: Path, stage: str) -> dict:
+    """.chalice/config.json of app_dir, once the stage has what deploy/configure.py
+    writes (its subnets and its IAM policy file): without them Chalice would deploy or
+    package the functions outside the data tier, or stop with a traceback."""
+    config_path = app_dir / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    stage_cfg = config.get("stages", {}).get(stage)
+    policy = (stage_cfg or {}).get("iam_policy_file")
+    if stage_cfg is None:
+        missing = "no such stage in .chalice/config.json"
+    elif not stage_cfg.get("subnet_ids"):
+        missing = "no subnet_ids in .chalice/config.json"
+    elif policy and not (config_path.parent / policy).exists():
+        missing = f"no .chalice/{policy}"
+    else:
+        return config
+    raise StageNotConfigured(f"stage {stage!r} is not configured ({missing}): "
+                             f"run `make configure STAGE={stage}` first")
+
+
 def chalice_deploy(stage: str) -> int:
-    config = json.loads((REPO / ".chalice" / "config.json").read_text())
-    if stage not in config.get("stages", {}):
-        raise InfraError(f"no stage {stage!r} in .chalice/config.json: run "
-                         f"`make configure STAGE={stage}` first")
+    config = configured_stage(REPO, stage)
     return subprocess.run([chalice_bin(), "deploy", "--stage", stage], cwd=REPO,
                           env=deploy_environment(config, stage, dict(os.environ)),
                           check=False).returncode
@@ -338,8 +359,8 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
     for the packaging run and written as Terraform here.  Returns chalice.tf.json.
     """
     config_path = app_dir / ".chalice" / "config.json"
+    config = configured_stage(app_dir, stage)
     original = config_path.read_text()
-    config = json.loads(original)
     stage_cfg = config["stages"][stage]
     retention = stage_cfg.pop("log_retention_in_days", config.pop("log_retention_in_days", None))
     if out.exists():
@@ -848,7 +869,7 @@ def report_upgrade(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["check", "rehearse", "upgrade", "package", "deploy"])
-    parser.add_argument("--stage", help="package: the Chalice stage")
+    parser.add_argument("--stage", help="package, deploy: the Chalice stage")
     parser.add_argument("--out", type=Path, default=REPO / "out", help="package: output folder")
     parser.add_argument("--from", dest="rev", default=UPGRADE_FROM,
                         help="upgrade: the git revision of infra/ to upgrade from")
@@ -860,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
             return chalice_deploy(args.stage)
         except InfraError as exc:
             print(f"infra deploy: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, StageNotConfigured) else 1
     if args.command == "package":
         if not args.stage:
             parser.error("package needs --stage")
@@ -868,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
             package_for_terraform(REPO, args.stage, args.out)
         except InfraError as exc:
             print(f"infra package: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, StageNotConfigured) else 1
         print(f"package: {args.out} (chalice.tf.json, deployment.zip, "
               + ", ".join(p.name for p in sorted(args.out.glob("*.tf.json"))
                           if p.name != "chalice.tf.json") + "): terraform -chdir=... apply")

@@ -12,6 +12,7 @@ Skipped only where terraform is not installed.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -91,6 +92,38 @@ def test_every_checkov_skip_has_a_reason():
                 skips.append((tf.name, check_id))
                 assert len(reason.strip()) > 20, f"{tf.name}: skip {check_id} without a reason"
     assert skips, "expected the documented skips"
+
+
+def _configured_app(tmp_path: Path, stage_cfg: dict, policy: bool) -> Path:
+    chalice = tmp_path / ".chalice"
+    chalice.mkdir()
+    (chalice / "config.json").write_text(json.dumps(
+        {"version": "2.0", "app_name": "pulse", "stages": {"prod": stage_cfg}}))
+    if policy:
+        (chalice / "policy-prod.json").write_text('{"Version": "2012-10-17", "Statement": []}')
+    return tmp_path
+
+
+@pytest.mark.parametrize("stage_cfg, policy, missing", [
+    ({"api_gateway_stage": "api", "iam_policy_file": "policy-prod.json"}, False, "subnet_ids"),
+    ({"subnet_ids": ["subnet-1"], "iam_policy_file": "policy-prod.json"}, False,
+     "policy-prod.json"),
+    (None, False, "no such stage"),
+])
+def test_package_before_configure_says_to_configure_first(tmp_path, monkeypatch, capsys,
+                                                          stage_cfg, policy, missing):
+    app = _configured_app(tmp_path, stage_cfg or {}, policy)
+    if stage_cfg is None:
+        (app / ".chalice" / "config.json").write_text('{"stages": {}}')
+    monkeypatch.setattr(infra, "REPO", app)
+    out = tmp_path / "out"
+    for command in (["package", "--stage", "prod", "--out", str(out)],
+                    ["deploy", "--stage", "prod"]):
+        assert infra.main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert missing in err and "run `make configure STAGE=prod` first" in err, err
+    assert not out.exists()
 
 
 def test_tree_stays_clean_of_terraform_runtime_files():
