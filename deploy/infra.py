@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Checks of infra/ and the deploy rehearsal against moto's server.
 
-    python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate, checkov
-    python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy
+    python deploy/infra.py check      # terraform fmt -check, init -backend=false, validate
+                                      # (as applied to AWS and as rehearsed), checkov
+    python deploy/infra.py rehearse   # apply -> configure -> chalice package -> assert -> destroy,
+                                      # and beside it the upgrade check
+    python deploy/infra.py upgrade [--from REV]   # the upgrade check alone
     python deploy/infra.py package --stage prod [--out out/]   # the Terraform package of a stage
     python deploy/infra.py deploy --stage prod   # chalice deploy with the stage's environment
 
@@ -10,11 +13,16 @@ Nothing is written into infra/: Terraform runs on a copy under .local/
 (TF_DATA_DIR, state and lock file included), so the tree stays clean.
 
 The rehearsal starts moto's server (local.processes) on a free loopback port, applies
-infra/ with aws_endpoint_url pointing at it (and infra/rehearsal.tfvars, which
-turns off only what moto cannot emulate), runs deploy/configure.py for a
-`rehearsal` stage of a copy of the app, packages that copy with
-`chalice package --pkg-format terraform` plus every deploy/*_override.tf.json,
-checks the package, and destroys everything again.
+infra/ to it with the files of deploy/rehearsal/ beside it (emulator_override.tf sends
+every provider call to the server and leaves out only what moto cannot emulate;
+rehearsal.tfvars), runs deploy/configure.py for a `rehearsal` stage of a copy of the
+app, packages that copy with `chalice package --pkg-format terraform` plus every
+deploy/*_override.tf.json, checks the package, and destroys everything again.
+
+The upgrade check (run by the rehearsal at the same time, on its own moto server)
+applies an earlier revision of infra/ (UPGRADE_FROM) to a fresh moto server, then
+plans today's infra/ against that state: a `moved` block missing for a renamed
+address shows up as a stateful resource destroyed or replaced.
 
 Settings: TF_PLUGIN_DIR (a provider mirror for `terraform init -plugin-dir`;
 default /opt/tf-plugins or the first tf-plugins folder found two levels below
@@ -32,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,15 +49,20 @@ sys.path.insert(0, str(REPO))  # local.processes: one way to start moto's server
 INFRA = REPO / "infra"
 LOCAL = REPO / ".local"
 WORK = LOCAL / "rehearsal"
-REHEARSAL_VARS = INFRA / "rehearsal.tfvars"
 # Terraform override files merged into the Chalice package: chalice_override.tf.json
 # lifts Chalice's version pins; each feature may add its own `<name>_override.tf.json`
 # (e.g. settings of a packaged event source mapping that Chalice does not expose).
 DEPLOY = REPO / "deploy"
+# What the rehearsal copies beside infra/ (the emulator's provider settings and
+# what moto cannot create) and the variables it applies with.
+REHEARSAL = DEPLOY / "rehearsal"
+REHEARSAL_VARS = REHEARSAL / "rehearsal.tfvars"
 
 
 def override_files() -> list[Path]:
     return sorted(DEPLOY.glob("*_override.tf.json"))
+
+
 STAGE = "rehearsal"
 REGION = "us-east-1"
 PACKAGE_LIMIT_BYTES = 15 * 1024 * 1024  # our budget; Lambda's limit is 50 MB zipped
@@ -159,14 +173,22 @@ def terraform(args: Sequence[str], *, cwd: Path, data_dir: Path, env: dict[str, 
     return run([tf, *args], cwd=cwd, env=full_env, timeout=timeout, check=check)
 
 
-def copy_infra(dest: Path) -> Path:
-    """A fresh copy of infra/'s configuration (no state, data dir or lock file)."""
+def copy_infra(dest: Path, rehearsal: bool = False) -> Path:
+    """A fresh copy of infra/'s configuration (no state, data dir or lock file); with
+    rehearsal, deploy/rehearsal/*.tf beside it."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(INFRA, dest, ignore=shutil.ignore_patterns(
         ".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.*", "*.md", "*.mk",
-        "requirements-*.txt", "__pycache__"))
+        "*.tfvars", "requirements-*.txt", "__pycache__"))
+    if rehearsal:
+        for tf in REHEARSAL.glob("*.tf"):
+            shutil.copy2(tf, dest / tf.name)
     return dest
+
+
+def rehearsal_vars(endpoint: str) -> list[str]:
+    return [f"-var-file={REHEARSAL_VARS}", f"-var=emulator_endpoint={endpoint}"]
 
 
 # --- check: fmt, validate, checkov --------------------------------------------------------
@@ -182,14 +204,17 @@ def checkov_bin() -> str | None:
 
 
 def fmt_check() -> subprocess.CompletedProcess:
-    # fmt -check only reads; it never rewrites infra/.
-    return terraform(["fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA)],
+    # fmt -check only reads; it never rewrites infra/ or deploy/rehearsal/.
+    return terraform(["fmt", "-check", "-recursive", "-diff", "-no-color", str(INFRA),
+                      str(REHEARSAL)],
                      cwd=REPO, data_dir=LOCAL / "infra-check" / "tfdata", check=False)
 
 
-def validate() -> subprocess.CompletedProcess:
-    base = LOCAL / "infra-check"
-    work = copy_infra(base / "tf")
+def validate(rehearsal: bool = False) -> subprocess.CompletedProcess:
+    """terraform validate of infra/ as it is applied to AWS or, with rehearsal, as the
+    rehearsal applies it (deploy/rehearsal/*.tf beside it)."""
+    base = LOCAL / ("rehearsal-check" if rehearsal else "infra-check")
+    work = copy_infra(base / "tf", rehearsal=rehearsal)
     data = base / "tfdata"
     terraform(init_args(backend=False), cwd=work, data_dir=data, timeout=300)
     return terraform(["validate", "-no-color"], cwd=work, data_dir=data, check=False)
@@ -208,6 +233,7 @@ def checkov() -> subprocess.CompletedProcess:
 def check(log: Log = _print) -> None:
     failures = []
     for name, step in (("terraform fmt -check", fmt_check), ("terraform validate", validate),
+                       ("terraform validate, rehearsal", lambda: validate(rehearsal=True)),
                        ("checkov -d infra", checkov)):
         t0 = time.monotonic()
         proc = step()
@@ -288,11 +314,32 @@ def deploy_environment(config: dict, stage: str, base: dict[str, str]) -> dict[s
     return {**base, **stage_environment(config, stage)}
 
 
+class StageNotConfigured(InfraError):
+    """The stage lacks what `make configure` writes; the user runs that first (exit 2)."""
+
+
+def configured_stage(app_dir: Path, stage: str) -> dict:
+    """.chalice/config.json of app_dir, once the stage has what deploy/configure.py
+    writes (its subnets and its IAM policy file): without them Chalice would deploy or
+    package the functions outside the data tier, or stop with a traceback."""
+    config_path = app_dir / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    stage_cfg = config.get("stages", {}).get(stage)
+    policy = (stage_cfg or {}).get("iam_policy_file")
+    if stage_cfg is None:
+        missing = "no such stage in .chalice/config.json"
+    elif not stage_cfg.get("subnet_ids"):
+        missing = "no subnet_ids in .chalice/config.json"
+    elif policy and not (config_path.parent / policy).exists():
+        missing = f"no .chalice/{policy}"
+    else:
+        return config
+    raise StageNotConfigured(f"stage {stage!r} is not configured ({missing}): "
+                             f"run `make configure STAGE={stage}` first")
+
+
 def chalice_deploy(stage: str) -> int:
-    config = json.loads((REPO / ".chalice" / "config.json").read_text())
-    if stage not in config.get("stages", {}):
-        raise InfraError(f"no stage {stage!r} in .chalice/config.json: run "
-                         f"`make configure STAGE={stage}` first")
+    config = configured_stage(REPO, stage)
     return subprocess.run([chalice_bin(), "deploy", "--stage", stage], cwd=REPO,
                           env=deploy_environment(config, stage, dict(os.environ)),
                           check=False).returncode
@@ -312,8 +359,8 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
     for the packaging run and written as Terraform here.  Returns chalice.tf.json.
     """
     config_path = app_dir / ".chalice" / "config.json"
+    config = configured_stage(app_dir, stage)
     original = config_path.read_text()
-    config = json.loads(original)
     stage_cfg = config["stages"][stage]
     retention = stage_cfg.pop("log_retention_in_days", config.pop("log_retention_in_days", None))
     if out.exists():
@@ -535,7 +582,131 @@ def check_in_emulator(endpoint: str, outputs: dict, stage_cfg: dict) -> dict:
                        for a in alarms}}
 
 
-def rehearse(log: Log = _print) -> dict:
+# --- the upgrade check -----------------------------------------------------------------
+
+# The revision of infra/ an existing deployment is upgraded from: the last flat
+# layout (per-AZ resources by count index, the emulator's switches as variables).
+UPGRADE_FROM = "ca6429a893f05fcb54ca4ee3ba0e471785a74880"
+# Resources that hold data or that data lives in: an upgrade must neither destroy
+# nor replace one of them.
+STATEFUL_TYPES = (
+    "aws_s3_bucket", "aws_dynamodb_table", "aws_kinesis_stream", "aws_memorydb_cluster",
+    "aws_elasticache_cluster", "aws_sqs_queue", "aws_secretsmanager_secret", "aws_kms_key",
+    "aws_cloudwatch_event_bus", "aws_subnet", "aws_vpc",
+)
+
+
+def is_stateful(resource_type: str) -> bool:
+    return resource_type in STATEFUL_TYPES or resource_type.startswith("aws_s3_bucket")
+
+
+def export_infra(rev: str, dest: Path) -> list[str]:
+    """infra/ as it was at rev, in dest, ready for the rehearsal; returns the variable
+    arguments for an emulator at {endpoint}. A revision with deploy/rehearsal/ gets
+    those files beside it; an older one had the emulator's switches in infra/ itself
+    (aws_endpoint_url, infra/rehearsal.tfvars)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    git = shutil.which("git")
+    if git is None:
+        raise InfraError("git is not on PATH (the upgrade check reads an earlier infra/)")
+    listed = run([git, "ls-tree", "-r", "--name-only", rev, "--", "infra", "deploy/rehearsal"],
+                 cwd=REPO, env=clean_env()).stdout.split()
+    for name in listed:
+        path = Path(name)
+        if path.suffix not in (".tf", ".tfvars"):
+            continue
+        text = run([git, "show", f"{rev}:{name}"], cwd=REPO, env=clean_env()).stdout
+        (dest / ("rehearsal.tfvars" if path.suffix == ".tfvars" else path.name)).write_text(text)
+    if not (dest / "rehearsal.tfvars").exists():
+        raise InfraError(f"{rev}: no rehearsal.tfvars in infra/ or deploy/rehearsal/")
+    endpoint_var = ("emulator_endpoint" if any("deploy/rehearsal/" in n for n in listed)
+                    else "aws_endpoint_url")
+    return [f"-var-file={dest / 'rehearsal.tfvars'}", f"-var={endpoint_var}={{endpoint}}"]
+
+
+def plan_changes(plan: dict) -> list[dict]:
+    """Each resource change of `terraform show -json` of a plan, in short."""
+    return [{"address": c["address"], "previous_address": c.get("previous_address"),
+             "type": c["type"], "actions": c["change"]["actions"]}
+            for c in plan.get("resource_changes", []) if c.get("mode") == "managed"]
+
+
+def saved_plan(tf_dir: Path, data_dir: Path, args: Sequence[str], env: dict[str, str]) -> dict:
+    """`terraform plan -out` then `terraform show -json` of that plan."""
+    plan_file = data_dir / "saved.tfplan"
+    terraform(["plan", "-no-color", f"-out={plan_file}", *args], cwd=tf_dir, data_dir=data_dir,
+              env=env, timeout=900)
+    return json.loads(terraform(["show", "-json", "-no-color", str(plan_file)], cwd=tf_dir,
+                                data_dir=data_dir, env=env).stdout)
+
+
+def upgrade_check(rev: str = UPGRADE_FROM, log: Log = _print) -> dict:
+    """Apply infra/ of rev to a fresh moto server, then plan today's infra/ against that
+    state, and rev's own infra/ too: what rev's plan shows is the emulator's drift
+    (attributes moto reports back differently), what only today's shows is the upgrade.
+
+    Returns the upgrade's changes, `moved` (old address -> new), `lost` (stateful
+    resources it would destroy or replace: must be empty) and `beyond_drift` (changes
+    that rev's own plan does not have)."""
+    work = LOCAL / "upgrade"
+    work.mkdir(parents=True, exist_ok=True)
+    state = work / "terraform.tfstate"
+    for old in work.glob("terraform.tfstate*"):
+        old.unlink()
+    old_dir, new_dir = work / "old", copy_infra(work / "new", rehearsal=True)
+    old_vars = export_infra(rev, old_dir)
+    data = {d: work / f"{d.name}-tfdata" for d in (old_dir, new_dir)}
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    for tf_dir in (old_dir, new_dir):
+        terraform(init_args(), cwd=tf_dir, data_dir=data[tf_dir], timeout=300)
+    timings["init"] = round(time.monotonic() - t0, 1)
+    with moto_server(work) as endpoint:
+        env = emulator_env()
+        old_args = [f"-state={state}", *(v.format(endpoint=endpoint) for v in old_vars)]
+        log(f"upgrade: apply infra/ of {rev[:12]} ...")
+        t0 = time.monotonic()
+        terraform(["apply", "-auto-approve", "-no-color", *old_args],
+                  cwd=old_dir, data_dir=data[old_dir], env=env, timeout=900)
+        timings["apply old"] = round(time.monotonic() - t0, 1)
+        log("upgrade: plan today's infra/ and the old one against that state ...")
+        t0 = time.monotonic()
+        changes = plan_changes(saved_plan(new_dir, data[new_dir],
+                                          [f"-state={state}", *rehearsal_vars(endpoint)], env))
+        drift = plan_changes(saved_plan(old_dir, data[old_dir], old_args, env))
+        timings["plan both"] = round(time.monotonic() - t0, 1)
+    moved = {c["previous_address"]: c["address"] for c in changes if c["previous_address"]}
+    drifted = {(moved.get(c["address"], c["address"]), tuple(c["actions"])) for c in drift}
+    result = {
+        "from": rev, "changes": changes, "moved": moved, "timings": timings,
+        "lost": [f"{c['address']}: {'/'.join(c['actions'])}" for c in changes
+                 if is_stateful(c["type"]) and "delete" in c["actions"]],
+        "beyond_drift": [c for c in changes if c["actions"] != ["no-op"]
+                         and (c["address"], tuple(c["actions"])) not in drifted],
+    }
+    (work / "upgrade.json").write_text(json.dumps(result, indent=2))
+    log(f"upgrade: {len(moved)} moved, {len(result['lost'])} stateful lost, "
+        f"{len(result['beyond_drift'])} changes beyond the emulator's drift "
+        f"({sum(c['actions'] != ['no-op'] for c in drift)} drift)")
+    return result
+
+
+def rehearse(log: Log = _print, upgrade_from: str | None = UPGRADE_FROM) -> dict:
+    """The rehearsal of a fresh deployment and, beside it (its own moto server, at the
+    same time: both mostly wait on the emulator), the upgrade check from upgrade_from,
+    whose result is under "upgrade"."""
+    if upgrade_from is None:
+        return rehearse_fresh(log)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upgrade = pool.submit(upgrade_check, upgrade_from, log)
+        result = rehearse_fresh(log)
+        result["upgrade"] = upgrade.result()
+    return result
+
+
+def rehearse_fresh(log: Log = _print) -> dict:
     """Apply, configure, package, check, destroy. Returns what was seen and timed."""
     WORK.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -552,7 +723,7 @@ def rehearse(log: Log = _print) -> dict:
             log(f"rehearse: {name} done in {timings[name]} s")
         return timer()
 
-    tf_dir = copy_infra(WORK / "tf")
+    tf_dir = copy_infra(WORK / "tf", rehearsal=True)
     data = WORK / "tfdata"
     state = WORK / "terraform.tfstate"
     for old in WORK.glob("terraform.tfstate*"):  # a previous run's moto is gone
@@ -563,8 +734,7 @@ def rehearse(log: Log = _print) -> dict:
 
     with moto_server(WORK) as endpoint:
         env = emulator_env()
-        tf_vars = [f"-state={state}", f"-var-file={REHEARSAL_VARS}",
-                   f"-var=aws_endpoint_url={endpoint}"]
+        tf_vars = [f"-state={state}", *rehearsal_vars(endpoint)]
         applied = False
         try:
             with step("terraform apply"):
@@ -686,11 +856,23 @@ def rehearse(log: Log = _print) -> dict:
     return result
 
 
+def report_upgrade(result: dict) -> None:
+    """Print the upgrade check's outcome; InfraError if it would lose a stateful resource."""
+    print(f"upgrade from {result['from'][:12]}: {len(result['moved'])} resources moved, "
+          f"{len(result['beyond_drift'])} changes beyond the emulator's drift, "
+          f"timings (s) {result['timings']}")
+    if result["lost"]:
+        raise InfraError(f"upgrading from {result['from'][:12]} would destroy or replace:\n"
+                         + "\n".join(result["lost"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["check", "rehearse", "package", "deploy"])
-    parser.add_argument("--stage", help="package: the Chalice stage")
+    parser.add_argument("command", choices=["check", "rehearse", "upgrade", "package", "deploy"])
+    parser.add_argument("--stage", help="package, deploy: the Chalice stage")
     parser.add_argument("--out", type=Path, default=REPO / "out", help="package: output folder")
+    parser.add_argument("--from", dest="rev", default=UPGRADE_FROM,
+                        help="upgrade: the git revision of infra/ to upgrade from")
     args = parser.parse_args(argv)
     if args.command == "deploy":
         if not args.stage:
@@ -699,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
             return chalice_deploy(args.stage)
         except InfraError as exc:
             print(f"infra deploy: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, StageNotConfigured) else 1
     if args.command == "package":
         if not args.stage:
             parser.error("package needs --stage")
@@ -707,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
             package_for_terraform(REPO, args.stage, args.out)
         except InfraError as exc:
             print(f"infra package: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, StageNotConfigured) else 1
         print(f"package: {args.out} (chalice.tf.json, deployment.zip, "
               + ", ".join(p.name for p in sorted(args.out.glob("*.tf.json"))
                           if p.name != "chalice.tf.json") + "): terraform -chdir=... apply")
@@ -718,6 +900,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             check()
+        elif args.command == "upgrade":
+            report_upgrade(upgrade_check(args.rev))
         else:
             result = rehearse()
             sizes = result["package_sizes"]
@@ -730,6 +914,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{wiring['trigger']['name']} -> {wiring['trigger']['function_name']}")
             print(f"rehearse: {result['package_validation']}")
             print(f"rehearse: timings (s) {result['timings']}")
+            report_upgrade(result["upgrade"])
     except InfraError as exc:
         print(f"infra {args.command}: {exc}", file=sys.stderr)
         return 1

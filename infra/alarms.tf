@@ -13,7 +13,7 @@ resource "aws_sns_topic_subscription" "alarm_email" {
   endpoint  = var.alarm_email
 }
 
-# MemoryDB runs with maxmemory-policy noeviction (memorydb.tf): at 100 % every
+# MemoryDB runs with maxmemory-policy noeviction (leaderboard.tf): at 100 % every
 # write fails. Warn while there is room to scale the node type or trim data.
 resource "aws_cloudwatch_metric_alarm" "memorydb_memory" {
   alarm_name          = "${local.name}-memorydb-memory"
@@ -29,4 +29,9 @@ resource "aws_cloudwatch_metric_alarm" "memorydb_memory" {
   treat_missing_data  = "missing"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the data tier's alarms."
+  value       = aws_sns_topic.alarms.arn
 }

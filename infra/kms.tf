@@ -62,3 +62,8 @@ resource "aws_kms_alias" "data" {
   name          = "alias/${local.name}-data"
   target_key_id = aws_kms_key.data.key_id
 }
+
+output "kms_key_arn" {
+  description = "The data tier's customer-managed KMS key, which the stage's IAM policy may use through the data services only."
+  value       = aws_kms_key.data.arn
+}

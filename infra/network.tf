@@ -1,7 +1,21 @@
+# The network every feature shares: a VPC across two AZs, a public and a private
+# subnet in each, NAT per AZ, VPC endpoints, the Lambda security group and flow logs.
+
 locals {
   # Pinned by name (not "the first two available"), so the subnets never move
   # when AWS adds or reorders zones.
-  azs = var.availability_zones != null ? var.availability_zones : ["${var.region}a", "${var.region}b"]
+  az_names = var.availability_zones != null ? var.availability_zones : ["${var.region}a", "${var.region}b"]
+
+  # Per-AZ resources are keyed "a" and "b" (the first and second zone), not by
+  # zone name, so their addresses are the same in every region. Each zone's /20s:
+  # public 0-1, private 8-9 (room to add AZs later).
+  zones = {
+    for i, key in ["a", "b"] : key => {
+      name         = local.az_names[i]
+      public_cidr  = cidrsubnet(var.vpc_cidr, 4, i)
+      private_cidr = cidrsubnet(var.vpc_cidr, 4, i + 8)
+    }
+  }
 }
 
 # Fails the plan if a pinned zone does not exist or is not available.
@@ -9,7 +23,7 @@ data "aws_availability_zones" "pinned" {
   state = "available"
   filter {
     name   = "zone-name"
-    values = local.azs
+    values = local.az_names
   }
 
   lifecycle {
@@ -18,12 +32,6 @@ data "aws_availability_zones" "pinned" {
       error_message = "Both availability_zones must exist and be available in ${var.region}."
     }
   }
-}
-
-locals {
-  # /20 each: public 0-1, private 8-9 (room to add AZs later).
-  public_cidrs  = [for i in range(2) : cidrsubnet(var.vpc_cidr, 4, i)]
-  private_cidrs = [for i in range(2) : cidrsubnet(var.vpc_cidr, 4, i + 8)]
 }
 
 resource "aws_vpc" "main" {
@@ -47,24 +55,29 @@ resource "aws_internet_gateway" "main" {
 
 # Public subnets hold only the NAT gateways; nothing gets a public IP.
 resource "aws_subnet" "public" {
-  count                   = 2
+  for_each                = local.zones
   vpc_id                  = aws_vpc.main.id
-  availability_zone       = local.azs[count.index]
-  cidr_block              = local.public_cidrs[count.index]
+  availability_zone       = each.value.name
+  cidr_block              = each.value.public_cidr
   map_public_ip_on_launch = false
 
-  tags = { Name = "${local.name}-public-${local.azs[count.index]}", Tier = "public" }
+  tags = { Name = "${local.name}-public-${each.value.name}", Tier = "public" }
 }
 
 # Private subnets: the Lambdas (through Chalice's subnet_ids), MemoryDB,
 # memcached and the interface endpoints.
 resource "aws_subnet" "private" {
-  count             = 2
+  for_each          = local.zones
   vpc_id            = aws_vpc.main.id
-  availability_zone = local.azs[count.index]
-  cidr_block        = local.private_cidrs[count.index]
+  availability_zone = each.value.name
+  cidr_block        = each.value.private_cidr
 
-  tags = { Name = "${local.name}-private-${local.azs[count.index]}", Tier = "private" }
+  tags = { Name = "${local.name}-private-${each.value.name}", Tier = "private" }
+}
+
+locals {
+  # In zone order ("a", "b"): the private_subnet_ids output and the subnet groups.
+  private_subnet_ids = values(aws_subnet.private)[*].id
 }
 
 resource "aws_route_table" "public" {
@@ -79,47 +92,47 @@ resource "aws_route" "public_internet" {
 }
 
 resource "aws_route_table_association" "public" {
-  count          = 2
-  subnet_id      = aws_subnet.public[count.index].id
+  for_each       = local.zones
+  subnet_id      = aws_subnet.public[each.key].id
   route_table_id = aws_route_table.public.id
 }
 
 # One NAT gateway per AZ: a NAT gateway is only highly available inside its
 # AZ, so each private subnet leaves through the one in its own AZ.
 resource "aws_eip" "nat" {
-  count  = 2
-  domain = "vpc"
-  tags   = { Name = "${local.name}-nat-${local.azs[count.index]}" }
+  for_each = local.zones
+  domain   = "vpc"
+  tags     = { Name = "${local.name}-nat-${each.value.name}" }
 
   depends_on = [aws_internet_gateway.main]
 }
 
 resource "aws_nat_gateway" "main" {
-  count         = 2
-  allocation_id = aws_eip.nat[count.index].id
-  subnet_id     = aws_subnet.public[count.index].id
-  tags          = { Name = "${local.name}-${local.azs[count.index]}" }
+  for_each      = local.zones
+  allocation_id = aws_eip.nat[each.key].id
+  subnet_id     = aws_subnet.public[each.key].id
+  tags          = { Name = "${local.name}-${each.value.name}" }
 
   depends_on = [aws_internet_gateway.main]
 }
 
 resource "aws_route_table" "private" {
-  count  = 2
-  vpc_id = aws_vpc.main.id
-  tags   = { Name = "${local.name}-private-${local.azs[count.index]}" }
+  for_each = local.zones
+  vpc_id   = aws_vpc.main.id
+  tags     = { Name = "${local.name}-private-${each.value.name}" }
 }
 
 resource "aws_route" "private_nat" {
-  count                  = 2
-  route_table_id         = aws_route_table.private[count.index].id
+  for_each               = local.zones
+  route_table_id         = aws_route_table.private[each.key].id
   destination_cidr_block = "0.0.0.0/0"
-  nat_gateway_id         = aws_nat_gateway.main[count.index].id
+  nat_gateway_id         = aws_nat_gateway.main[each.key].id
 }
 
 resource "aws_route_table_association" "private" {
-  count          = 2
-  subnet_id      = aws_subnet.private[count.index].id
-  route_table_id = aws_route_table.private[count.index].id
+  for_each       = local.zones
+  subnet_id      = aws_subnet.private[each.key].id
+  route_table_id = aws_route_table.private[each.key].id
 }
 
 # --- VPC endpoints -------------------------------------------------------------
@@ -131,7 +144,7 @@ resource "aws_vpc_endpoint" "gateway" {
   vpc_id            = aws_vpc.main.id
   service_name      = "com.amazonaws.${local.region}.${each.key}"
   vpc_endpoint_type = "Gateway"
-  route_table_ids   = aws_route_table.private[*].id
+  route_table_ids   = values(aws_route_table.private)[*].id
 
   tags = { Name = "${local.name}-${each.key}" }
 }
@@ -144,7 +157,7 @@ resource "aws_vpc_endpoint" "interface" {
   service_name        = "com.amazonaws.${local.region}.${each.key}"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
-  subnet_ids          = aws_subnet.private[*].id
+  subnet_ids          = local.private_subnet_ids
   security_group_ids  = [aws_security_group.endpoints.id]
 
   tags = { Name = "${local.name}-${each.key}" }
@@ -184,8 +197,8 @@ resource "aws_vpc_security_group_egress_rule" "lambda_to_memcached" {
   security_group_id            = aws_security_group.lambda.id
   description                  = "memcached to ElastiCache"
   ip_protocol                  = "tcp"
-  from_port                    = 11211
-  to_port                      = 11211
+  from_port                    = local.memcached_port
+  to_port                      = local.memcached_port
   referenced_security_group_id = aws_security_group.memcached.id
 }
 
@@ -260,4 +273,19 @@ resource "aws_flow_log" "vpc" {
   log_destination_type = "cloud-watch-logs"
   log_destination      = aws_cloudwatch_log_group.flow_logs[0].arn
   iam_role_arn         = aws_iam_role.flow_logs[0].arn
+}
+
+output "vpc_id" {
+  description = "The VPC of the data tier and the Lambdas."
+  value       = aws_vpc.main.id
+}
+
+output "private_subnet_ids" {
+  description = "The private subnets, one per AZ in zone order: Chalice's subnet_ids."
+  value       = local.private_subnet_ids
+}
+
+output "lambda_security_group_ids" {
+  description = "The Lambda security group: Chalice's security_group_ids."
+  value       = [aws_security_group.lambda.id]
 }

@@ -15,12 +15,6 @@ variable "region" {
   default     = "us-east-1"
 }
 
-variable "aws_endpoint_url" {
-  description = "Send every AWS API call to this URL instead of AWS (the moto-server deploy rehearsal). Leave null for real AWS."
-  type        = string
-  default     = null
-}
-
 variable "deletion_protection" {
   description = "Protect data from `terraform destroy`: DynamoDB deletion protection, no force-destroy of a non-empty bucket, 30-day secret recovery window. Set false before tearing a stage down."
   type        = bool
@@ -33,7 +27,7 @@ variable "tags" {
   default     = {}
 }
 
-# --- network -----------------------------------------------------------------
+# --- network (network.tf) ---
 
 variable "vpc_cidr" {
   description = "VPC CIDR; split into 2 public and 2 private /20 subnets."
@@ -42,7 +36,7 @@ variable "vpc_cidr" {
 }
 
 variable "availability_zones" {
-  description = "The two AZs to use; null means <region>a and <region>b."
+  description = "The two AZs to use, in order: the first holds the resources keyed \"a\", the second those keyed \"b\". null means <region>a and <region>b."
   type        = list(string)
   default     = null
 
@@ -53,7 +47,7 @@ variable "availability_zones" {
 }
 
 variable "enable_flow_logs" {
-  description = "VPC flow logs to CloudWatch Logs. Turned off only for the rehearsal (see DEPLOY.md)."
+  description = "Record the VPC's traffic (ALL) as flow logs in a KMS-encrypted CloudWatch Logs group."
   type        = bool
   default     = true
 }
@@ -76,7 +70,7 @@ variable "interface_endpoint_services" {
   default     = ["kinesis-streams"]
 }
 
-# --- MemoryDB ----------------------------------------------------------------
+# --- leaderboard: MemoryDB (leaderboard.tf) ---
 
 variable "memorydb_node_type" {
   description = "MemoryDB node type."
@@ -120,19 +114,7 @@ variable "memorydb_access_string" {
   default     = "on ~* &* +@all -@dangerous"
 }
 
-variable "enable_memorydb_acl" {
-  description = "Attach the app user through a MemoryDB ACL. Turned off only for the rehearsal: moto has no MemoryDB ACL API (the cluster then uses open-access)."
-  type        = bool
-  default     = true
-}
-
-variable "enable_memorydb_parameter_group" {
-  description = "Use the custom MemoryDB parameter group. Turned off only for the rehearsal: moto has no MemoryDB parameter-group API."
-  type        = bool
-  default     = true
-}
-
-# --- memcached ---------------------------------------------------------------
+# --- cache: memcached (cache.tf) ---
 
 variable "memcached_node_type" {
   description = "ElastiCache memcached node type."
@@ -152,7 +134,7 @@ variable "memcached_transit_encryption" {
   default     = true
 }
 
-# --- Kinesis -----------------------------------------------------------------
+# --- hotspots: Kinesis (hotspots.tf) ---
 
 variable "kinesis_stream_mode" {
   description = "PROVISIONED (1 shard: $10.95/month at rest, 1 MB/s or 1,000 records/s in) or ON_DEMAND (scales by itself, $29.20/month at rest)."
@@ -177,7 +159,7 @@ variable "kinesis_retention_hours" {
   default     = 24
 }
 
-# --- alarms ---
+# --- alarms (alarms.tf) ---
 
 variable "memorydb_memory_alarm_percent" {
   description = "MemoryDB DatabaseMemoryUsagePercentage that raises the alarm (writes fail at 100: noeviction)."

@@ -2,14 +2,17 @@
 
 The rehearsal (deploy/infra.py) applies infra/ to moto's server, configures a
 `rehearsal` stage of a copy of the app, packages it with Chalice for
-Terraform, checks the package, then destroys everything. It runs once for the
-module (about 2-3 minutes; the first run also downloads the Lambda wheels).
-Everything it writes is under .local/rehearsal/; infra/ is only read.
+Terraform, checks the package, then destroys everything; beside it, on a second
+moto server, the upgrade check applies infra/ of infra.UPGRADE_FROM and plans
+today's infra/ against that state. Both run once for the module (about 2-3
+minutes; the first run also downloads the Lambda wheels). Everything they write
+is under .local/; infra/ is only read.
 
 Skipped only where terraform is not installed.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -36,10 +39,41 @@ def test_terraform_fmt():
     assert proc.returncode == 0, f"run `terraform fmt -recursive infra`:\n{_output(proc)}"
 
 
-def test_terraform_init_and_validate():
-    proc = infra.validate()
+@pytest.mark.parametrize("rehearsal", [False, True], ids=["aws", "rehearsal"])
+def test_terraform_init_and_validate(rehearsal):
+    proc = infra.validate(rehearsal=rehearsal)
     assert proc.returncode == 0, _output(proc)
     assert "The configuration is valid" in proc.stdout
+
+
+def _blocks(kind: str) -> dict[str, str]:
+    """name -> body of every top-level `kind "name" { ... }` block in infra/*.tf."""
+    found = {}
+    for tf in sorted(infra.INFRA.glob("*.tf")):
+        for m in re.finditer(rf'^{kind} "([\w-]+)" {{\n(.*?)^}}', tf.read_text(), re.M | re.S):
+            found[m.group(1)] = m.group(2)
+    return found
+
+
+def test_every_output_is_described():
+    outputs = _blocks("output")
+    assert len(outputs) >= 29 and "lambda_environment" in outputs
+    undescribed = [n for n, body in outputs.items()
+                   if not re.search(r'^  description\s*=\s*"[^"]{15,}', body, re.M)]
+    assert undescribed == []
+
+
+def test_infra_as_applied_to_aws_has_no_emulator_switch():
+    # The rehearsal's endpoint, skip_* flags and what moto cannot create live in
+    # deploy/rehearsal/, copied beside infra/ for the rehearsal only.
+    text = "\n".join(tf.read_text() for tf in sorted(infra.INFRA.glob("*.tf")))
+    for switch in ("skip_credentials_validation", "skip_requesting_account_id",
+                   "skip_metadata_api_check", "s3_use_path_style", "endpoints {"):
+        assert switch not in text, switch
+    emulator_words = re.compile(r"moto|emulat|endpoint_url|for the rehearsal", re.I)
+    assert [n for n, body in _blocks("variable").items()
+            if emulator_words.search(n) or emulator_words.search(body)] == []
+    assert not list(infra.INFRA.glob("*.tfvars"))
 
 
 def test_checkov_passes():
@@ -58,6 +92,38 @@ def test_every_checkov_skip_has_a_reason():
                 skips.append((tf.name, check_id))
                 assert len(reason.strip()) > 20, f"{tf.name}: skip {check_id} without a reason"
     assert skips, "expected the documented skips"
+
+
+def _configured_app(tmp_path: Path, stage_cfg: dict, policy: bool) -> Path:
+    chalice = tmp_path / ".chalice"
+    chalice.mkdir()
+    (chalice / "config.json").write_text(json.dumps(
+        {"version": "2.0", "app_name": "pulse", "stages": {"prod": stage_cfg}}))
+    if policy:
+        (chalice / "policy-prod.json").write_text('{"Version": "2012-10-17", "Statement": []}')
+    return tmp_path
+
+
+@pytest.mark.parametrize("stage_cfg, policy, missing", [
+    ({"api_gateway_stage": "api", "iam_policy_file": "policy-prod.json"}, False, "subnet_ids"),
+    ({"subnet_ids": ["subnet-1"], "iam_policy_file": "policy-prod.json"}, False,
+     "policy-prod.json"),
+    (None, False, "no such stage"),
+])
+def test_package_before_configure_says_to_configure_first(tmp_path, monkeypatch, capsys,
+                                                          stage_cfg, policy, missing):
+    app = _configured_app(tmp_path, stage_cfg or {}, policy)
+    if stage_cfg is None:
+        (app / ".chalice" / "config.json").write_text('{"stages": {}}')
+    monkeypatch.setattr(infra, "REPO", app)
+    out = tmp_path / "out"
+    for command in (["package", "--stage", "prod", "--out", str(out)],
+                    ["deploy", "--stage", "prod"]):
+        assert infra.main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert missing in err and "run `make configure STAGE=prod` first" in err, err
+    assert not out.exists()
 
 
 def test_tree_stays_clean_of_terraform_runtime_files():
@@ -212,3 +278,34 @@ def test_rehearsal_alarms_on_memorydb_memory(rehearsal):
     namespace, metric, actions = rehearsal["emulator"]["alarms"]["pulse-rehearsal-memorydb-memory"]
     assert (namespace, metric) == ("AWS/MemoryDB", "DatabaseMemoryUsagePercentage")
     assert actions == [rehearsal["outputs"]["alarm_topic_arn"]]
+
+
+# --- the upgrade from the flat layout -----------------------------------------------------
+
+# The per-AZ resources the flat layout made with count = 2.
+PER_AZ = ("aws_subnet.public", "aws_subnet.private", "aws_route_table_association.public",
+          "aws_eip.nat", "aws_nat_gateway.main", "aws_route_table.private",
+          "aws_route.private_nat", "aws_route_table_association.private")
+
+
+@pytest.mark.slow
+def test_upgrade_from_the_flat_layout_keeps_every_stateful_resource(rehearsal):
+    # rehearse() applied infra/ of infra.UPGRADE_FROM to its own moto server and
+    # planned today's infra/ (with deploy/rehearsal/) against that state.
+    upgrade = rehearsal["upgrade"]
+    assert upgrade["from"] == infra.UPGRADE_FROM
+    changes = {c["address"]: c for c in upgrade["changes"]}
+    # Every kind of stateful resource was in the old state and is still in the plan...
+    assert {c["type"] for c in changes.values() if infra.is_stateful(c["type"])} >= set(
+        infra.STATEFUL_TYPES)
+    # ...and none is destroyed or replaced.
+    assert upgrade["lost"] == []
+    assert [a for a, c in changes.items() if "delete" in c["actions"]] == []
+    # The count-indexed per-AZ resources moved to the zone keys, nothing else changed.
+    assert upgrade["moved"] == {f"{r}[{i}]": f'{r}["{key}"]'
+                                for r in PER_AZ for i, key in enumerate("ab")}
+    assert all(changes[a]["actions"] == ["no-op"] for a in upgrade["moved"].values())
+    # Beyond what moto reports back differently (the old layout's own plan shows the
+    # same), the upgrade only adds: no resource is updated in place.
+    assert [(c["address"], c["actions"]) for c in upgrade["beyond_drift"]
+            if c["actions"] != ["create"]] == []

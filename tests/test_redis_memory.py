@@ -1,5 +1,5 @@
 """MemoryDB is the leaderboard's system of record and runs with maxmemory-policy
-noeviction (infra/memorydb.tf): when memory is full, writes fail loudly and
+noeviction (infra/leaderboard.tf): when memory is full, writes fail loudly and
 nothing is half-counted or evicted; once there is room again the ingest resumes
 and counts every tweet exactly once."""
 from __future__ import annotations
@@ -38,7 +38,7 @@ def counts(board: Leaderboard) -> dict[str, int]:
 
 
 def test_the_terraform_never_lets_memorydb_evict():
-    text = (ROOT / "infra" / "memorydb.tf").read_text()
+    text = (ROOT / "infra" / "leaderboard.tf").read_text()
     assert 'value = "noeviction"' in text and "volatile-" not in text.split("parameter {")[1]
     alarms = (ROOT / "infra" / "alarms.tf").read_text()
     assert '"DatabaseMemoryUsagePercentage"' in alarms and '"AWS/MemoryDB"' in alarms
