@@ -40,7 +40,7 @@ def ensure_bucket(name: str, region: str) -> None:
 
 
 def ensure_table(name: str) -> None:
-    """The QR cache table: partition key `pk`, expiry attribute `ttl` (as infra/dynamodb.tf)."""
+    """The QR cache table: partition key `pk`, expiry attribute `ttl` (as infra/qr.tf)."""
     ddb = get_aws_client("dynamodb", background=True)
     if _exists(lambda: ddb.describe_table(TableName=name), ("ResourceNotFoundException",)):
         return
