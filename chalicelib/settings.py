@@ -207,7 +207,7 @@ class Settings:
     # most this long, never past its own ttl; 0: every lookup is a GetItem.
     qr_cache_seconds: int = _env("QR_CACHE_SECONDS", default=300)
     # --- hotspots ---
-    # Click hotspots (issue #8).  Each page keeps a window of its latest clicks: at
+    # Click hotspots.  Each page keeps a window of its latest clicks: at
     # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis
     # arrival time).  Hotspots are HOTSPOTS(window, scan_radius, min_points) in canvas
     # units (x, y in 0..1): the AWS example's 0.2 on a 10x10 plane is 0.02 here.

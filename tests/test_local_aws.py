@@ -28,6 +28,31 @@ CONDITION = {
 }
 
 
+def _client(service: str, port: int, attempts: int | None = None):
+    """A boto3 client of the moto at `port` (one attempt per call when `attempts` is 1)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"total_max_attempts": attempts}) if attempts else None
+    return boto3.session.Session().client(
+        service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
+
+
+def _in_bursts(threads: int, rounds: int, one_round) -> None:
+    """`threads` threads run `one_round(thread, round)` for each round, starting each
+    round together."""
+    start = threading.Barrier(threads)
+
+    def run(i: int) -> None:
+        for r in range(rounds):
+            start.wait()
+            one_round(i, r)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
+
+
 def _widened_backend(monkeypatch, atomic: bool):
     """moto's DynamoDB backend in this process, a table `race`, and the item read that a
     conditional put checks against made 5 ms slow (a preemption at the worst moment)."""
@@ -91,68 +116,46 @@ def test_moto_alone_still_lets_two_conditional_puts_win(monkeypatch):
 
 @pytest.mark.slow
 def test_the_stacks_dynamodb_has_one_winner_per_burst_over_http(moto_server):
-    import boto3
-    from botocore.config import Config
-
-    kwargs = {"endpoint_url": f"http://127.0.0.1:{moto_server.port}", "region_name": "us-east-1",
-              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     table = f"race-{time.monotonic_ns()}"
-    boto3.client("dynamodb", **kwargs).create_table(
+    _client("dynamodb", moto_server.port).create_table(
         TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST")
     rounds, threads = 40, 20
     wins = [0] * rounds
-    start = threading.Barrier(threads)
     lock = threading.Lock()
+    clients = [_client("dynamodb", moto_server.port, attempts=1) for _ in range(threads)]
 
-    def writer(i: int) -> None:
-        client = boto3.session.Session().client(
-            "dynamodb", config=Config(retries={"total_max_attempts": 1}), **kwargs)
-        for r in range(rounds):
-            start.wait()
-            try:
-                client.put_item(TableName=table, Item={"pk": {"S": f"k{r}"}, "ttl": {"N": "100"}},
-                                **CONDITION)
-                with lock:
-                    wins[r] += 1
-            except client.exceptions.ConditionalCheckFailedException:
-                pass
+    def put(i: int, r: int) -> None:
+        client = clients[i]
+        try:
+            client.put_item(TableName=table, Item={"pk": {"S": f"k{r}"}, "ttl": {"N": "100"}},
+                            **CONDITION)
+            with lock:
+                wins[r] += 1
+        except client.exceptions.ConditionalCheckFailedException:
+            pass
 
-    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    _in_bursts(threads, rounds, put)
     assert wins == [1] * rounds
 
 
 def _s3_burst_errors(port: int, rounds: int = 10, threads: int = 20) -> list[str]:
     """Each round, `threads` clients PUT then GET one key at once: the errors seen."""
-    import boto3
-    from botocore.config import Config
-
-    kwargs = {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1",
-              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     bucket = f"race-{time.monotonic_ns()}"
-    boto3.client("s3", **kwargs).create_bucket(Bucket=bucket)
+    _client("s3", port).create_bucket(Bucket=bucket)
     body = b"x" * 300_000
     errors: list[str] = []
-    start = threading.Barrier(threads)
+    clients = [_client("s3", port, attempts=1) for _ in range(threads)]
 
-    def writer(_: int) -> None:
-        client = boto3.session.Session().client(
-            "s3", config=Config(retries={"total_max_attempts": 1}), **kwargs)
-        for _round in range(rounds):
-            start.wait()
-            try:
-                client.put_object(Bucket=bucket, Key="same", Body=body)
-                assert client.get_object(Bucket=bucket, Key="same")["Body"].read() == body
-            except Exception as exc:  # collected: the assertion names them
-                errors.append(repr(exc)[:160])
+    def put_then_get(i: int, _round: int) -> None:
+        try:
+            clients[i].put_object(Bucket=bucket, Key="same", Body=body)
+            assert clients[i].get_object(Bucket=bucket, Key="same")["Body"].read() == body
+        except Exception as exc:  # collected: the assertion names them
+            errors.append(repr(exc)[:160])
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(writer, range(threads)))
+    _in_bursts(threads, rounds, put_then_get)
     return errors
 
 
