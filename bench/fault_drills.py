@@ -494,6 +494,25 @@ def redis_slowlog(port: int, top: int = 5) -> dict:
             "latency": [(e[0], e[1], e[2], e[3]) for e in stalls]}
 
 
+# The kernel's count of what makes a loopback connection wait a TCP retransmission timeout
+# (1 s at first): a full accept queue drops the handshake (ListenOverflows), the SYN or the
+# first data is sent again (TCPSynRetrans, TCPTimeouts).  Machine-wide, so a phase's delta
+# says what every process on the machine met meanwhile, not only the stack's.
+TCP_COUNTERS = ("ListenOverflows", "TCPSynRetrans", "TCPTimeouts")
+
+
+def tcp_counters() -> dict[str, int]:
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:  # not Linux
+        return {}
+    ext = [line.split() for line in lines if line.startswith("TcpExt:")]
+    if len(ext) < 2:
+        return {}
+    values = dict(zip(ext[0][1:], map(int, ext[1][1:]), strict=False))
+    return {name: values.get(name, 0) for name in TCP_COUNTERS}
+
+
 def failure_queue_messages() -> int:
     """Batches the event runner gave up on (its on-failure queue)."""
     from chalicelib.clients import get_aws_client
@@ -598,11 +617,19 @@ def main(argv: list[str] | None = None) -> int:
                 keep = set(args.only.split(",")) | {"baseline"}
                 phases = [p for p in phases if p.name in keep]
             stalls: dict[str, dict] = {}
+            tcp: dict[str, dict] = {}
+            tcp_seen = [tcp_counters()]
+
+            def observe(name: str) -> None:
+                stalls[name] = redis_slowlog(stack.redis.port)
+                now = tcp_counters()
+                tcp[name] = {k: now[k] - tcp_seen[0].get(k, 0) for k in now}
+                tcp_seen[0] = now
+
             probe = RedisProbe(stack.redis.port, traffic).start()
             traffic.start()
             try:
-                run_phases(traffic, phases, args.fault, args.after, observe=lambda name:
-                           stalls.__setitem__(name, redis_slowlog(stack.redis.port)))
+                run_phases(traffic, phases, args.fault, args.after, observe=observe)
             finally:
                 traffic.stop()
                 probe.stop()
@@ -627,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
                 "qr_served_after": dict(qr),
                 "redis_stalls": {k: v for k, v in stalls.items() if any(v.values())},
                 "redis_ping_worst_ms": dict(probe.worst),
+                "tcp_retransmission_causes": tcp,
             }
         finally:
             stack.stop()
