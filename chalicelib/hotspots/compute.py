@@ -45,7 +45,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, compress, groupby
+from itertools import chain, compress, groupby, repeat
 from operator import add
 
 MIN_SIDE = 1e-3  # a thousandth of the canvas: about one pixel of a 1000 px canvas
@@ -280,3 +280,72 @@ def find_hotspots(points: Sequence[Sequence[float]], scan_radius: float,
         spots.append(Hotspot(count / area, (x0, y0), (x1, y1), count))
     spots.sort(key=lambda h: (-h.density, h.min))
     return spots
+
+
+# --- heatmap ---------------------------------------------------------------------------
+# A density surface of the window: the clicks binned on a grid x grid lattice of the
+# canvas, then smoothed with a separable Gaussian of HEATMAP_SIGMA_CELLS cells, truncated
+# at HEATMAP_RADIUS cells (3 sigma: the cut-off taps weigh under 0.3%) and renormalised so
+# the taps sum to 1.  One cell of bandwidth removes the binning's own noise (a click next
+# to a cell edge lends half its weight to the neighbour) while two features 3 cells apart
+# stay two peaks, whatever resolution the caller chose; the blur then costs a fixed
+# 2 x 7 taps per cell.  At the canvas edges the grid is mirrored (a click in the first
+# cell keeps all its weight inside the canvas), so each value is a count of clicks per
+# cell, smoothed, and the cells sum to the clicks binned.
+# Cost: one pass over the clicks (C-level map/Counter), then O(grid^2 x taps), also as
+# C-level map()s per row: no numpy, for the package budget (see the module docstring).
+
+HEATMAP_SIGMA_CELLS = 1.0
+HEATMAP_RADIUS = 3
+GRID_BOUNDS = (32, 4, 128)  # (default, minimum, maximum) cells a side
+
+
+def gaussian_taps(sigma: float = HEATMAP_SIGMA_CELLS, radius: int = HEATMAP_RADIUS) -> list[float]:
+    weights = [math.exp(-0.5 * (d / sigma) ** 2) for d in range(-radius, radius + 1)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def bin_counts(xs: Sequence[float], ys: Sequence[float], grid: int) -> list[list[int]]:
+    """Clicks per cell as rows (y, top first) of columns (x); x or y = 1.0 falls in the
+    last cell."""
+    scale, last = float(grid), grid - 1
+    cols = map(min, map(int, map(scale.__mul__, xs)), repeat(last))
+    rows = map(min, map(int, map(scale.__mul__, ys)), repeat(last))
+    counts = Counter(map(add, map(grid.__mul__, rows), cols))
+    flat = [0] * (grid * grid)
+    deque(map(flat.__setitem__, counts.keys(), counts.values()), maxlen=0)
+    return [flat[i * grid:(i + 1) * grid] for i in range(grid)]
+
+
+def _blur_rows(rows: list[list], taps: list[float]) -> list[list[float]]:
+    """Each row convolved with the taps, the row mirrored at both ends."""
+    radius = len(taps) // 2
+    out = []
+    for row in rows:
+        n = len(row)
+        if not any(row):
+            out.append([0.0] * n)
+            continue
+        padded = [*row[radius - 1::-1], *row, *row[:-radius - 1:-1]]
+        acc = list(map(taps[0].__mul__, padded[:n]))
+        for k in range(1, len(taps)):
+            acc = list(map(add, acc, map(taps[k].__mul__, padded[k:k + n])))
+        out.append(acc)
+    return out
+
+
+def blur(counts: list[list[int]], taps: list[float] | None = None) -> list[list[float]]:
+    """The separable blur: along each row, then along each column (transposed by zip)."""
+    taps = taps or gaussian_taps()
+    across = _blur_rows(counts, taps)
+    down = _blur_rows([list(col) for col in zip(*across, strict=True)], taps)
+    return [list(row) for row in zip(*down, strict=True)]
+
+
+def heatmap(points: Sequence[Sequence[float]], grid: int = GRID_BOUNDS[0]) -> list[list[float]]:
+    """The smoothed clicks per cell of points (x, y in 0..1), as rows (y) of columns (x)."""
+    if not points:
+        return [[0.0] * grid for _ in range(grid)]
+    xs, ys = zip(*points, strict=True)
+    return blur(bin_counts(xs, ys, grid))
