@@ -136,6 +136,10 @@ def use(page, name: str, settings) -> None:
             events.deliver_records()
             page.wait_for_timeout(200)
         assert shown.is_visible() and page.locator("#hotspots li").count() == 1
+        # the time control: every click is from the last 5 minutes
+        page.get_by_label("Made in").select_option("5m")
+        page.get_by_text("1 hotspot among the last 20 clicks (in the last 5 minutes)").wait_for()
+        assert page.locator("#legend-max").inner_text().endswith("clicks per cell")
     elif name == "cache":
         page.get_by_role("button", name="Call 5×").click()
         page.locator("#calls tr").nth(4).wait_for()
