@@ -45,8 +45,8 @@ import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, compress, groupby, repeat
-from operator import add
+from itertools import chain, compress, groupby
+from operator import add, itemgetter
 
 MIN_SIDE = 1e-3  # a thousandth of the canvas: about one pixel of a 1000 px canvas
 _WHOLE_CELL = 24  # cells at least this full are first tested whole (4 distances, not n)
@@ -309,18 +309,24 @@ def gaussian_taps(sigma: float = HEATMAP_SIGMA_CELLS, radius: int = HEATMAP_RADI
 def bin_counts(xs: Sequence[float], ys: Sequence[float], grid: int) -> list[list[int]]:
     """Clicks per cell as rows (y, top first) of columns (x); x or y = 1.0 falls in the
     last cell."""
-    scale, last = float(grid), grid - 1
-    cols = map(min, map(int, map(scale.__mul__, xs)), repeat(last))
-    rows = map(min, map(int, map(scale.__mul__, ys)), repeat(last))
-    counts = Counter(map(add, map(grid.__mul__, rows), cols))
+    scale, stride, last = float(grid), grid + 1, grid - 1
+    # keys on a (grid + 1)-wide lattice, so 1.0 (cell `grid`) needs no per-click clamp: it
+    # is folded into the last cell below, once per distinct key, not once per click
+    counts = Counter(map(add, map(stride.__mul__, map(int, map(scale.__mul__, ys))),
+                         map(int, map(scale.__mul__, xs))))
     flat = [0] * (grid * grid)
-    deque(map(flat.__setitem__, counts.keys(), counts.values()), maxlen=0)
+    for key, n in counts.items():
+        row, col = divmod(key, stride)
+        flat[min(row, last) * grid + min(col, last)] += n
     return [flat[i * grid:(i + 1) * grid] for i in range(grid)]
 
 
 def _blur_rows(rows: list[list], taps: list[float]) -> list[list[float]]:
-    """Each row convolved with the taps, the row mirrored at both ends."""
+    """Each row convolved with the (symmetric) taps, the row mirrored at both ends: the
+    centre tap times the row, plus each other tap times the sum of the row shifted both
+    ways (half the multiplications of one product per tap)."""
     radius = len(taps) // 2
+    centre = taps[radius]
     out = []
     for row in rows:
         n = len(row)
@@ -328,9 +334,10 @@ def _blur_rows(rows: list[list], taps: list[float]) -> list[list[float]]:
             out.append([0.0] * n)
             continue
         padded = [*row[radius - 1::-1], *row, *row[:-radius - 1:-1]]
-        acc = list(map(taps[0].__mul__, padded[:n]))
-        for k in range(1, len(taps)):
-            acc = list(map(add, acc, map(taps[k].__mul__, padded[k:k + n])))
+        acc = list(map(centre.__mul__, row))
+        for d in range(1, radius + 1):
+            pair = map(add, padded[radius - d:radius - d + n], padded[radius + d:radius + d + n])
+            acc = list(map(add, acc, map(taps[radius + d].__mul__, pair)))
         out.append(acc)
     return out
 
@@ -347,5 +354,5 @@ def heatmap(points: Sequence[Sequence[float]], grid: int = GRID_BOUNDS[0]) -> li
     """The smoothed clicks per cell of points (x, y in 0..1), as rows (y) of columns (x)."""
     if not points:
         return [[0.0] * grid for _ in range(grid)]
-    xs, ys = zip(*points, strict=True)
-    return blur(bin_counts(xs, ys, grid))
+    return blur(bin_counts(list(map(itemgetter(0), points)), list(map(itemgetter(1), points)),
+                           grid))
