@@ -10,6 +10,7 @@ import time
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from chalicelib.hotspots import api
 from chalicelib.hotspots.compute import GRID_BOUNDS, heatmap
@@ -71,9 +72,16 @@ def test_clicks_on_the_edges_and_corners_keep_their_weight():
 
 # --- through the consumer and the route function, on a real Redis ---------------------
 
-@pytest.fixture
-def r(redis_server):
-    client = redis.Redis(port=redis_server.port, decode_responses=True)
+@pytest.fixture(params=["standalone", "cluster"])
+def r(request):
+    """A real Redis: standalone, and a 3-master cluster (the views hash shares the page's
+    slot with its window)."""
+    if request.param == "standalone":
+        client = redis.Redis(port=request.getfixturevalue("redis_server").port,
+                             decode_responses=True)
+    else:
+        nodes = request.getfixturevalue("redis_cluster")
+        client = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
     yield client
     client.close()
 
