@@ -15,11 +15,15 @@ In one run:
      are run twice: radius scaled with the density (0.002, min_points 17: the same
      expected neighbour counts as the 1k example), and the same radius with
      min_points scaled (0.02, 1700: the same density threshold).
+  3. The heatmap (`compute.heatmap`, grids of 32 and 128 cells a side) next to
+     `find_hotspots` on the same windows of 1,000, 10,000 and 100,000 points of that
+     layout, the radius scaled with the density as in 2 (0.02 x sqrt(1000 / n),
+     min_points 17); µs per point shows whether each grows linearly.
 
 Every figure is the best of --repeat runs (the machine is shared: the best run is the
 one least disturbed by other work), each side measured on the same inputs in turn.
 
-    python -m bench.hotspots [--repeat 5]
+    python -m bench.hotspots [--repeat 5] [--part all|heatmap]
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import time
 from pathlib import Path
 
 from chalicelib.hotspots import wire
-from chalicelib.hotspots.compute import find_hotspots
+from chalicelib.hotspots.compute import find_hotspots, heatmap
 from chalicelib.hotspots.consumer import ConsumeResult, HotspotConsumer
 from chalicelib.hotspots.store import HotspotStore
 from local import processes
@@ -126,10 +130,46 @@ def bench_compute(repeat: int) -> list[tuple]:
     return rows
 
 
+def bench_heatmap(repeat: int) -> list[tuple]:
+    """(n, hotspots ms, heatmap 32 ms, heatmap 128 ms), each the best of `repeat`, all
+    three on the same points in turn."""
+    rows = []
+    for n in (1_000, 10_000, 100_000):
+        eps = 0.02 * (1000 / n) ** 0.5
+        spots_t, heat32_t, heat128_t = [], [], []
+        for seed in range(repeat):
+            points = aws_layout(n, seed)
+            t = time.perf_counter()
+            find_hotspots(points, eps, 17)
+            spots_t.append(time.perf_counter() - t)
+            for grid, times in ((32, heat32_t), (128, heat128_t)):
+                t = time.perf_counter()
+                cells = heatmap(points, grid)
+                times.append(time.perf_counter() - t)
+                assert abs(sum(map(sum, cells)) - n) < 1e-6 * n
+        rows.append((n, eps, min(spots_t) * 1000, min(heat32_t) * 1000, min(heat128_t) * 1000))
+    return rows
+
+
+def print_heatmap(rows: list[tuple]) -> None:
+    print("| points | find_hotspots ms (scan_radius) | heatmap 32² ms | × of hotspots | "
+          "µs/point | heatmap 128² ms | × of hotspots | µs/point |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, eps, spots, h32, h128 in rows:
+        print(f"| {n:,} | {spots:,.1f} ({eps:.4f}) | {h32:,.1f} | {h32 / spots:.3f} | "
+              f"{h32 * 1000 / n:.2f} | {h128:,.1f} | {h128 / spots:.3f} | "
+              f"{h128 * 1000 / n:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--part", choices=("all", "heatmap"), default="all",
+                        help="heatmap: only 3, the heatmap next to find_hotspots")
     args = parser.parse_args(argv)
+    if args.part == "heatmap":
+        print_heatmap(bench_heatmap(args.repeat))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         server = processes.redis_server(processes.free_port(), Path(tmp)).start()
         try:
@@ -148,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     for n, eps, mp, found, ours, theirs in compute_rows:
         print(f"| {n:,} | {eps} | {mp} | {found} | {ours:,.1f} | {theirs:,.1f} | "
               f"{theirs / ours:.2f} |")
+    print()
+    print_heatmap(bench_heatmap(args.repeat))
     return 0
 
 

@@ -93,3 +93,40 @@ def test_a_page_without_clicks_says_so_and_is_asked_less_and_less_often(page, li
     page.wait_for_timeout(4000)  # polling every 0.5 s would ask 8 times
     gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
     assert 2 <= len(asked) <= 4 and gaps == sorted(gaps), gaps
+
+
+def test_a_window_of_ten_thousand_clicks_is_drawn_as_a_heatmap(page, live_app, pulse_env):
+    import random
+
+    from chalicelib.clients import get_redis
+    from chalicelib.hotspots.store import HotspotStore
+
+    rng = random.Random(7)
+    now_ms = int(time.time() * 1000)
+    # 10,000 clicks: 3,000 around (25%, 30%) from phones, the rest anywhere from desktops
+    records = [(str(i + 1), now_ms, min(1.0, max(0.0, rng.gauss(0.25, 0.02))),
+                min(1.0, max(0.0, rng.gauss(0.3, 0.02))), "phone") for i in range(3000)]
+    records += [(str(i + 3001), now_ms, rng.random(), rng.random(), "desktop")
+                for i in range(7000)]
+    HotspotStore(get_redis(), 10_000, 600).apply("big", "shardId-000000000000", records)
+
+    started = time.monotonic()
+    page.goto(live_app + "/ui/clicks?page=big")
+    page.get_by_text("among the last 10000 clicks.").wait_for(timeout=20_000)
+    page.wait_for_function("() => document.getElementById('legend-max').textContent"
+                           ".endsWith('clicks per cell')")
+    shown_in = time.monotonic() - started
+    # the heatmap is painted under the cluster: the board's pixel there is yellow-ish
+    pixel = page.evaluate("""() => {
+      const c = document.getElementById('board');
+      const d = c.getContext('2d').getImageData(Math.round(0.22 * c.width),
+                                                Math.round(0.27 * c.height), 1, 1).data;
+      return Array.from(d);
+    }""")
+    assert pixel[3] > 100 and pixel[0] > 100 and pixel[1] > 100, pixel  # not blank, not blue
+
+    page.get_by_label("Clicks from").select_option("desktop")
+    page.get_by_text("among the last 7000 clicks (desktops").wait_for(timeout=20_000)
+    page.get_by_label("Clicks from").select_option("phone")
+    page.get_by_text("1 hotspot among the last 3000 clicks (phones").wait_for(timeout=20_000)
+    assert shown_in < 10, shown_in

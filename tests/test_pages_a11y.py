@@ -29,19 +29,14 @@ PAGES = {"index": "/", "leaderboard": "/ui/leaderboard", "qr": "/ui/qr",
 # are not inside a sentence.
 TOUCH_TARGETS = ("button, input, select, [role=tab], header a, footer a, .features a, "
                  "#download")
-# GET /hotspots answers 404 for a page with no clicks (in the window): the clicks page
-# shows it as its empty state, but Chromium logs each 404 as a failed resource.
-# test_an_empty_clicks_page_logs_no_error (strict xfail) says when this goes.
-EMPTY_HOTSPOTS = "/hotspots?page="
 
 
 @dataclass
 class Watch:
     """What a page reports: console errors, uncaught exceptions, failed requests and
-    4xx/5xx answers, less the known empty-hotspots 404."""
+    4xx/5xx answers."""
 
     problems: list[str] = field(default_factory=list)
-    known: list[str] = field(default_factory=list)
 
     def attach(self, page) -> None:
         page.on("console", self._console)
@@ -53,18 +48,10 @@ class Watch:
     def _console(self, msg) -> None:
         if msg.type != "error":
             return
-        where = msg.location.get("url", "")
-        if EMPTY_HOTSPOTS in where and "404" in msg.text:
-            self.known.append(where)
-        else:
-            self.problems.append(f"console: {msg.text} ({where})")
+        self.problems.append(f"console: {msg.text} ({msg.location.get('url', '')})")
 
     def _response(self, resp) -> None:
-        if resp.status < 400:
-            return
-        if EMPTY_HOTSPOTS in resp.url and resp.status == 404:
-            self.known.append(resp.url)
-        else:
+        if resp.status >= 400:
             self.problems.append(f"{resp.status} {resp.request.method} {resp.url}")
 
 
@@ -149,6 +136,10 @@ def use(page, name: str, settings) -> None:
             events.deliver_records()
             page.wait_for_timeout(200)
         assert shown.is_visible() and page.locator("#hotspots li").count() == 1
+        # the time control: every click is from the last 5 minutes
+        page.get_by_label("Made in").select_option("5m")
+        page.get_by_text("1 hotspot among the last 20 clicks (in the last 5 minutes)").wait_for()
+        assert page.locator("#legend-max").inner_text().endswith("clicks per cell")
     elif name == "cache":
         page.get_by_role("button", name="Call 5×").click()
         page.locator("#calls tr").nth(4).wait_for()
@@ -190,8 +181,6 @@ def test_every_page_passes_axe_with_a_clean_console_and_no_sideways_scroll(
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="GET /hotspots answers 404 for a page without clicks; "
-                                       "Chromium logs it as a failed resource")
 def test_an_empty_clicks_page_logs_no_error(browser, live_app, pulse_env):
     context = browser.new_context(**WIDTHS["desktop"])
     try:

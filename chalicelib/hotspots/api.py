@@ -6,9 +6,11 @@ import re
 import secrets
 from collections.abc import Mapping
 
-from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
+from chalicelib.errors import DependencyUnavailable, InvalidInput
 from chalicelib.hotspots import wire, wiring
-from chalicelib.http import json_object_body, query_value
+from chalicelib.hotspots.compute import GRID_BOUNDS, HEATMAP_RADIUS, HEATMAP_SIGMA_CELLS
+from chalicelib.hotspots.reader import KINDS, SEGMENTS, SINCE_SECONDS, View, heatmap_of, hotspots_of
+from chalicelib.http import json_object_body, query_choice, query_int, query_value
 from chalicelib.timestamps import iso_z
 
 MAX_BODY_BYTES = 256 * 1024
@@ -55,6 +57,15 @@ def _unit(click: Mapping, name: str, where: str) -> float:
     return float(value)
 
 
+def parse_viewport(body: Mapping) -> str | None:
+    """The request's viewport class ("viewport"), None when absent or null."""
+    value = body.get("viewport")
+    if value is None or value in wire.VIEWPORTS:
+        return value
+    raise InvalidInput(f"'viewport' must be one of {', '.join(wire.VIEWPORTS)} (the page's "
+                       f"width class), got {value!r:.40}", field="viewport")
+
+
 def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, float, int]]]:
     page = _ident(body, "page", PAGE_ID, required=True)
     session = _ident(body, "session", SESSION_ID, required=False)
@@ -79,11 +90,13 @@ def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, floa
 
 def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     """POST /clicks -> (body, status): 202 when every click is in Kinesis."""
-    page, session, clicks = parse_clicks(parse_body(raw_body))
+    body = parse_body(raw_body)
+    page, session, clicks = parse_clicks(body)
+    viewport = parse_viewport(body)
     # One partition key per client session spreads pages over shards and keeps each
     # session's clicks in order; a client without a session gets one per request.
     key = session or secrets.token_hex(8)
-    records = [(wire.encode(page, key, x, y, t), key) for x, y, t in clicks]
+    records = [(wire.encode(page, key, x, y, t, viewport), key) for x, y, t in clicks]
     result = (writer or wiring.get_writer()).put(records)
     if result.failed:
         raise DependencyUnavailable(
@@ -97,22 +110,44 @@ def _iso_ms(ms: int | None) -> str | None:
     return None if ms is None else iso_z(ms / 1000)
 
 
+def parse_view(params: Mapping[str, str] | None) -> View:
+    kind = query_choice(params, "view", "hotspots", KINDS)
+    grid = query_int(params, "grid", *GRID_BOUNDS)
+    segment = query_choice(params, "segment", "all", SEGMENTS)
+    since = query_choice(params, "since", "", SINCE_SECONDS)
+    return View(kind, segment, since, grid)
+
+
 def hotspots(params: Mapping[str, str] | None, reader=None) -> dict:
-    """GET /hotspots?page=<id>: the hotspots of the page's current window."""
+    """GET /hotspots?page=<id>[&view=heatmap&grid=N][&segment=S][&since=5m|1h|1d]: the
+    hotspots or heatmap of the page's current window; a page without clicks is an empty
+    answer."""
     page = _ident({"page": query_value(params, "page")}, "page", PAGE_ID, required=True)
+    view = parse_view(params)
     reader = reader or wiring.get_reader()
-    result = reader.read(page)
-    if result is None:
-        raise NotFound(f"page {page!r} has no clicks", page=page)
-    return {
-        "page": page,
+    result = reader.read(page, view)
+    if result is None:  # never clicked, or its keys expired: no clicks in the window
+        empty = heatmap_of([], 0, view.grid) if view.kind == "heatmap" else \
+            hotspots_of([], 0, reader.scan_radius, reader.min_points)
+        result = {**empty, "computed_at": reader.clock()}
+    answer = {
+        "page": page, "view": view.kind,
         "window": {"clicks": result["clicks"], "max_clicks": reader.store.max_clicks,
                    "seconds": reader.store.window_ms // 1000,
+                   "segment": view.segment, "since": view.since or None,
+                   "span_seconds": reader.span_seconds(view),
                    "from": _iso_ms(result["oldest_ms"]), "to": _iso_ms(result["newest_ms"]),
                    "scan_radius": reader.scan_radius, "min_points": reader.min_points},
-        "hotspots": result["hotspots"],
-        "computed_at": iso_z(result["computed_at"]),
     }
+    if view.kind == "heatmap":
+        answer["heatmap"] = {"grid": view.grid, "cells": result["cells"], "max": result["max"],
+                             "unit": "clicks per cell", "kernel": "gaussian",
+                             "sigma_cells": HEATMAP_SIGMA_CELLS,
+                             "radius_cells": HEATMAP_RADIUS}
+    else:
+        answer["hotspots"] = result["hotspots"]
+    answer["computed_at"] = iso_z(result["computed_at"])
+    return answer
 
 
 # A page tests/test_openapi.py clicks before its run, so GET /hotspots reaches a 200.
@@ -138,13 +173,26 @@ def openapi_part() -> dict:
                 "400": oa.error(oa.BAD_REQUEST),
                 "503": oa.error(oa.UNAVAILABLE + "; `failed` lists the clicks to send again")}}},
         "/hotspots": {"get": {
-            "summary": "the hot regions of a page's current window", "tags": ["hotspots"],
-            "parameters": [oa.query("page", {**page_id, "example": EXAMPLE_PAGE},
-                                    "the page id the clicks were sent with", required=True)],
+            "summary": "the hot regions or the heatmap of a page's current window",
+            "tags": ["hotspots"],
+            "parameters": [
+                oa.query("page", {**page_id, "example": EXAMPLE_PAGE},
+                         "the page id the clicks were sent with", required=True),
+                oa.query("view", oa.enum(KINDS, KINDS[0]),
+                         "hotspots (dense regions) or heatmap (smoothed clicks per cell)"),
+                oa.query("grid", oa.bounded_int(GRID_BOUNDS),
+                         "the heatmap's cells a side (view=heatmap)"),
+                oa.query("segment", oa.enum(SEGMENTS, SEGMENTS[0]),
+                         "the clicks of one viewport class only (all: every click)"),
+                oa.query("since", oa.enum(SINCE_SECONDS),
+                         "only the clicks of the last 5 minutes, hour or day within the "
+                         "window (longer than the window: the whole window; absent: the "
+                         "whole window)")],
             "responses": {
-                "200": oa.json_answer(oa.ref("Hotspots"), "the hotspots"),
-                "400": oa.error(oa.BAD_REQUEST), "404": oa.error("the page has no clicks"),
-                "503": oa.error(oa.UNAVAILABLE)}}},
+                "200": oa.json_answer({"oneOf": [oa.ref("Hotspots"), oa.ref("Heatmap")]},
+                                      "the hotspots or the heatmap (a page without clicks: "
+                                      "none, or a grid of zeros)"),
+                "400": oa.error(oa.BAD_REQUEST), "503": oa.error(oa.UNAVAILABLE)}}},
         "/ui/clicks": oa.page("the click hotspots page"),
     }
     schemas = {
@@ -152,6 +200,10 @@ def openapi_part() -> dict:
             "type": "object", "required": ["page", "clicks"], "additionalProperties": True,
             "properties": {
                 "page": page_id,
+                "viewport": {"type": ["string", "null"], "enum": [*wire.VIEWPORTS, None],
+                             "description": "the page's width class: phone under 600 CSS "
+                                            "px, tablet under 1024, desktop (null or "
+                                            "absent: none, the clicks count in `all` only)"},
                 "session": {"type": ["string", "null"],
                             "pattern": oa.anchored(SESSION_ID.pattern),
                             "description": "the clicks' partition key: a client session "
@@ -167,15 +219,29 @@ def openapi_part() -> dict:
         "ClicksAccepted": oa.obj({"accepted": {"type": "integer", "minimum": 1},
                                   "page": page_id}),
         "Hotspots": oa.obj({
-            "page": page_id,
-            "window": oa.obj({"clicks": {"type": "integer", "minimum": 0},
-                              "max_clicks": oa.INTEGER, "seconds": oa.INTEGER,
-                              "from": oa.TIME_OR_NULL, "to": oa.TIME_OR_NULL,
-                              "scan_radius": oa.NUMBER, "min_points": oa.INTEGER}),
+            "page": page_id, "view": {"const": "hotspots"}, "window": oa.ref("ClickWindow"),
             "hotspots": oa.array(oa.obj({"density": oa.NUMBER,
                                          "min": oa.array(unit, minItems=2, maxItems=2),
                                          "max": oa.array(unit, minItems=2, maxItems=2),
                                          "count": {"type": "integer", "minimum": 1}})),
             "computed_at": oa.TIME}),
+        "Heatmap": oa.obj({
+            "page": page_id, "view": {"const": "heatmap"}, "window": oa.ref("ClickWindow"),
+            "heatmap": oa.obj({
+                "grid": oa.bounded_int(GRID_BOUNDS),
+                "cells": oa.array(oa.array({"type": "number", "minimum": 0}),
+                                  description="rows top to bottom (y) of cells left to "
+                                              "right (x): grid x grid"),
+                "max": {"type": "number", "minimum": 0}, "unit": {"const": "clicks per cell"},
+                "kernel": {"const": "gaussian"}, "sigma_cells": oa.NUMBER,
+                "radius_cells": oa.INTEGER}),
+            "computed_at": oa.TIME}),
+        "ClickWindow": oa.obj({
+            "clicks": {"type": "integer", "minimum": 0,
+                       "description": "the clicks of the segment and span"},
+            "max_clicks": oa.INTEGER, "seconds": oa.INTEGER,
+            "segment": oa.enum(SEGMENTS), "since": {"enum": [*SINCE_SECONDS, None]},
+            "span_seconds": oa.INTEGER, "from": oa.TIME_OR_NULL, "to": oa.TIME_OR_NULL,
+            "scan_radius": oa.NUMBER, "min_points": oa.INTEGER}),
     }
     return {"paths": paths, "schemas": schemas}

@@ -46,7 +46,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, groupby
-from operator import add
+from operator import add, itemgetter
 
 MIN_SIDE = 1e-3  # a thousandth of the canvas: about one pixel of a 1000 px canvas
 _WHOLE_CELL = 24  # cells at least this full are first tested whole (4 distances, not n)
@@ -280,3 +280,79 @@ def find_hotspots(points: Sequence[Sequence[float]], scan_radius: float,
         spots.append(Hotspot(count / area, (x0, y0), (x1, y1), count))
     spots.sort(key=lambda h: (-h.density, h.min))
     return spots
+
+
+# --- heatmap ---------------------------------------------------------------------------
+# A density surface of the window: the clicks binned on a grid x grid lattice of the
+# canvas, then smoothed with a separable Gaussian of HEATMAP_SIGMA_CELLS cells, truncated
+# at HEATMAP_RADIUS cells (3 sigma: the cut-off taps weigh under 0.3%) and renormalised so
+# the taps sum to 1.  One cell of bandwidth removes the binning's own noise (a click next
+# to a cell edge lends half its weight to the neighbour) while two features 3 cells apart
+# stay two peaks, whatever resolution the caller chose; the blur then costs a fixed
+# 2 x 7 taps per cell.  At the canvas edges the grid is mirrored (a click in the first
+# cell keeps all its weight inside the canvas), so each value is a count of clicks per
+# cell, smoothed, and the cells sum to the clicks binned.
+# Cost: one pass over the clicks (C-level map/Counter), then O(grid^2 x taps), also as
+# C-level map()s per row: no numpy, for the package budget (see the module docstring).
+
+HEATMAP_SIGMA_CELLS = 1.0
+HEATMAP_RADIUS = 3
+GRID_BOUNDS = (32, 4, 128)  # (default, minimum, maximum) cells a side
+
+
+def gaussian_taps(sigma: float = HEATMAP_SIGMA_CELLS, radius: int = HEATMAP_RADIUS) -> list[float]:
+    weights = [math.exp(-0.5 * (d / sigma) ** 2) for d in range(-radius, radius + 1)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def bin_counts(xs: Sequence[float], ys: Sequence[float], grid: int) -> list[list[int]]:
+    """Clicks per cell as rows (y, top first) of columns (x); x or y = 1.0 falls in the
+    last cell."""
+    scale, stride, last = float(grid), grid + 1, grid - 1
+    # keys on a (grid + 1)-wide lattice, so 1.0 (cell `grid`) needs no per-click clamp: it
+    # is folded into the last cell below, once per distinct key, not once per click
+    counts = Counter(map(add, map(stride.__mul__, map(int, map(scale.__mul__, ys))),
+                         map(int, map(scale.__mul__, xs))))
+    flat = [0] * (grid * grid)
+    for key, n in counts.items():
+        row, col = divmod(key, stride)
+        flat[min(row, last) * grid + min(col, last)] += n
+    return [flat[i * grid:(i + 1) * grid] for i in range(grid)]
+
+
+def _blur_rows(rows: list[list], taps: list[float]) -> list[list[float]]:
+    """Each row convolved with the (symmetric) taps, the row mirrored at both ends: the
+    centre tap times the row, plus each other tap times the sum of the row shifted both
+    ways (half the multiplications of one product per tap)."""
+    radius = len(taps) // 2
+    centre = taps[radius]
+    out = []
+    for row in rows:
+        n = len(row)
+        if not any(row):
+            out.append([0.0] * n)
+            continue
+        padded = [*row[radius - 1::-1], *row, *row[:-radius - 1:-1]]
+        acc = list(map(centre.__mul__, row))
+        for d in range(1, radius + 1):
+            pair = map(add, padded[radius - d:radius - d + n], padded[radius + d:radius + d + n])
+            acc = list(map(add, acc, map(taps[radius + d].__mul__, pair)))
+        out.append(acc)
+    return out
+
+
+def blur(counts: list[list[int]], taps: list[float] | None = None) -> list[list[float]]:
+    """The separable blur: along each row, then along each column (transposed by zip)."""
+    taps = taps or gaussian_taps()
+    across = _blur_rows(counts, taps)
+    down = _blur_rows([list(col) for col in zip(*across, strict=True)], taps)
+    return [list(row) for row in zip(*down, strict=True)]
+
+
+def heatmap(points: Sequence[Sequence[float]], grid: int = GRID_BOUNDS[0]) -> list[list[float]]:
+    """The smoothed clicks per cell of points (x, y in 0..1), as rows (y) of columns (x)."""
+    if not points:
+        return [[0.0] * grid for _ in range(grid)]
+    return blur(bin_counts(list(map(itemgetter(0), points)), list(map(itemgetter(1), points)),
+                           grid))

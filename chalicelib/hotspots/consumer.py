@@ -46,8 +46,9 @@ def retry_seconds_within(retry_seconds: float, remaining_ms: float) -> float:
     return max(0.0, min(retry_seconds, remaining_ms / 1000 - WORK_SECONDS))
 
 
-def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float]:
-    """One Lambda Kinesis record -> (page, shard, sequence number, arrival ms, x, y), or
+def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float, str]:
+    """One Lambda Kinesis record -> (page, shard, sequence number, arrival ms, x, y,
+    viewport class), or
     MalformedRecord saying why.  This runs once per click: it is written for speed
     (plain tuples, binascii, one try block; see BENCHMARKS.md)."""
     try:
@@ -58,10 +59,10 @@ def parse_record(record: Mapping) -> tuple[str, str, str, int, float, float]:
         data = binascii.a2b_base64(kinesis["data"], strict_mode=True)
     except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
         raise MalformedRecord(f"unreadable record: {type(exc).__name__}: {exc}") from None
-    page, x, y = decode(data)
+    page, x, y, viewport = decode(data)
     if type(seq) is not str or not seq.isdigit():
         raise MalformedRecord("sequenceNumber is not decimal")
-    return page, shard, seq, arrival_ms, x, y
+    return page, shard, seq, arrival_ms, x, y, viewport
 
 
 @dataclass
@@ -110,7 +111,7 @@ class HotspotConsumer:
         for record in records:
             result.records += 1
             try:
-                page, shard, seq, arrival_ms, x, y = parse(record)
+                page, shard, seq, arrival_ms, x, y, viewport = parse(record)
             except MalformedRecord as exc:
                 result.malformed += 1
                 event_id = record.get("eventID") if isinstance(record, Mapping) else None
@@ -120,7 +121,7 @@ class HotspotConsumer:
             group = groups.get(key)
             if group is None:
                 groups[key] = group = []
-            group.append((seq, arrival_ms, x, y))
+            group.append((seq, arrival_ms, x, y, viewport))
         return groups
 
     def consume(self, records: Iterable[Mapping]) -> ConsumeResult:

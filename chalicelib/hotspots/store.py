@@ -3,13 +3,18 @@
 Keys of one page; all carry the hash tag ``{<page>}``, so they share one cluster
 slot and one script may touch all of them (MemoryDB always runs as a cluster):
 
-    pulse:hs:{page}:win     LIST  the window: "arrival_ms x y" per click, oldest first
+    pulse:hs:{page}:win     LIST  the window: "arrival_ms x y[ viewport]" per click, oldest
+                                  first
     pulse:hs:{page}:meta    HASH  seq:<shardId> -> last applied sequence number of that
                                   shard; version (bumped by every change of the window);
                                   newest (latest arrival_ms seen)
     pulse:hs:{page}:result  STR   JSON of the hotspots last computed, with the window
                                   version they were computed from (a cache: readers
                                   compute on a version change, see reader.py)
+    pulse:hs:{page}:views   HASH  other views of the window (a heatmap, a segment, a
+                                  `since`; reader.py): view key -> JSON, and "@version",
+                                  the window version they were computed from; at most
+                                  MAX_VIEWS of them, expiring a window after the last save
     pulse:hs:malformed      STR   count of records the consumer skipped as malformed
 
 Idempotence: Kinesis and Lambda deliver at least once, so `apply` is one Lua script
@@ -115,6 +120,7 @@ class Click:
     x: float
     y: float
     arrival_ms: int
+    viewport: str = ""  # "phone", "tablet", "desktop" or "" (not sent)
 
 
 @dataclass(frozen=True)
@@ -123,13 +129,13 @@ class Applied:
     version: int  # the window's version after the script
 
 
-def encode_click(arrival_ms: int, x: float, y: float) -> str:
-    return f"{arrival_ms} {x!r} {y!r}"
+def encode_click(arrival_ms: int, x: float, y: float, viewport: str = "") -> str:
+    return f"{arrival_ms} {x!r} {y!r} {viewport}" if viewport else f"{arrival_ms} {x!r} {y!r}"
 
 
 def decode_click(item: str) -> Click:
-    at, x, y = item.split(" ")
-    return Click(float(x), float(y), int(at))
+    at, x, y, *viewport = item.split(" ")
+    return Click(float(x), float(y), int(at), viewport[0] if viewport else "")
 
 
 class HotspotStore:
@@ -144,17 +150,17 @@ class HotspotStore:
         self._current = redis.register_script(_LUA_CURRENT)
 
     def _apply_call(self, page: str, shard: str,
-                    records: Sequence[tuple[str, int, float, float]]) -> tuple[list, list]:
+                    records: Sequence[tuple]) -> tuple[list, list]:
         win, meta, _ = page_keys(page)
         args: list = [shard, self.max_clicks, self.window_ms]
-        for seq, at, x, y in records:
-            args += (seq, at, encode_click(at, x, y))
+        for seq, at, x, y, *viewport in records:
+            args += (seq, at, encode_click(at, x, y, *viewport))
         return [win, meta], args
 
     def apply(self, page: str, shard: str,
-              records: Sequence[tuple[str, int, float, float]]) -> Applied:
-        """Add the records (sequence number, arrival ms, x, y) of one shard, in shard order,
-        that are newer than the last applied from that shard."""
+              records: Sequence[tuple]) -> Applied:
+        """Add the records (sequence number, arrival ms, x, y[, viewport class]) of one
+        shard, in shard order, that are newer than the last applied from that shard."""
         keys, args = self._apply_call(page, shard, records)
         out = self._apply(keys=keys, args=args)
         return Applied(int(out[0]), int(out[1]))
@@ -203,3 +209,60 @@ class HotspotStore:
 
     def malformed(self) -> int:
         return int(self.redis.get(MALFORMED_KEY) or 0)
+
+
+# --- other views of a window (reader.py): one hash per page, for one window version ---
+MAX_VIEWS = 16  # views kept per page and window version; more are computed, not kept
+
+
+def views_key(page: str) -> str:
+    return f"{_PREFIX}{{{page}}}:views"
+
+
+# KEYS: meta, views.  ARGV: view key.  Returns {window version, view JSON or false}; the
+# view only when it was computed from that version.
+_LUA_VIEW = r"""
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v or redis.call('HGET', KEYS[2], '@version') ~= v then return {v, false} end
+return {v, redis.call('HGET', KEYS[2], ARGV[1])}
+"""
+
+# KEYS: meta, views.  ARGV: version, view key, JSON, max views, ttl ms.  Writes only for
+# the current version; the views of an older version are dropped first.
+_LUA_SAVE_VIEW = r"""
+local v = redis.call('HGET', KEYS[1], 'version')
+if v ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[2], '@version') ~= v then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], '@version', v)
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0
+    and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+
+class ViewStore:
+    """Cached views of the page windows of a HotspotStore (same Redis)."""
+
+    def __init__(self, store: HotspotStore):
+        self.store = store
+        self._get = store.redis.register_script(_LUA_VIEW)
+        self._save = store.redis.register_script(_LUA_SAVE_VIEW)
+
+    def current(self, page: str, view: str) -> tuple[int | None, dict | None]:
+        """(window version or None for a page never clicked, the view saved for it or None)."""
+        meta = page_keys(page)[1]
+        version, raw = self._get(keys=[meta, views_key(page)], args=[view])
+        return (None if version is None else int(version),
+                None if not raw else json.loads(raw))
+
+    def save(self, page: str, view: str, version: int, result: dict) -> bool:
+        body = json.dumps({**result, "version": version}, separators=(",", ":"))
+        return bool(self._save(keys=[page_keys(page)[1], views_key(page)],
+                               args=[version, view, body, MAX_VIEWS,
+                                     max(self.store.window_ms, 1000)]))

@@ -2,8 +2,10 @@
 data and the consumer reads back.
 
 One click per record, compact JSON {"p": page, "s": session, "x": 0..1, "y": 0..1,
-"t": epoch ms}.  `decode` runs once per consumed click: it is written for speed (plain
-tuples, the JSON scanner called directly, one try block; see BENCHMARKS.md).
+"t": epoch ms}, plus "v": the viewport class of the page the click was made on
+("phone", "tablet" or "desktop", see VIEWPORTS) when the client sent one.  `decode`
+runs once per consumed click: it is written for speed (plain tuples, the JSON scanner
+called directly, one try block; see BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -14,13 +16,21 @@ import json
 _scan_json = json.JSONDecoder().scan_once
 
 
+# Viewport width classes, by the page's width in CSS pixels: phone < 600 <= tablet < 1024 <=
+# desktop (the page classifies itself and sends the class with its clicks).
+VIEWPORTS = ("phone", "tablet", "desktop")
+
+
 class MalformedRecord(ValueError):
     """A record that is not a click: no retry can fix it."""
 
 
-def encode(page: str, session: str, x: float, y: float, t: int) -> bytes:
-    return json.dumps({"p": page, "s": session, "x": x, "y": y, "t": t},
-                      separators=(",", ":")).encode()
+def encode(page: str, session: str, x: float, y: float, t: int,
+           viewport: str | None = None) -> bytes:
+    data = {"p": page, "s": session, "x": x, "y": y, "t": t}
+    if viewport:
+        data["v"] = viewport
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _json_object(raw: bytes):
@@ -32,9 +42,11 @@ def _json_object(raw: bytes):
     return value if end == len(text) else json.loads(text)  # json.loads says what's wrong
 
 
-def decode(raw: bytes) -> tuple[str, float, float]:
-    """(page, x, y) of one record's data, or MalformedRecord saying why it is not a click:
-    a page of 1-64 characters without braces (a Redis hash tag), x and y from 0 to 1."""
+def decode(raw: bytes) -> tuple[str, float, float, str]:
+    """(page, x, y, viewport class) of one record's data, or MalformedRecord saying why it
+    is not a click: a page of 1-64 characters without braces (a Redis hash tag), x and y
+    from 0 to 1.  The viewport class is "" when absent or not one of VIEWPORTS: the click
+    still counts, in no segment but `all`."""
     try:
         data = _json_object(raw)
         page = data["p"]
@@ -48,5 +60,6 @@ def decode(raw: bytes) -> tuple[str, float, float]:
     # for NaN and Infinity, which json lets in
     if (type(x) is float or type(x) is int) and (type(y) is float or type(y) is int) \
             and 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0:
-        return page, x, y
+        viewport = data.get("v", "")
+        return page, x, y, viewport if viewport in VIEWPORTS else ""
     raise MalformedRecord(f"x, y must be numbers from 0 to 1, got {x!r:.30}, {y!r:.30}")

@@ -1,6 +1,8 @@
 'use strict';
-// The clicks page: clicks on the board are drawn, batched and sent to POST /clicks; the
-// page polls GET /hotspots and paints each hotspot as a red square that fades in and out.
+// The clicks page: clicks on the board are drawn, batched and sent to POST /clicks with
+// the page's viewport class; the page polls GET /hotspots (the hotspots, then the heatmap
+// of the same segment and time) and paints the heatmap under the hotspots, each a red
+// square that fades in and out.
 (() => {
   const params = new URLSearchParams(location.search);
   const pageId = params.get('page') || 'demo';
@@ -10,6 +12,12 @@
   const MAX_DOTS = 2000;            // clicks kept on screen
   const EMPTY_POLL_MAX_MS = 10000;  // a page without clicks is asked again at most this late
   const RECENT_SEND_MS = 10000;     // after sending, clicks may be on their way for this long
+  const GRID = 32;                  // heatmap cells a side
+  // The heatmap's colour scale: value / max from 0 to 1 through these stops (a viridis-like
+  // scale: lightness grows with the value, and it reads in greyscale and for red-green
+  // colour blindness); opacity grows with it up to a third of the max, so an empty cell is
+  // transparent and the kernel's faint tails fade out instead of showing its square support.
+  const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   document.getElementById('page-id').textContent = pageId;
 
   // One partition key per tab session: spreads clients over shards, keeps a session in order.
@@ -22,6 +30,11 @@
   const statusEl = document.getElementById('status');
   const stateEl = document.getElementById('hotspots-state');
   const retry = document.getElementById('retry');
+  const segmentEl = document.getElementById('segment');
+  const sinceEl = document.getElementById('since');
+  const heat = document.createElement('canvas');  // the heatmap, one pixel a cell
+  heat.width = heat.height = GRID;
+  let heatShown = false;
   const dots = [];                  // {x, y} in 0..1
   let queue = [];                   // clicks not sent yet
   let sending = false;
@@ -41,20 +54,31 @@
     const y = Math.min(1, Math.max(0, (ev.clientY - rect.top) / rect.height));
     dots.push({x, y});
     if (dots.length > MAX_DOTS) dots.shift();
-    queue.push({x, y, t: Date.now()});
+    queue.push({x, y, t: Date.now(), viewport: viewportClass()});
   });
+
+  // The width class of this page, as the segments of GET /hotspots count it.
+  function viewportClass() {
+    const w = window.innerWidth;
+    return w < 600 ? 'phone' : w < 1024 ? 'tablet' : 'desktop';
+  }
 
   // Batches: every flushMs, up to 500 clicks a request.  A 503 lists the clicks that did
   // not get in ('failed'): only those are queued again.
   async function flush() {
     if (sending || queue.length === 0) return;
     sending = true;
-    const batch = queue.slice(0, MAX_BATCH);
-    queue = queue.slice(batch.length);
+    // one viewport class a request: the clicks up to the first made at another width
+    const viewport = queue[0].viewport;
+    let n = 0;
+    while (n < Math.min(MAX_BATCH, queue.length) && queue[n].viewport === viewport) n += 1;
+    const batch = queue.slice(0, n);
+    queue = queue.slice(n);
     try {
       const {body} = await Pulse.requestJSON('/clicks', {
         method: 'POST', headers: {'Content-Type': 'application/json'},
-        body: JSON.stringify({page: pageId, session, clicks: batch})});
+        body: JSON.stringify({page: pageId, session, viewport,
+                              clicks: batch.map(({x, y, t}) => ({x, y, t}))})});
       Pulse.setStatus(statusEl, `Sent ${body.accepted} click${body.accepted === 1 ? '' : 's'}.`);
       lastSentAt = Date.now();
       if (emptyPolls > 0) poller.start();  // the page was empty: look again soon
@@ -104,24 +128,82 @@
     canvas.dataset.hotspots = String(hotspots.length);
   }
 
-  // A page without clicks answers 404: the empty state, asked again less and less often
-  // (up to EMPTY_POLL_MAX_MS) unless this browser has just sent clicks.
-  async function poll() {
-    let body;
-    try {
-      body = (await Pulse.requestJSON(`/hotspots?page=${encodeURIComponent(pageId)}`)).body;
-    } catch (err) {
-      if (!(err instanceof Pulse.HttpError && err.status === 404)) throw err;
-      body = {hotspots: [], window: {clicks: 0}};
+  // The heatmap's colour for a value from 0 to 1, as [r, g, b, alpha 0..255].
+  function colour(f) {
+    const at = Math.min(1, Math.max(0, f)) * (STOPS.length - 1);
+    const i = Math.min(STOPS.length - 2, Math.floor(at));
+    const k = at - i;
+    const rgb = STOPS[i].map((c, j) => Math.round(c + (STOPS[i + 1][j] - c) * k));
+    return [...rgb, Math.round(255 * 0.7 * Math.min(1, 3 * f))];
+  }
+
+  function drawLegend() {
+    const legend = document.getElementById('legend');
+    const img = legend.getContext('2d').createImageData(legend.width, 1);
+    for (let i = 0; i < legend.width; i++) img.data.set(colour(i / (legend.width - 1)), 4 * i);
+    legend.getContext('2d').putImageData(img, 0, 0);
+  }
+
+  // A heatmap answer into the one-pixel-a-cell canvas (drawn scaled up, smoothed); an
+  // answer without one (or with no clicks) clears it.
+  function paintHeat(answer) {
+    const map = answer && answer.heatmap;
+    const ctx2 = heat.getContext('2d');
+    heatShown = Boolean(map && map.max > 0 && map.grid === GRID);
+    document.getElementById('legend-max').textContent =
+      heatShown ? `${map.max.toFixed(2)} clicks per cell` : '—';
+    if (!heatShown) {
+      ctx2.clearRect(0, 0, GRID, GRID);
+      return;
     }
-    retry.hidden = true;
-    update(body.hotspots);
+    const img = ctx2.createImageData(GRID, GRID);
+    map.cells.forEach((row, r) => row.forEach((v, c) => {
+      img.data.set(colour(v / map.max), 4 * (r * GRID + c));
+    }));
+    ctx2.putImageData(img, 0, 0);
+  }
+
+  function query() {
+    const q = new URLSearchParams({page: pageId});
+    if (segmentEl.value !== 'all') q.set('segment', segmentEl.value);
+    if (sinceEl.value) q.set('since', sinceEl.value);
+    return q;
+  }
+
+  function which() {
+    const parts = [];
+    if (segmentEl.value !== 'all') parts.push(segmentEl.selectedOptions[0].textContent.split(' (')[0]);
+    if (sinceEl.value) parts.push(`in ${sinceEl.selectedOptions[0].textContent}`);
+    return parts.length ? ` (${parts.join(', ')})` : '';
+  }
+
+  // A page without clicks is an empty answer: the empty state, asked again less and less
+  // often (up to EMPTY_POLL_MAX_MS) unless this browser has just sent clicks.  The heatmap
+  // is asked for once the hotspots say there are clicks to show.
+  async function poll(current) {
+    const q = query();
+    const body = (await Pulse.requestJSON(`/hotspots?${q}`)).body || {};
     const clicks = (body.window && body.window.clicks) || 0;
+    let heatAnswer = null;
+    if (clicks > 0) {
+      q.set('view', 'heatmap');
+      q.set('grid', String(GRID));
+      heatAnswer = (await Pulse.requestJSON(`/hotspots?${q}`)).body;
+    }
+    if (!current()) return pollMs;  // the controls changed meanwhile: a newer run draws
+    retry.hidden = true;
+    const hotspots = Array.isArray(body.hotspots) ? body.hotspots : [];
+    update(hotspots);
+    paintHeat(heatAnswer);
     if (clicks > 0) {
       emptyPolls = 0;
-      Pulse.setStatus(stateEl, body.hotspots.length
-        ? `${body.hotspots.length} hotspot${body.hotspots.length === 1 ? '' : 's'} among the last ${clicks} clicks.`
-        : `No hotspot yet among the last ${clicks} clicks: a hotspot needs many clicks close together.`);
+      Pulse.setStatus(stateEl, hotspots.length
+        ? `${hotspots.length} hotspot${hotspots.length === 1 ? '' : 's'} among the last ${clicks} clicks${which()}.`
+        : `No hotspot yet among the last ${clicks} clicks${which()}: a hotspot needs many clicks close together.`);
+      return pollMs;
+    }
+    if (which()) {
+      Pulse.setStatus(stateEl, `No clicks${which()}: choose every screen or the whole window to see more.`);
       return pollMs;
     }
     Pulse.setStatus(stateEl, 'No clicks on this page yet: click the board.');
@@ -142,6 +224,10 @@
   function draw() {
     const w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
+    if (heatShown) {
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(heat, 0, 0, w, h);
+    }
     for (const s of spots) {
       s.alpha += (s.target - s.alpha) * 0.12;      // fade towards the target opacity
     }
@@ -163,6 +249,13 @@
   }
 
   retry.addEventListener('click', () => poller.start());
+  for (const control of [segmentEl, sinceEl]) {
+    control.addEventListener('change', () => {
+      Pulse.setStatus(stateEl, 'Looking for clicks…');
+      poller.start();
+    });
+  }
+  drawLegend();
   window.addEventListener('resize', resize);
   resize();
   requestAnimationFrame(draw);
