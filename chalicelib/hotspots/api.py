@@ -6,6 +6,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
+from chalicelib import telemetry
 from chalicelib.errors import DependencyUnavailable, InvalidInput, NotFound
 from chalicelib.hotspots import wire, wiring
 from chalicelib.http import json_object_body, query_value
@@ -85,6 +86,8 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     key = session or secrets.token_hex(8)
     records = [(wire.encode(page, key, x, y, t), key) for x, y, t in clicks]
     result = (writer or wiring.get_writer()).put(records)
+    telemetry.count("hotspots", "ClicksAccepted", result.accepted)
+    telemetry.count("hotspots", "ClicksRefused", len(result.failed))
     if result.failed:
         raise DependencyUnavailable(
             f"{len(result.failed)} of {len(records)} clicks could not be written; resend "
