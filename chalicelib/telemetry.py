@@ -7,9 +7,9 @@ ends with one `invocation` line with its status and latency.
 Metrics: features call `count(...)` / `record(...)` on their code paths; the values are
 kept for the invocation and written when it ends, in CloudWatch Embedded Metric Format
 (EMF): one JSON line per dimension set on stdout, which Lambda ships to CloudWatch Logs
-and CloudWatch turns into metrics (no PutMetricData call, nothing on the request's
-critical path).  Powertools for AWS Lambda's EMF provider builds the lines; it is
-imported when the first invocation with a metric ends, never at `import app`.
+and CloudWatch turns into metrics (no PutMetricData call).  Powertools for AWS Lambda's
+EMF provider builds the lines; it is imported when the first invocation with a metric
+ends (that invocation pays its import, see BENCHMARKS.md), never at `import app`.
 
 Namespace `Pulse`; dimensions `Stage` and `Feature`, plus at most one small extra
 (`Dependency`, `RouteClass`).  Page ids, hashtags, QR ids and upstream items are never
@@ -24,7 +24,6 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 NAMESPACE = "Pulse"
@@ -33,17 +32,18 @@ COUNT, MILLISECONDS, SECONDS = "Count", "Milliseconds", "Seconds"
 log = logging.getLogger("pulse.telemetry")
 
 
-@dataclass
 class Invocation:
-    """What one Lambda invocation (an HTTP request or an event batch) has seen so far."""
+    """What one Lambda invocation (an HTTP request or an event batch) has seen so far.
+    (A plain class, not a dataclass: its code is generated at import, on every cold start.)"""
 
-    request_id: str
-    function: str
-    cold_start: bool
-    route: str
-    started: float = field(default_factory=time.perf_counter)
-    # (dimension items) -> metric name -> (unit, values); counts keep one summed value
-    metrics: dict[tuple, dict[str, tuple[str, list[float]]]] = field(default_factory=dict)
+    __slots__ = ("request_id", "function", "cold_start", "route", "started", "metrics")
+
+    def __init__(self, request_id: str, function: str, cold_start: bool, route: str):
+        self.request_id, self.function = request_id, function
+        self.cold_start, self.route = cold_start, route
+        self.started = time.perf_counter()
+        # (dimension items) -> metric name -> (unit, values); counts keep one summed value
+        self.metrics: dict[tuple, dict[str, tuple[str, list[float]]]] = {}
 
     def context_fields(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "function": self.function,
