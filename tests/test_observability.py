@@ -172,3 +172,27 @@ def test_the_event_runners_ingest_logs_json_with_its_request_id_and_ingest_metri
     assert sums["leaderboard", "IngestHashtags"] > 0
     lags = [x for b in blobs if "IngestLagSeconds" in b for x in values(b["IngestLagSeconds"])]
     assert lags and all(lag >= 0 for lag in lags)
+
+
+def test_a_dependency_503_is_counted_by_dependency_and_route_class(app_client, monkeypatch,
+                                                                    capsys, caplog):
+    from chalicelib.clients import reset_clients
+    from chalicelib.leaderboard import api
+    from local import processes
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{processes.free_port()}/0")
+    reset_clients()
+    api.get_board.cache_clear()
+    capsys.readouterr()
+    resp = app_client.http.get("/leaderboard")
+    assert resp.status_code == 503
+    (invocation,) = [r for r in caplog.records if r.getMessage() == "invocation"]
+    assert invocation.fields["status"] == 503
+    blobs = emf_blobs(json_lines(capsys.readouterr().out))
+    assert_emf_shape(blobs)
+    (blob,) = blobs
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["Stage", "Feature", "Dependency"]]
+    assert (blob["Feature"], blob["Dependency"], blob["DependencyUnavailable"]) == (
+        "leaderboard", "redis", [1.0])
+    api.get_board.cache_clear()
