@@ -119,17 +119,29 @@ def _stage() -> str:
         return "unknown"
 
 
+_local = threading.local()
+
+
+def _provider():
+    """This thread's EMF provider (building one costs more than using it: kept)."""
+    provider = getattr(_local, "provider", None)
+    if provider is None:
+        from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+            AmazonCloudWatchEMFProvider,
+        )
+
+        provider = _local.provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE)
+    return provider
+
+
 def emf_lines(inv: Invocation, stage: str) -> list[str]:
     """The invocation's metrics as EMF JSON lines, one per dimension set."""
     if not inv.metrics:
         return []
-    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-        AmazonCloudWatchEMFProvider,
-    )
-
+    provider = _provider()
     lines = []
     for dims, metrics in inv.metrics.items():
-        provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE)
+        provider.clear_metrics()
         provider.add_dimension("Stage", stage)
         for name, value in dims:
             provider.add_dimension(name, value)
