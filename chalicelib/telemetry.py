@@ -146,7 +146,8 @@ def emf_lines(inv: Invocation, stage: str) -> list[str]:
         for name, value in dims:
             provider.add_dimension(name, value)
         for metric, (unit, values) in metrics.items():
-            for value in values[:100]:  # EMF's limit of values per metric and line
+            # EMF takes 100 values a metric and line; at 100 the provider prints by itself
+            for value in values[:99]:
                 provider.add_metric(metric, unit, value)
         provider.add_metadata("request_id", inv.request_id)
         provider.add_metadata("function", inv.function)
@@ -197,9 +198,13 @@ def middleware(event, get_response):
             api_id = (event.context or {}).get("requestId")
             if api_id:
                 fields["api_request_id"] = api_id
+        failed = status == "error" or (isinstance(status, int) and status >= 500)
         try:
-            log.info("invocation", extra={"fields": fields})
+            log.log(logging.WARNING if failed else logging.INFO, "invocation",
+                    extra={"fields": fields})
             _write(emf_lines(inv, _stage()))
+        except Exception:  # the answer stands without its metrics
+            log.exception("writing the invocation's metrics failed")
         finally:
             _current.reset(token)
 
