@@ -196,3 +196,40 @@ def test_a_dependency_503_is_counted_by_dependency_and_route_class(app_client, m
     assert (blob["Feature"], blob["Dependency"], blob["DependencyUnavailable"]) == (
         "leaderboard", "redis", [1.0])
     api.get_board.cache_clear()
+
+
+def test_the_x_sources_rate_limit_remaining_is_read_from_each_answer():
+    """`XRateLimitRemaining` comes from the X API's `x-rate-limit-remaining` header."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from chalicelib.leaderboard.sources import TwitterSource
+    from tests.test_leaderboard_ingest import ToLocalServer
+
+    class XApi(BaseHTTPRequestHandler):
+        def do_GET(self):  # one page, then the range is over
+            body = json.dumps({"data": [{"id": "1440000000000000000", "text": "#a",
+                                         "created_at": "2021-09-22T16:00:00.000Z",
+                                         "entities": {"hashtags": [{"tag": "a"}]}}],
+                               "meta": {"result_count": 1}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("x-rate-limit-remaining", "179")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), XApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = TwitterSource("token", "#a")
+        source.client.session.mount("https://api.twitter.com/", ToLocalServer(
+            f"http://127.0.0.1:{server.server_address[1]}"))
+        assert source.rate_limit_remaining is None
+        assert len(list(source.pages())) == 1
+        assert source.rate_limit_remaining == 179
+    finally:
+        server.shutdown()
