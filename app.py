@@ -7,7 +7,7 @@ from functools import cache
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import health, web
+from chalicelib import health, telemetry, web
 from chalicelib.http import json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
@@ -17,6 +17,7 @@ from chalicelib.upstream import api as upstream_api
 
 app = Chalice(app_name="pulse")
 configure_app_logging(app.log, get_settings().log_level)
+app.register_middleware(telemetry.middleware, "all")  # JSON logs, EMF metrics
 app.register_middleware(one_error_shape, "http")
 
 

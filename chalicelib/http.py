@@ -135,6 +135,7 @@ def json_api(view):
     import functools
     import logging
 
+    from chalicelib import telemetry
     from chalicelib.budget import aws_budget
     from chalicelib.errors import (
         PulseError,
@@ -152,7 +153,10 @@ def json_api(view):
             with aws_budget(get_settings().aws_budget):
                 return view(*args, **kwargs)
         except PulseError as exc:
-            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
+            retry = None
+            if exc.status_code == 503:
+                retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+                telemetry.count_unavailable(exc.details.get("dependency"))
             return json_response(exc.to_body(), exc.status_code, headers=retry)
         except Exception as exc:
             if not is_dependency_failure(exc):
@@ -163,6 +167,7 @@ def json_api(view):
                 raise
             logging.getLogger("pulse").warning("dependency failure in %s: %r",
                                                view.__name__, exc)
+            telemetry.count_unavailable(dependency_of(exc))
             return json_response(*_unavailable(exc, dependency_of(exc)),
                                  headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 

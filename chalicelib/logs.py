@@ -13,7 +13,11 @@ DEFAULT_LEVEL = "INFO"
 
 
 def configure_app_logging(app_log: logging.Logger, level_name: str | None) -> int:
-    """Give the app's logger, and so chalicelib's `pulse.*` loggers, the configured level."""
+    """Give the app's logger, and so chalicelib's `pulse.*` loggers, the configured level,
+    and its handlers one JSON object per line (chalicelib.telemetry.JsonLines)."""
+    from chalicelib.telemetry import use_json_lines
+
+    use_json_lines(app_log)
     wanted = (level_name or DEFAULT_LEVEL).strip().upper()
     level = logging.getLevelName(wanted)
     if not isinstance(level, int):  # getLevelName answers "Level X" for unknown names

@@ -349,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="wait a full interval before the first scheduled run")
     parser.add_argument("--fire", metavar="NAME", help="fire one schedule now and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[events] %(message)s")
+    logging.basicConfig(level=logging.INFO)
+    from chalicelib.telemetry import use_json_lines
+
+    use_json_lines(logging.getLogger())  # the runner's lines are JSON, as the app's are
     logging.getLogger("botocore").setLevel(logging.WARNING)
     from chalicelib.settings import SettingsError
 

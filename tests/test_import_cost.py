@@ -1,4 +1,4 @@
-"""Cold starts: importing app.py must not import a client library."""
+"""Cold starts: importing app.py must not import a client library or the metrics library."""
 import subprocess
 import sys
 
@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("boto3", "botocore", "tweepy", "qrcode", "PIL", "redis", "pymemcache")
+HEAVY = ("boto3", "botocore", "tweepy", "qrcode", "PIL", "redis", "pymemcache",
+         "aws_lambda_powertools")
 
 
 @pytest.mark.parametrize("code", [

@@ -3,6 +3,7 @@ app's own `app.log.info(...)` are written (Chalice alone sets the `pulse`
 logger to ERROR and drops them), at the level LOG_LEVEL names."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -30,7 +31,9 @@ def run_with_log_level(level: str | None) -> str:
 
 def test_info_from_chalicelib_reaches_the_output_after_import_app():
     out = run_with_log_level("INFO")
-    assert "pulse.leaderboard.sources - INFO - info-from-chalicelib" in out
+    lines = [json.loads(line) for line in out.splitlines()]  # one JSON object per line
+    assert {"logger": "pulse.leaderboard.sources", "level": "INFO",
+            "message": "info-from-chalicelib"}.items() <= lines[0].items()
     assert "warning-from-chalicelib" in out
     assert "debug-from-app" not in out
 

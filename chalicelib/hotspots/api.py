@@ -6,6 +6,7 @@ import re
 import secrets
 from collections.abc import Mapping
 
+from chalicelib import telemetry
 from chalicelib.errors import DependencyUnavailable, InvalidInput
 from chalicelib.hotspots import wire, wiring
 from chalicelib.hotspots.compute import GRID_BOUNDS, HEATMAP_RADIUS, HEATMAP_SIGMA_CELLS
@@ -98,6 +99,8 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     key = session or secrets.token_hex(8)
     records = [(wire.encode(page, key, x, y, t, viewport), key) for x, y, t in clicks]
     result = (writer or wiring.get_writer()).put(records)
+    telemetry.count("hotspots", "ClicksAccepted", result.accepted)
+    telemetry.count("hotspots", "ClicksRefused", len(result.failed))
     if result.failed:
         raise DependencyUnavailable(
             f"{len(result.failed)} of {len(records)} clicks could not be written; resend "

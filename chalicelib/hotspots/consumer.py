@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from chalicelib import telemetry
 from chalicelib.hotspots.store import HotspotStore
 from chalicelib.hotspots.wire import MalformedRecord, decode
 
@@ -135,5 +136,16 @@ class HotspotConsumer:
         for (page, _), done in zip(groups, applied, strict=True):
             result.applied += done.applied
             result.pages[page] = result.pages.get(page, 0) + done.applied
+        _batch_metrics(result, groups)
         return result
+
+
+def _batch_metrics(result: ConsumeResult, groups: dict[tuple[str, str], list[tuple]]) -> None:
+    """Clicks applied and malformed, and the batch's age: how long its oldest record waited
+    in the stream (what Kinesis's IteratorAge reports for the shard, from our side)."""
+    telemetry.count("hotspots", "ClicksApplied", result.applied)
+    telemetry.count("hotspots", "ClicksMalformed", result.malformed)
+    oldest_ms = min((click[1] for clicks in groups.values() for click in clicks), default=None)
+    if oldest_ms is not None:
+        telemetry.record("hotspots", "ClicksBatchAgeMs", max(0, time.time() * 1000 - oldest_ms))
 

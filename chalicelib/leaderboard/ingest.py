@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import telemetry
 from chalicelib.leaderboard.model import Tweet, check_retweets, tweets_from_page
 from chalicelib.leaderboard.sources import ArchiveSource, RateLimited, Source, SourceConfigError
 
@@ -124,6 +125,7 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retwee
                 source_name):
     n_pages = seen = counted = missing = 0
     stopped, reset_at = "complete", None
+    newest_at: float | None = None  # the newest tweet read: how far the board is behind
     while True:
         if n_pages >= max_pages:
             stopped = "page_cap"
@@ -144,6 +146,8 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retwee
             n_pages += 1
             tweets = tweets_from_page(page, retweets)
             seen += len(tweets)
+            _page_metrics(tweets)
+            newest_at = max([newest_at or 0.0, *(t.created_at for t in tweets)])
             missing += sum(t.original_missing for t in tweets)
             last = not (page.get("meta") or {}).get("next_token")
             if tweets and newest is None:  # the first page of a new range
@@ -155,11 +159,23 @@ def _read_range(board, pages, checkpoint, newest, max_pages, should_stop, retwee
         elif tweets:
             update = {PENDING_NEWEST: newest, PENDING_UNTIL: str(min(t.id for t in tweets))}
         if tweets or update:
-            counted += board.record(tweets, progress=update, source=source_name)
+            newly = board.record(tweets, progress=update, source=source_name)
+            telemetry.count("leaderboard", "IngestTweetsCounted", newly)
+            counted += newly
             _apply(checkpoint, update or {})
         if last:
             break
+    if newest_at:
+        telemetry.record("leaderboard", "IngestLagSeconds", max(0.0, time.time() - newest_at),
+                         telemetry.SECONDS)
     return n_pages, seen, counted, stopped, reset_at, missing
+
+
+def _page_metrics(tweets: list[Tweet]) -> None:
+    """A page read: its tweets and hashtags."""
+    telemetry.count("leaderboard", "IngestPages")
+    telemetry.count("leaderboard", "IngestTweets", len(tweets))
+    telemetry.count("leaderboard", "IngestHashtags", sum(len(t.hashtags) for t in tweets))
 
 
 def _waiting(board: Leaderboard, source_name: str, until: float) -> IngestResult:
@@ -223,6 +239,9 @@ def run_scheduled_ingest(settings: Settings | None = None, *, redis=None,
         board.set_schedule({"served_at": repr(now),
                             "rate_limited_until": None if reset is None else repr(reset)})
         results[name] = result
+        remaining = getattr(source, "rate_limit_remaining", None)  # the X API's last answer
+        if remaining is not None:
+            telemetry.record("leaderboard", "XRateLimitRemaining", remaining, telemetry.COUNT)
     return results
 
 

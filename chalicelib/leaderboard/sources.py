@@ -142,6 +142,13 @@ class TwitterSource:
         self.client = tweepy.Client(bearer_token=bearer_token, return_type=dict,
                                     wait_on_rate_limit=False)
         self.client.session.mount("https://", _requests_timeout_adapter(timeout))
+        self.rate_limit_remaining: int | None = None  # requests left in the X API's window
+        self.client.session.hooks["response"].append(self._note_rate_limit)
+
+    def _note_rate_limit(self, response, *args, **kwargs):
+        remaining = response.headers.get("x-rate-limit-remaining", "")
+        if remaining.isdigit():
+            self.rate_limit_remaining = int(remaining)
 
     def pages(self, *, since_id: int | None = None,
               until_id: int | None = None) -> Iterator[Page]:

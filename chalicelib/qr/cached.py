@@ -25,7 +25,8 @@ import json
 import math
 from dataclasses import asdict
 
-from chalicelib.cache.readthrough import Loaded, Policy, ReadThroughCache
+from chalicelib import telemetry
+from chalicelib.cache.readthrough import CacheStatus, Loaded, Policy, ReadThroughCache
 from chalicelib.qr.store import Entry, QrStore
 
 KEY_PREFIX = "pulse:qr:"
@@ -60,11 +61,17 @@ class CachedEntries:
             return Loaded(json.dumps(asdict(entry), separators=(",", ":")).encode(),
                           ttl=entry.ttl - math.ceil(now))
 
-        value = self.cache.get(cache_key(qr_id), load, self.policy).entry.value
+        result = self.cache.get(cache_key(qr_id), load, self.policy)
+        value = result.entry.value
         if value is None:
             return None
         entry = Entry(**json.loads(value))
-        return entry if entry.ttl > now else None  # the item's own ttl has the last word
+        if entry.ttl <= now:  # the item's own ttl has the last word
+            return None
+        # a HIT was read from memcached; MISS and BYPASS were read from DynamoDB
+        telemetry.count("qr", "QrHitMemcached" if result.status == CacheStatus.HIT
+                        else "QrHitDynamodb")
+        return entry
 
     def image(self, entry: Entry, now: float) -> bytes | None:
         """`QrStore.read_image(entry)`, from memcached when it holds the bytes."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from chalicelib import telemetry
 from chalicelib.errors import NotFound
 from chalicelib.qr.events import EventPublisher, created_event
 from chalicelib.qr.spec import QrSpec
@@ -42,7 +43,20 @@ class QrService:
     def _render(spec: QrSpec) -> bytes:
         from chalicelib.qr.render import render  # qrcode + PIL load only on a miss
 
-        return render(spec)
+        started = time.perf_counter()
+        image = render(spec)
+        telemetry.record("qr", "QrRenderMs", (time.perf_counter() - started) * 1000)
+        return image
+
+    def _looked_up(self, qr_id: str, now: float) -> Entry | None:
+        """The lookup, counted: `QrMiss` when no live entry; a hit is counted by its layer
+        (chalicelib.qr.cached), or here when the store itself is the lookup."""
+        entry = self.lookup.get(qr_id, now)
+        if entry is None:
+            telemetry.count("qr", "QrMiss")
+        elif self.lookup is self.store:
+            telemetry.count("qr", "QrHitDynamodb")
+        return entry
 
     def _outcome(self, entry: Entry, created: bool, now: float) -> Outcome:
         url, expires_in = self.store.presign(entry, now, self.presign_seconds)
@@ -50,7 +64,7 @@ class QrService:
 
     def get_or_create(self, spec: QrSpec) -> Outcome:
         now = self.clock()  # the TTL is computed per request, never per container
-        entry = self.lookup.get(spec.id, now)
+        entry = self._looked_up(spec.id, now)
         if entry is not None:
             return self._outcome(entry, False, now)
         # Object first, then the entry: an entry never points at a missing image.
@@ -61,11 +75,12 @@ class QrService:
             if entry is None:  # pragma: no cover - only if it expired in between
                 raise RuntimeError(f"cache entry {spec.id} vanished after a lost claim")
             return self._outcome(entry, False, now)
+        telemetry.count("qr", "QrCreated")
         self.publisher.publish([created_event(entry, spec.domain, self.publisher.bus)])
         return self._outcome(entry, True, now)
 
     def live_entry(self, qr_id: str) -> Entry:
-        entry = self.lookup.get(qr_id, self.clock())
+        entry = self._looked_up(qr_id, self.clock())
         if entry is None:
             raise NotFound(f"no QR code {qr_id} (never made, or expired)", id=qr_id)
         return entry

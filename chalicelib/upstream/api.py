@@ -6,7 +6,8 @@ import hashlib
 import re
 from functools import lru_cache
 
-from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed
+from chalicelib import telemetry
+from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed, UpstreamTimeout
 from chalicelib.http import json_response
 from chalicelib.upstream import wiring
 
@@ -52,6 +53,13 @@ def load_from(upstream, url: str, client=None):
     from chalicelib.cache.readthrough import Loaded
 
     def load(deadline: float) -> Loaded:
+        try:
+            return fetch(deadline)
+        except (UpstreamFailed, UpstreamTimeout):
+            telemetry.count("cache", "CacheUpstreamErrors")
+            raise
+
+    def fetch(deadline: float) -> Loaded:
         fetched = (client or wiring.get_upstream_client()).fetch(upstream, url, deadline)
         if fetched.status in (404, 410):
             return Loaded(None)
@@ -87,6 +95,7 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
     result = (cache or wiring.get_cache()).get(url_key(upstream, url),
                                                load_from(upstream, url, client),
                                                policy_of(upstream))
+    telemetry.count("cache", f"Cache{str(result.status).title()}")  # CacheHit, CacheMiss, ...
     headers = {"X-Cache": str(result.status), "Age": str(result.age)}
     if result.entry.value is None:
         what = f"no item {item!r}" if item is not None else "nothing"
