@@ -797,9 +797,10 @@ def rehearse_fresh(log: Log = _print) -> dict:
                                         ["aws_cloudwatch_log_group"] if log_groups.exists() else {})
 
             with step("second stage package"):
-                # dev and prod in one account: a second stage of the same app,
-                # packaged beside the first, must not share a single name with it.
-                second = f"{STAGE}-b"
+                # dev and prod in one account: a second stage of the same app (dev, one of
+                # the stages PULSE_STAGE names), packaged beside the first, must not share
+                # a single name with it.
+                second = "dev"
                 both = json.loads(config_path.read_text())
                 both["stages"][second] = json.loads(json.dumps(both["stages"][STAGE]))
                 both["stages"][second]["environment_variables"]["PULSE_STAGE"] = second

@@ -262,7 +262,7 @@ def test_rehearsal_packages_two_stages_without_a_shared_name(rehearsal):
     first, second = rehearsal["stage_names"].values()
     assert set(first).isdisjoint(second), set(first) & set(second)
     assert "pulse-rehearsal-ingest_hashtags-schedule" in first  # the schedule rule
-    assert "pulse-rehearsal-b-ingest_hashtags-schedule" in second
+    assert "pulse-dev-ingest_hashtags-schedule" in second
 
 
 @pytest.mark.slow
