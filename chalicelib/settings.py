@@ -218,7 +218,7 @@ class Settings:
     # PutRecords calls per POST /clicks: the first plus retries of only the failed
     # records, with exponential backoff from hotspots_put_backoff seconds.
     hotspots_put_attempts: int = _env("HOTSPOTS_PUT_ATTEMPTS", default=4)
-    hotspots_put_backoff: float = _env("HOTSPOTS_PUT_BACKOFF", default=0.05)
+    hotspots_put_backoff: float = _env("HOTSPOTS_PUT_BACKOFF", default=0.1)
     # How long the click consumer retries a batch while Redis is down or hung, within one
     # invocation (kept below the function's timeout by the handler): a skipped batch's
     # clicks are lost, so a short outage must be waited out, not skipped.
@@ -287,7 +287,7 @@ class Settings:
     # rate_limit_timeout for Redis and, after a failure, lets requests pass without asking
     # it for rate_limit_skip_seconds.
     rate_limits: str = _env("RATE_LIMITS", default="")
-    rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.05)
+    rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.1)
     rate_limit_skip_seconds: float = _env("RATE_LIMIT_SKIP_SECONDS", default=5.0)
 
     def __post_init__(self):

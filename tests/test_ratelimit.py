@@ -83,7 +83,7 @@ def test_with_redis_hung_the_limiter_waits_at_most_its_timeout(limited, own_redi
             timings.append(time.monotonic() - started)
     finally:
         own_redis.resume()
-    # the first waits the limiter's 50 ms timeout, the next skip Redis
+    # the first waits the limiter's 0.1 s timeout, the next skip Redis
     assert max(timings) < 0.5 and sorted(timings)[2] < 0.1, timings
 
 
