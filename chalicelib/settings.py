@@ -218,7 +218,7 @@ class Settings:
     # PutRecords calls per POST /clicks: the first plus retries of only the failed
     # records, with exponential backoff from hotspots_put_backoff seconds.
     hotspots_put_attempts: int = _env("HOTSPOTS_PUT_ATTEMPTS", default=4)
-    hotspots_put_backoff: float = _env("HOTSPOTS_PUT_BACKOFF", default=0.1)
+    hotspots_put_backoff: float = _env("HOTSPOTS_PUT_BACKOFF", default=0.05)
     # How long the click consumer retries a batch while Redis is down or hung, within one
     # invocation (kept below the function's timeout by the handler): a skipped batch's
     # clicks are lost, so a short outage must be waited out, not skipped.
@@ -289,6 +289,9 @@ class Settings:
     rate_limits: str = _env("RATE_LIMITS", default="")
     rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.1)
     rate_limit_skip_seconds: float = _env("RATE_LIMIT_SKIP_SECONDS", default=5.0)
+    # Click pages kept at most (hotspots.store: past it the least recently clicked page is
+    # dropped), each of at most HOTSPOTS_WINDOW_CLICKS clicks.
+    hotspots_max_pages: int = _env("HOTSPOTS_MAX_PAGES", default=2000)
 
     def __post_init__(self):
         source = self.leaderboard_source.strip().lower() or (

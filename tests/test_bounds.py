@@ -1,0 +1,54 @@
+"""Bounded state: every key a public route can create expires or lives in a capped
+structure (README "Limits and bounds")."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import redis
+
+from chalicelib.hotspots.consumer import HotspotConsumer
+from chalicelib.hotspots.store import PAGES_KEY, HotspotStore, page_keys
+
+SHARD = "shardId-000000000000"
+T0 = 1_764_460_800.0
+
+
+def record(page: str, seq: int, at: float) -> dict:
+    data = json.dumps({"p": page, "s": "sess", "x": 0.5, "y": 0.5, "t": 1}).encode()
+    return {"kinesis": {"sequenceNumber": str(seq), "data": base64.b64encode(data).decode(),
+                        "approximateArrivalTimestamp": at},
+            "eventID": f"{SHARD}:{seq}"}
+
+
+@pytest.fixture
+def r(redis_server):
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    client.flushall()
+    yield client
+    client.close()
+
+
+def test_a_page_expires_a_window_after_its_last_click(r):
+    store = HotspotStore(r, max_clicks=1000, window_seconds=600)
+    HotspotConsumer(store).consume([record("home", 1, T0)])
+    store.save_result("home", 1, {"hotspots": []})
+    for key in page_keys("home"):
+        assert 590_000 < r.pttl(key) <= 600_000, key
+    assert 0 < r.pttl(PAGES_KEY) <= 600_000
+
+
+def test_past_the_cap_the_least_recently_clicked_page_is_dropped(r):
+    store = HotspotStore(r, max_clicks=1000, window_seconds=600, max_pages=3)
+    consumer = HotspotConsumer(store)
+    for i, page in enumerate(["a", "b", "c", "d", "e"]):
+        consumer.consume([record(page, i + 1, T0 + i)])
+        assert store.pages() == min(i + 1, 3)
+    assert r.zrange(PAGES_KEY, 0, -1) == ["c", "d", "e"]
+    for gone in ("a", "b"):
+        assert not any(r.exists(key) for key in page_keys(gone)), gone
+    consumer.consume([record("c", 10, T0 + 10)])  # clicked again: now the newest
+    consumer.consume([record("f", 11, T0 + 11)])
+    assert r.zrange(PAGES_KEY, 0, -1) == ["e", "c", "f"]
+    assert len(store.window("c")) == 2 and not r.exists(page_keys("d")[0])
