@@ -292,6 +292,8 @@ class Settings:
     # Click pages kept at most (hotspots.store: past it the least recently clicked page is
     # dropped), each of at most HOTSPOTS_WINDOW_CLICKS clicks.
     hotspots_max_pages: int = _env("HOTSPOTS_MAX_PAGES", default=2000)
+    # Domains GET /qr counts at most (the most counted; qr.creations).
+    qr_domains_max: int = _env("QR_DOMAINS_MAX", default=1000)
 
     def __post_init__(self):
         source = self.leaderboard_source.strip().lower() or (

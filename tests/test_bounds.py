@@ -52,3 +52,20 @@ def test_past_the_cap_the_least_recently_clicked_page_is_dropped(r):
     consumer.consume([record("f", 11, T0 + 11)])
     assert r.zrange(PAGES_KEY, 0, -1) == ["e", "c", "f"]
     assert len(store.window("c")) == 2 and not r.exists(page_keys("d")[0])
+
+
+def test_qr_counts_keep_the_most_counted_domains_and_expire(r):
+    from chalicelib.qr.creations import MARKER_TTL, PREFIX, CreationLog
+
+    log = CreationLog(r, keep=2, max_domains=3)
+    domains = ["a.example"] * 3 + ["b.example"] * 2 + ["c.example", "d.example", "e.example"]
+    for i, domain in enumerate(domains):
+        log.record({"id": f"id{i}", "url": f"https://{domain}/secret?token={i}",
+                    "domain": domain, "format": "png", "created_at": 1, "creation": f"c{i}"})
+    stats = log.stats(top=10)
+    assert [d["domain"] for d in stats["domains"]][:2] == ["a.example", "b.example"]
+    assert len(stats["domains"]) == 3 and len(stats["recent"]) == 2
+    assert "secret" not in json.dumps(stats) and "secret" not in json.dumps(
+        r.lrange(f"{PREFIX}:recent", 0, -1))
+    for key in r.keys(f"{PREFIX}:*"):
+        assert 0 < r.ttl(key) <= MARKER_TTL, key
