@@ -69,3 +69,36 @@ def test_qr_counts_keep_the_most_counted_domains_and_expire(r):
         r.lrange(f"{PREFIX}:recent", 0, -1))
     for key in r.keys(f"{PREFIX}:*"):
         assert 0 < r.ttl(key) <= MARKER_TTL, key
+
+
+def post_qr(client, body: dict):
+    resp = client.http.post("/qr", body=json.dumps(body),
+                            headers={"Content-Type": "application/json"})
+    return resp.status_code, json.loads(resp.body)
+
+
+@pytest.mark.parametrize("body, field", [
+    # the costliest combination the options allowed: a version-40 code of 8,360 px a side
+    ({"url": "https://example.com/" + "a" * 2000, "size": 40, "border": 16,
+      "error_correction": "L"}, "url"),
+    ({"url": "https://example.com/" + "a" * 500, "size": 40, "error_correction": "L"}, "size"),
+    ({"url": "https://example.com/" + "a" * 400, "error_correction": "H"}, "url"),
+])
+def test_a_qr_image_over_the_cost_caps_is_a_400_naming_the_field(app_client, body, field):
+    status, answer = post_qr(app_client, body)
+    assert (status, answer["error"], answer["field"]) == (400, "BadRequest", field), answer
+
+
+def test_the_largest_qr_image_allowed_stays_under_the_pixel_cap(app_client):
+    import io
+
+    from PIL import Image
+
+    from chalicelib.qr.spec import MAX_PIXELS
+
+    status, answer = post_qr(app_client, {"url": "https://example.com/" + "a" * 500,
+                                          "size": 38, "border": 0, "error_correction": "L"})
+    assert status == 201, answer
+    image = app_client.http.get(f"/qr/{answer['id']}", headers={"Accept": "image/png"})
+    width, height = Image.open(io.BytesIO(image.body)).size
+    assert width == height == 77 * 38 and width * height <= MAX_PIXELS
