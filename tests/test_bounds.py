@@ -102,3 +102,49 @@ def test_the_largest_qr_image_allowed_stays_under_the_pixel_cap(app_client):
     image = app_client.http.get(f"/qr/{answer['id']}", headers={"Accept": "image/png"})
     width, height = Image.open(io.BytesIO(image.body)).size
     assert width == height == 77 * 38 and width * height <= MAX_PIXELS
+
+
+@pytest.fixture
+def guarded(cache_client, demo_upstream, monkeypatch):
+    """The app with UPSTREAMS `demo` at most 2 calls a second, open after 2 failures."""
+    from chalicelib.clients import reset_clients
+    from tests.conftest import upstreams_json
+
+    monkeypatch.setenv("UPSTREAMS", upstreams_json(
+        demo_upstream.base_url, ttl=60, timeout=1, calls_per_second=2, breaker_failures=2,
+        breaker_seconds=30, item_pattern="[0-9]{1,3}"))
+    reset_clients()
+    return cache_client
+
+
+def test_an_item_outside_the_upstreams_pattern_is_a_400_and_never_sent(guarded,
+                                                                        demo_upstream):
+    answer = guarded.http.get("/upstream/demo/1234")
+    assert answer.status_code == 400
+    body = json.loads(answer.body)
+    assert body["field"] == "item" and "[0-9]{1,3}" in body["message"]
+    assert demo_upstream.total_calls() == 0
+
+
+def test_upstream_calls_a_second_are_capped(guarded, demo_upstream):
+    import time
+
+    started = time.monotonic()
+    statuses = [guarded.http.get(f"/upstream/demo/{i}").status_code for i in range(1, 9)]
+    seconds = int(time.monotonic()) - int(started) + 1  # the guard's windows spanned
+    assert demo_upstream.total_calls() == statuses.count(200) <= 2 * seconds, statuses
+    assert set(statuses) == {200, 503}
+
+
+def test_a_failing_upstream_is_not_called_while_its_circuit_is_open(guarded, demo_upstream):
+    import time
+
+    demo_upstream.mode = "fail"
+    first = [guarded.http.get(f"/upstream/demo/{i}") for i in (1, 2)]
+    time.sleep(1.05)  # a new second: the call budget is not what refuses next
+    started = time.monotonic()
+    shed = guarded.http.get("/upstream/demo/3")
+    assert [a.status_code for a in first] == [502, 502]
+    assert shed.status_code == 503 and time.monotonic() - started < 0.5
+    assert shed.headers["Retry-After"] and "2 times in a row" in json.loads(shed.body)["message"]
+    assert demo_upstream.total_calls() == 2

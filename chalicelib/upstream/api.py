@@ -6,7 +6,7 @@ import hashlib
 import re
 from functools import lru_cache
 
-from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed
+from chalicelib.errors import InvalidInput, NotFound, UpstreamFailed, UpstreamTimeout
 from chalicelib.http import json_response
 from chalicelib.upstream import wiring
 
@@ -25,12 +25,16 @@ def upstream_named(name: str):
     return upstreams[name]
 
 
-def parse_item(raw: str | None) -> str | None:
+def parse_item(raw: str | None, upstream=None) -> str | None:
+    """The item, if one path segment and (given the upstream) matching its item_pattern."""
     if raw is None:
         return None
     if not ITEM_RE.fullmatch(raw):
         raise InvalidInput(f"'item' must be one path segment of letters, digits and . _ ~ - "
                            f"(at most {MAX_ITEM_LENGTH}), got {raw[:40]!r}", field="item")
+    if upstream is not None and not upstream.item_pattern.fullmatch(raw):
+        raise InvalidInput(f"'item' of upstream {upstream.name!r} must match "
+                           f"{upstream.item_pattern.pattern}, got {raw[:40]!r}", field="item")
     return raw
 
 
@@ -52,7 +56,19 @@ def load_from(upstream, url: str, client=None):
     from chalicelib.cache.readthrough import Loaded
 
     def load(deadline: float) -> Loaded:
-        fetched = (client or wiring.get_upstream_client()).fetch(upstream, url, deadline)
+        from chalicelib.upstream.upstreams import guard_for
+
+        guard = guard_for(upstream)
+        guard.admit()  # the call budget and the circuit breaker: UpstreamShed, a 503
+        try:
+            fetched = (client or wiring.get_upstream_client()).fetch(upstream, url, deadline)
+        except (UpstreamFailed, UpstreamTimeout):
+            guard.failed()
+            raise
+        if fetched.status >= 500:
+            guard.failed()
+        else:
+            guard.succeeded()
         if fetched.status in (404, 410):
             return Loaded(None)
         if fetched.status != 200:
@@ -82,7 +98,7 @@ def policy_of(upstream):
 def proxy(name: str, item: str | None = None, cache=None, client=None):
     """GET one upstream URL through the cache: the upstream's body, or a 404 JSON."""
     upstream = upstream_named(name)
-    item = parse_item(item)
+    item = parse_item(item, upstream)
     url = upstream.url_for(item)
     result = (cache or wiring.get_cache()).get(url_key(upstream, url),
                                                load_from(upstream, url, client),
