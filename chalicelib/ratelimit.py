@@ -198,7 +198,10 @@ def middleware_for(app):
         if not decision.allowed:
             return too_many_requests(decision)
         response = get_response(event)
-        response.headers.update(decision.headers())
+        for name, value in decision.headers().items():
+            # a view's own policy (an upstream's call budget) stays: the fields are lists
+            own = response.headers.get(name)
+            response.headers[name] = f"{own}, {value}" if own else value
         return response
 
     return rate_limit

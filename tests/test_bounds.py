@@ -130,10 +130,14 @@ def test_upstream_calls_a_second_are_capped(guarded, demo_upstream):
     import time
 
     started = time.monotonic()
-    statuses = [guarded.http.get(f"/upstream/demo/{i}").status_code for i in range(1, 9)]
+    answers = [guarded.http.get(f"/upstream/demo/{i}") for i in range(1, 9)]  # all misses
+    statuses = [a.status_code for a in answers]
     seconds = int(time.monotonic()) - int(started) + 1  # the guard's windows spanned
     assert demo_upstream.total_calls() == statuses.count(200) <= 2 * seconds, statuses
-    assert set(statuses) == {200, 503}
+    assert set(statuses) == {200, 429}
+    for refused in (a for a in answers if a.status_code == 429):
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.headers["RateLimit-Policy"].startswith("upstream-demo;q=2;w=1, public-read;")
 
 
 def test_a_failing_upstream_is_not_called_while_its_circuit_is_open(guarded, demo_upstream):

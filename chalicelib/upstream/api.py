@@ -100,9 +100,19 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
     upstream = upstream_named(name)
     item = parse_item(item, upstream)
     url = upstream.url_for(item)
-    result = (cache or wiring.get_cache()).get(url_key(upstream, url),
-                                               load_from(upstream, url, client),
-                                               policy_of(upstream))
+    try:
+        result = (cache or wiring.get_cache()).get(url_key(upstream, url),
+                                                   load_from(upstream, url, client),
+                                                   policy_of(upstream))
+    except UpstreamFailed as exc:  # also as the cache keeps it for 1-2 s (a 502 there)
+        shed = exc.details.get("shed")
+        if shed == "rate":
+            return _calls_used_up(upstream, exc.message)
+        if shed == "circuit":
+            from chalicelib.upstream.upstreams import UpstreamShed
+
+            raise UpstreamShed(exc.message, **exc.details) from None
+        raise
     headers = {"X-Cache": str(result.status), "Age": str(result.age)}
     if result.entry.value is None:
         what = f"no item {item!r}" if item is not None else "nothing"
@@ -112,6 +122,17 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
 
     return Response(body=result.entry.value.decode("utf-8"), status_code=200,
                     headers={"Content-Type": f"{result.entry.meta}; charset=utf-8", **headers})
+
+
+def _calls_used_up(upstream, message: str):
+    """This second's upstream calls are used up: a 429 in the one error shape, with the
+    RateLimit fields of the upstream's own policy (chalicelib.ratelimit's draft)."""
+    policy = f"upstream-{upstream.name}"
+    return json_response({"error": "TooManyRequests", "message": message,
+                          "upstream": upstream.name}, 429,
+                         headers={"Retry-After": "1",
+                                  "RateLimit-Policy": f"{policy};q={upstream.calls_per_second};w=1",
+                                  "RateLimit": f"{policy};r=0;t=1"})
 
 
 # What the examples name: tests/test_openapi.py configures `demo` as the demo upstream.
@@ -132,6 +153,8 @@ def openapi_part() -> dict:
                 "content": {oa.JSON: {"schema": {}}, "text/*": {"schema": oa.STRING}}},
         "400": oa.error(oa.BAD_REQUEST),
         "404": oa.error("no upstream of that name, or the upstream has no such item", headers),
+        "429": oa.error("this second's calls to the upstream are used up (its "
+                        "calls_per_second) and no copy is kept; retry after 1 s"),
         "502": oa.error("the upstream failed and no stale copy is kept"),
         "503": oa.error(oa.UNAVAILABLE),
         "504": oa.error("the upstream did not answer in time and no stale copy is kept"),

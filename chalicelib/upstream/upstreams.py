@@ -52,8 +52,9 @@ class UpstreamConfigError(PulseError):
 
 
 class UpstreamShed(UpstreamFailed):
-    """The upstream is not called now (its call rate is used up, or its circuit is open)
-    and no stale copy is kept: a 503 with Retry-After, at once."""
+    """The upstream is not called now and no stale copy is kept: `shed` says why, "rate"
+    (this second's calls are used up: the route answers 429) or "circuit" (it keeps
+    failing: 503).  Either at once, with Retry-After."""
 
     status_code = 503
     code = "ServiceUnavailable"
@@ -164,9 +165,10 @@ class UpstreamGuard:
     """One upstream's call budget and circuit breaker, in this container (thread-safe).
 
     `admit()` before a call raises UpstreamShed when the second's `calls_per_second`
-    are used up or the circuit is open; `succeeded()` / `failed()` after it.  Open
-    after `breaker_failures` failures in a row; after `breaker_seconds`, one call is let
-    through (half-open): its success closes the circuit, its failure opens it again."""
+    are used up (shed="rate") or the circuit is open (shed="circuit"); `succeeded()` /
+    `failed()` after it.  Open after `breaker_failures` failures in a row; after
+    `breaker_seconds`, one call is let through (half-open): its success closes the
+    circuit, its failure opens it again."""
 
     def __init__(self, upstream: Upstream, clock=time.monotonic):
         import threading
@@ -183,7 +185,8 @@ class UpstreamGuard:
                 if now < self._open_until or self._probing:
                     raise UpstreamShed(
                         f"upstream {up.name!r} failed {self._failures} times in a row: "
-                        f"not called for {up.breaker_seconds:g}s", upstream=up.name)
+                        f"not called for {up.breaker_seconds:g}s", upstream=up.name,
+                        shed="circuit")
                 self._probing = True  # half-open: this one call tries it again
             second = int(now)
             if second != self._second:
@@ -191,7 +194,8 @@ class UpstreamGuard:
             if self._calls >= up.calls_per_second:
                 self._probing = False
                 raise UpstreamShed(f"upstream {up.name!r} is called at most "
-                                   f"{up.calls_per_second} times a second", upstream=up.name)
+                                   f"{up.calls_per_second} times a second; retry after 1 s",
+                                   upstream=up.name, shed="rate")
             self._calls += 1
 
     def succeeded(self) -> None:
