@@ -4,8 +4,8 @@ counts by the peer address) with requests of distinct pages, domains, upstream i
 and QR options, then look at what it left behind.
 
 Checked: every answer is 2xx, 404 (a page never clicked, an item the upstream lacks, a tag
-never counted) or
-429 with Retry-After, RateLimit-Policy and RateLimit; never a 5xx; the upstream's calls
+never counted) or 429 with Retry-After, RateLimit-Policy and RateLimit; never a 5xx; the
+upstream's calls
 stay under its calls_per_second; Redis grows by no more than the bounds (README, "Limits
 and bounds"); a SCAN finds no key without a TTL.  tests/test_abuse_drill.py runs it
 small; this runs it bigger and prints the table for BENCHMARKS.md:
