@@ -8,7 +8,11 @@ bench sends, or not limited at all) so both see the same machine load; the table
 p50/p99/max in ms per variant and the difference, plus the limiter's own call
 (`Limiter.hit`) alone.
 
-    python -m bench.limiter [--n 5000]
+It then renders the costliest QR codes the cost caps allow (chalicelib/qr/spec.py:
+the longest URL per error-correction level at the largest size, PNG and SVG), timing
+each and reading the process's peak RSS, against the issue's 200 ms and 50 MB.
+
+    python -m bench.limiter [--n 5000] [--qr-runs 5]
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ def pct(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=5000, help="requests per variant")
+    ap.add_argument("--qr-runs", type=int, default=5, help="renders per QR case")
     args = ap.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-limiter-"))
@@ -96,6 +101,37 @@ def main(argv: list[str] | None = None) -> None:
           f"{pct(w, 0.99) - pct(wo, 0.99):.3f} | |")
     print(f"| `Limiter.hit` alone | {statistics.median(hits):.3f} | {pct(hits, 0.99):.3f} | "
           f"{max(hits):.3f} |")
+    qr_caps(args.qr_runs)
+
+
+def qr_caps(runs: int) -> None:
+    """The costliest renders the caps allow: median and largest ms, peak RSS."""
+    import resource
+
+    from chalicelib.qr import render
+    from chalicelib.qr.spec import MAX_PIXELS, MAX_VERSION, QrSpec
+
+    longest = {"L": 520, "M": 412, "Q": 292, "H": 220}  # characters at MAX_VERSION
+    render.render(QrSpec(url="https://example.com/"))  # imports
+    print(f"\nQR renders at the caps (version {MAX_VERSION}, {MAX_PIXELS:,} px), "
+          f"{runs} runs each, load {os.getloadavg()[0]:.1f}\n")
+    print("| level | URL chars | format | size x border | px a side | median ms | max ms |")
+    print("|---|---:|---|---|---:|---:|---:|")
+    for level, chars in longest.items():
+        url = "https://example.com/" + "a" * (chars - 20)
+        for fmt, size, border, fg in (("png", 38, 0, "#1a237e"), ("png", 34, 4, "#000000"),
+                                      ("svg", 38, 0, "#1a237e")):
+            spec = QrSpec(url=url, format=fmt, size=size, border=border, fg=fg,
+                          error_correction=level)
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                render.render(spec)
+                times.append((time.perf_counter() - started) * 1000)
+            print(f"| {level} | {chars} | {fmt} | {size} x {border} | {(77 + 2 * border) * size}"
+                  f" | {statistics.median(times):.0f} | {max(times):.0f} |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this process (the app, its clients and the renders): {peak:.0f} MB")
 
 
 if __name__ == "__main__":
