@@ -7,11 +7,12 @@ from functools import cache
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import health, telemetry, web
+from chalicelib import health, ratelimit, telemetry, web
 from chalicelib.http import json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
+from chalicelib.ratelimit import limit
 from chalicelib.settings import get_settings
 from chalicelib.upstream import api as upstream_api
 
@@ -19,9 +20,12 @@ app = Chalice(app_name="pulse")
 configure_app_logging(app.log, get_settings().log_level)
 app.register_middleware(telemetry.middleware, "all")  # JSON logs, EMF metrics
 app.register_middleware(one_error_shape, "http")
+# Every route's class (@limit below) is limited per client address (chalicelib/ratelimit.py).
+app.register_middleware(ratelimit.middleware_for(app), "http")
 
 
 @app.route("/")
+@limit("pages")
 def index() -> Response:
     return web.html_response("index.html")
 
@@ -30,16 +34,19 @@ app.api.binary_types.extend(t for t in web.BINARY_TYPES if t not in app.api.bina
 
 
 @app.route("/ui/assets/{name}")
+@limit("pages")
 def page_asset(name: str) -> Response:
     return web.asset_response(name)
 
 
 @app.route("/favicon.ico")
+@limit("pages")
 def favicon() -> Response:
     return web.asset_response("favicon.svg")
 
 
 @app.route("/openapi.json")
+@limit("public-read")
 def openapi_document() -> Response:
     return json_response(api_document())
 
@@ -56,6 +63,7 @@ def api_document() -> dict:
 
 
 @app.route("/health")
+@limit("public-read")
 @json_api
 def health_check() -> Response:
     report = health.check_all()
@@ -63,6 +71,7 @@ def health_check() -> Response:
 
 
 @app.route("/leaderboard")
+@limit("public-read")
 @json_api
 def leaderboard_top() -> Response:
     request = app.current_request
@@ -70,6 +79,7 @@ def leaderboard_top() -> Response:
 
 
 @app.route("/leaderboard/{hashtag}")
+@limit("public-read")
 @json_api
 def leaderboard_tag(hashtag: str) -> Response:
     request = app.current_request
@@ -89,6 +99,7 @@ def ingest_hashtags(event) -> dict:
 
 
 @app.route("/ui/leaderboard")
+@limit("pages")
 def leaderboard_page() -> Response:
     return web.html_response("leaderboard.html")
 
@@ -98,6 +109,7 @@ app.api.binary_types.extend(t for t in qr_api.BINARY_TYPES if t not in app.api.b
 
 
 @app.route("/qr", methods=["POST"])
+@limit("team")
 @json_api
 def qr_create() -> Response:
     body, status = qr_api.create(app.current_request.raw_body)
@@ -105,12 +117,14 @@ def qr_create() -> Response:
 
 
 @app.route("/qr", methods=["GET"])
+@limit("team")
 @json_api
 def qr_stats() -> Response:
     return json_response(qr_api.stats(app.current_request.query_params))
 
 
 @app.route("/qr/{qr_id}", methods=["GET"])
+@limit("team")
 @json_api
 def qr_image(qr_id: str) -> Response:
     return qr_api.image(qr_id, app.current_request.query_params)
@@ -125,30 +139,35 @@ def qr_created(event) -> dict:
 
 
 @app.route("/ui/qr")
+@limit("pages")
 def qr_page() -> Response:
     return web.html_response("qr.html")
 
 
 # --- upstream (through the read-through cache) ---
 @app.route("/upstream/{name}")
+@limit("public-read")
 @json_api
 def upstream_get(name: str) -> Response:
     return upstream_api.proxy(name)
 
 
 @app.route("/upstream/{name}/{item}")
+@limit("public-read")
 @json_api
 def upstream_item(name: str, item: str) -> Response:
     return upstream_api.proxy(name, item)
 
 
 @app.route("/ui/cache")
+@limit("pages")
 def cache_page() -> Response:
     return web.html_response("cache.html")
 
 
 # --- hotspots ---
 @app.route("/clicks", methods=["POST"])
+@limit("public-write")
 @json_api
 def post_clicks() -> Response:
     from chalicelib.hotspots import api as hotspots_api
@@ -157,6 +176,7 @@ def post_clicks() -> Response:
 
 
 @app.route("/hotspots")
+@limit("public-read")
 @json_api
 def get_hotspots() -> Response:
     from chalicelib.hotspots import api as hotspots_api
@@ -176,5 +196,6 @@ def consume_clicks(event) -> dict:
 
 
 @app.route("/ui/clicks")
+@limit("pages")
 def clicks_page() -> Response:
     return web.html_response("clicks.html")

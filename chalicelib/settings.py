@@ -280,6 +280,20 @@ class Settings:
     # are shortened by up to cache_ttl_jitter (a fraction) so keys do not expire together.
     upstreams: str = _env("UPSTREAMS", default="")  # "": by stage
     cache_ttl_jitter: float = _env("CACHE_TTL_JITTER", default=0.1)
+    # --- limits (chalicelib/ratelimit.py) ---
+    # Requests per window and client address per route class, JSON {"class": {"quota": N,
+    # "window": S}} over the stage's defaults (parsed by chalicelib.ratelimit: a bad value
+    # must not keep app.py from importing); "": the defaults.  The limiter waits at most
+    # rate_limit_timeout for Redis and, after a failure, lets requests pass without asking
+    # it for rate_limit_skip_seconds.
+    rate_limits: str = _env("RATE_LIMITS", default="")
+    rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.1)
+    rate_limit_skip_seconds: float = _env("RATE_LIMIT_SKIP_SECONDS", default=5.0)
+    # Click pages kept at most (hotspots.store: past it the least recently clicked page is
+    # dropped), each of at most HOTSPOTS_WINDOW_CLICKS clicks.
+    hotspots_max_pages: int = _env("HOTSPOTS_MAX_PAGES", default=2000)
+    # Domains GET /qr counts at most (the most counted; qr.creations).
+    qr_domains_max: int = _env("QR_DOMAINS_MAX", default=1000)
 
     def __post_init__(self):
         source = self.leaderboard_source.strip().lower() or (

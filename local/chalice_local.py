@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from http.server import BaseHTTPRequestHandler
 
 from chalice import local as chalice_local
 from chalice.cli import main
@@ -51,6 +52,16 @@ def _answer_unknown_paths_404(handle_request):
 
 chalice_local.LocalGateway.handle_request = _answer_unknown_paths_404(
     chalice_local.LocalGateway.handle_request)
+
+def _handler_init_with_peer_address(self, request, client_address, server, app_object,
+                                    config):
+    self.local_gateway = chalice_local.LocalGateway(app_object, config)
+    # an instance attribute over the class constant create_lambda_event reads
+    self.local_gateway.event_converter.LOCAL_SOURCE_IP = client_address[0]
+    BaseHTTPRequestHandler.__init__(self, request, client_address, server)
+
+
+chalice_local.ChaliceRequestHandler.__init__ = _handler_init_with_peer_address
 
 if __name__ == "__main__":
     sys.argv[0] = "chalice"

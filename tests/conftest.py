@@ -284,7 +284,10 @@ def cache_client(memcached_env, demo_upstream, monkeypatch):
 
     import app as pulse_app
 
-    monkeypatch.setenv("UPSTREAMS", upstreams_json(demo_upstream.base_url, ttl=60, timeout=1))
+    # calls_per_second high: these tests drive the cache (memcached down is a call per
+    # request); the upstream call budget has tests of its own (tests/test_bounds.py)
+    monkeypatch.setenv("UPSTREAMS", upstreams_json(demo_upstream.base_url, ttl=60, timeout=1,
+                                                   calls_per_second=10_000))
     reset_clients()
     with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
         yield client

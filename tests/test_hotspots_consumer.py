@@ -227,6 +227,9 @@ class Flaky:
     def count_malformed(self, n):
         return self.store.count_malformed(n)
 
+    def track(self, newest):
+        return self.store.track(newest)
+
 
 def test_redis_down_for_a_while_is_waited_out_not_skipped(redis_server):
     """Found by the fault drills: a batch given up on is lost for good (the window moves

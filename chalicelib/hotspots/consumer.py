@@ -14,7 +14,7 @@ fails raises, so Lambda retries the batch as the event source mapping says
 deploy/hotspots_override.tf.json).
 
 Per page of the batch: one `HotspotStore.apply` script (idempotent, see store.py), all
-of them pipelined in one round trip.
+of them pipelined in one round trip, then one `track` of the pages in the capped index.
 A redelivered batch applies nothing, so the window and its version stay as they were.
 
 Hotspots are computed from the window by readers (reader.py), once per window version
@@ -133,9 +133,19 @@ class HotspotConsumer:
         applied = self._retrying(lambda: self.store.apply_many(
             [(page, shard, clicks) for (page, shard), clicks in groups.items()]), started)
         self._retrying(lambda: self.store.count_malformed(result.malformed), started)
-        for (page, _), done in zip(groups, applied, strict=True):
+        newest: dict[str, int] = {}
+        for (page, shard), done in zip(groups, applied, strict=True):
             result.applied += done.applied
             result.pages[page] = result.pages.get(page, 0) + done.applied
+            if done.applied:
+                at = max(click[1] for click in groups[(page, shard)])
+                newest[page] = max(newest.get(page, 0), at)
+        # the capped index of pages (store.track): past the cap the least recently
+        # clicked pages are dropped
+        evicted = self._retrying(lambda: self.store.track(newest), started)
+        if evicted:
+            log.info("click pages over the cap: dropped %d least recently clicked",
+                     len(evicted))
         _batch_metrics(result, groups)
         return result
 

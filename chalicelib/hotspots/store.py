@@ -15,7 +15,15 @@ slot and one script may touch all of them (MemoryDB always runs as a cluster):
                                   `since`; reader.py): view key -> JSON, and "@version",
                                   the window version they were computed from; at most
                                   MAX_VIEWS of them, expiring a window after the last save
+    pulse:hs:pages          ZSET  the index of pages: page -> newest arrival_ms
     pulse:hs:malformed      STR   count of records the consumer skipped as malformed
+
+Bounds: a page's keys expire a window (`window_seconds`) after its last applied click
+(every `apply` that adds clicks sets their TTL again; a saved result takes the window's
+remaining TTL), and the index keeps at most `max_pages` pages: `track` adds the pages
+of a batch and, past the cap, drops the least recently clicked ones with their keys.
+The index itself expires a window after its newest click and forgets pages older than
+a window.  So Redis holds at most `max_pages` pages of at most `max_clicks` clicks.
 
 Idempotence: Kinesis and Lambda deliver at least once, so `apply` is one Lua script
 per page per batch that compares each record's sequence number with the last one
@@ -41,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MALFORMED_KEY = "pulse:hs:malformed"
+PAGES_KEY = "pulse:hs:pages"
 _PREFIX = "pulse:hs:"
 
 
@@ -95,6 +104,8 @@ if #items > 0 then
   end
   redis.call('HSET', KEYS[2], field, last, 'newest', newest)
   version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+  redis.call('PEXPIRE', KEYS[1], window_ms)
+  redis.call('PEXPIRE', KEYS[2], window_ms)
 else
   version = tonumber(redis.call('HGET', KEYS[2], 'version') or '0')
 end
@@ -110,8 +121,35 @@ return {redis.call('HGET', KEYS[1], 'version'), redis.call('GET', KEYS[2])}
 _LUA_SAVE = r"""
 local v = redis.call('HGET', KEYS[1], 'version')
 if v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
 return 1
+"""
+
+# KEYS: the index.  ARGV: max_pages, window_ms, then (newest_ms, page) per page.  Adds
+# the pages, forgets those a window older than the newest, expires the index a window
+# after it, and pops the least recently clicked past max_pages: returns those pages.
+_LUA_TRACK = r"""
+local max_pages, window_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local newest = 0
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[i], ARGV[i + 1])
+  newest = math.max(newest, tonumber(ARGV[i]))
+end
+local dropped = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (newest - window_ms))
+if #dropped > 0 then redis.call('ZREM', KEYS[1], unpack(dropped)) end
+local over = redis.call('ZCARD', KEYS[1]) - max_pages
+local evicted = {}
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], over)
+  for i = 1, #popped, 2 do evicted[#evicted + 1] = popped[i] end
+end
+redis.call('PEXPIRE', KEYS[1], window_ms)
+return evicted
 """
 
 
@@ -141,10 +179,12 @@ def decode_click(item: str) -> Click:
 class HotspotStore:
     """The click windows and hotspot results of every page, in one Redis (or cluster)."""
 
-    def __init__(self, redis, max_clicks: int, window_seconds: int):
+    def __init__(self, redis, max_clicks: int, window_seconds: int, max_pages: int = 2000):
         self.redis = redis
         self.max_clicks = max_clicks
         self.window_ms = window_seconds * 1000
+        self.max_pages = max_pages
+        self._track = redis.register_script(_LUA_TRACK)
         self._apply = redis.register_script(_LUA_APPLY)
         self._save = redis.register_script(_LUA_SAVE)
         self._current = redis.register_script(_LUA_CURRENT)
@@ -191,7 +231,28 @@ class HotspotStore:
     def save_result(self, page: str, version: int, result: dict) -> bool:
         _, meta, key = page_keys(page)
         body = json.dumps({**result, "version": version}, separators=(",", ":"))
-        return bool(self._save(keys=[meta, key], args=[version, body]))
+        return bool(self._save(keys=[meta, key], args=[version, body, self.window_ms]))
+
+    def track(self, newest: dict[str, int]) -> list[str]:
+        """Record each page's newest click (arrival ms) in the index; past `max_pages`, the
+        least recently clicked pages are dropped, keys and all: returns them."""
+        if not newest:
+            return []
+        args: list = [self.max_pages, self.window_ms]
+        for page, at in newest.items():
+            args += (at, page)
+        evicted = list(self._track(keys=[PAGES_KEY], args=args))
+        if evicted:
+            pipe = self.redis.pipeline(transaction=False)
+            for page in evicted:
+                for key in (*page_keys(page), views_key(page)):
+                    pipe.delete(key)  # one key a command: the pages are on other slots
+            pipe.execute()
+        return evicted
+
+    def pages(self) -> int:
+        """How many pages the index holds."""
+        return int(self.redis.zcard(PAGES_KEY))
 
     def current(self, page: str) -> tuple[int | None, dict | None]:
         """(window version or None for a page never clicked, last saved result or None)."""

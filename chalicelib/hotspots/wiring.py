@@ -12,7 +12,8 @@ def get_store():
     from chalicelib.settings import get_settings
 
     s = get_settings()
-    return HotspotStore(get_redis(), s.hotspots_window_clicks, s.hotspots_window_seconds)
+    return HotspotStore(get_redis(), s.hotspots_window_clicks, s.hotspots_window_seconds,
+                        s.hotspots_max_pages)
 
 
 def get_reader():

@@ -77,7 +77,8 @@ def image(raw_id: str, params: Mapping[str, str] | None, service=None):
 
 
 def stats(params: Mapping[str, str] | None, log=None) -> dict:
-    """GET /qr: per-domain creation counts and the recent creations (from the event handler)."""
+    """GET /qr: per-domain creation counts and the recent creations (from the event handler),
+    without the URLs people made codes for."""
     from chalicelib.http import query_int
 
     top = query_int(params, "top", *TOP_BOUNDS)
@@ -168,7 +169,7 @@ def openapi_part() -> dict:
         "QrStats": oa.obj({
             "domains": oa.array(oa.obj({"domain": oa.STRING,
                                         "count": {"type": "integer", "minimum": 1}})),
-            "recent": oa.array(oa.obj({"id": qr_id, "url": oa.STRING, "domain": oa.STRING,
+            "recent": oa.array(oa.obj({"id": qr_id, "domain": oa.STRING,
                                        "format": oa.enum(spec.FORMATS),
                                        "created_at": oa.TIME}))}),
     }

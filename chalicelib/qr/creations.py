@@ -8,8 +8,13 @@ again whole, so the same creation must count once however often it arrives.
 "last N" list without a read-modify-write race.)
 
     pulse:qr:{stats}:seen:<creation>  STR   dedupe marker, expires after MARKER_TTL
-    pulse:qr:{stats}:domains          ZSET  domain -> creations
-    pulse:qr:{stats}:recent           LIST  newest first, JSON, at most `keep` long
+    pulse:qr:{stats}:domains          ZSET  domain -> creations, the `max_domains` most
+                                            counted (a new domain takes the place of the
+                                            least counted); expires MARKER_TTL after the
+                                            last creation
+    pulse:qr:{stats}:recent           LIST  newest first, JSON, at most `keep` long, the
+                                            same TTL; id, domain, format and time only:
+                                            the URLs people made codes for are not kept
 
 One hash tag, so one cluster slot: the script may touch all three keys.
 The dedupe key is the creation id the API writes into the cache item, not the
@@ -32,8 +37,11 @@ MARKER_TTL = 7 * 86400
 _LUA_RECORD = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('ZINCRBY', KEYS[2], 1, ARGV[2])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
   redis.call('LPUSH', KEYS[3], ARGV[3])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
   return 1
 end
 return 0
@@ -64,18 +72,21 @@ def parse_event(body: str) -> dict:
     return detail
 
 
+# What a recent creation shows: not its URL (GET /qr is answered to anyone).
+RECENT_FIELDS = ("id", "domain", "format", "created_at")
+
+
 class CreationLog:
-    def __init__(self, redis, keep: int = 20):
-        self.redis, self.keep = redis, keep
+    def __init__(self, redis, keep: int = 20, max_domains: int = 1000):
+        self.redis, self.keep, self.max_domains = redis, keep, max_domains
         self._record = redis.register_script(_LUA_RECORD)
 
     def record(self, detail: dict) -> bool:
         """Count one creation; False when it was counted before (a redelivery)."""
-        recent = json.dumps({k: detail[k] for k in ("id", "url", "domain", "format",
-                                                    "created_at")}, separators=(",", ":"))
+        recent = json.dumps({k: detail[k] for k in RECENT_FIELDS}, separators=(",", ":"))
         keys = [f"{PREFIX}:seen:{detail['creation']}", f"{PREFIX}:domains", f"{PREFIX}:recent"]
         return bool(self._record(keys=keys, args=[MARKER_TTL, detail["domain"], recent,
-                                                  self.keep]))
+                                                  self.keep, self.max_domains]))
 
     def record_messages(self, bodies: Iterable[str]) -> dict:
         """Record each SQS body; malformed ones are logged and skipped (a retry or the
@@ -97,4 +108,5 @@ class CreationLog:
         pipe.lrange(f"{PREFIX}:recent", 0, self.keep - 1)
         domains, recent = pipe.execute()
         return {"domains": [{"domain": d, "count": int(c)} for d, c in domains],
-                "recent": [json.loads(r) for r in recent]}
+                "recent": [{k: v for k, v in json.loads(r).items() if k in RECENT_FIELDS}
+                           for r in recent]}

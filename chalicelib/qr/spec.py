@@ -29,6 +29,13 @@ BORDER_RANGE = (0, 16)
 ID_LENGTH = 32  # base32 characters: 160 bits of sha256
 ID_PATTERN = re.compile(rf"^[a-z2-7]{{{ID_LENGTH}}}$")
 COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+# What one render may cost (chalicelib/qr/render.py checks both before drawing): QR
+# versions up to MAX_VERSION (77 modules a side: URLs of up to 520 characters at error
+# correction L, 412 at M, 292 at Q, 220 at H), since choosing the mask costs time
+# growing with the module count squared; and images of up to MAX_PIXELS pixels
+# ((modules + 2 x border) x size, squared).  Measured in BENCHMARKS.md ("Limits").
+MAX_VERSION = 15
+MAX_PIXELS = 3000 * 3000
 # Lowest WCAG contrast ratio between fg and bg we accept: below it phone
 # cameras stop telling dark modules from light ones.
 MIN_CONTRAST = 3.0

@@ -34,4 +34,5 @@ def get_creation_log():
     from chalicelib.qr.creations import CreationLog
     from chalicelib.settings import get_settings
 
-    return CreationLog(get_redis(), keep=get_settings().qr_recent_max)
+    s = get_settings()
+    return CreationLog(get_redis(), keep=s.qr_recent_max, max_domains=s.qr_domains_max)

@@ -26,12 +26,16 @@ def upstream_named(name: str):
     return upstreams[name]
 
 
-def parse_item(raw: str | None) -> str | None:
+def parse_item(raw: str | None, upstream=None) -> str | None:
+    """The item, if one path segment and (given the upstream) matching its item_pattern."""
     if raw is None:
         return None
     if not ITEM_RE.fullmatch(raw):
         raise InvalidInput(f"'item' must be one path segment of letters, digits and . _ ~ - "
                            f"(at most {MAX_ITEM_LENGTH}), got {raw[:40]!r}", field="item")
+    if upstream is not None and not upstream.item_pattern.fullmatch(raw):
+        raise InvalidInput(f"'item' of upstream {upstream.name!r} must match "
+                           f"{upstream.item_pattern.pattern}, got {raw[:40]!r}", field="item")
     return raw
 
 
@@ -53,17 +57,24 @@ def load_from(upstream, url: str, client=None):
     from chalicelib.cache.readthrough import Loaded
 
     def load(deadline: float) -> Loaded:
+        from chalicelib.upstream.upstreams import guard_for
+
+        guard = guard_for(upstream)
+        guard.admit()  # the call budget and the circuit breaker: UpstreamShed, a 503
         try:
-            return fetch(deadline)
+            fetched = (client or wiring.get_upstream_client()).fetch(upstream, url, deadline)
         except (UpstreamFailed, UpstreamTimeout):
+            guard.failed()
             telemetry.count("cache", "CacheUpstreamErrors")
             raise
-
-    def fetch(deadline: float) -> Loaded:
-        fetched = (client or wiring.get_upstream_client()).fetch(upstream, url, deadline)
+        if fetched.status >= 500:
+            guard.failed()
+        else:
+            guard.succeeded()
         if fetched.status in (404, 410):
             return Loaded(None)
         if fetched.status != 200:
+            telemetry.count("cache", "CacheUpstreamErrors")
             raise UpstreamFailed(f"upstream {upstream.name!r} answered HTTP {fetched.status}",
                                  upstream=upstream.name, upstream_status=fetched.status)
         content_type = fetched.content_type.split(";")[0].strip().lower()
@@ -90,11 +101,21 @@ def policy_of(upstream):
 def proxy(name: str, item: str | None = None, cache=None, client=None):
     """GET one upstream URL through the cache: the upstream's body, or a 404 JSON."""
     upstream = upstream_named(name)
-    item = parse_item(item)
+    item = parse_item(item, upstream)
     url = upstream.url_for(item)
-    result = (cache or wiring.get_cache()).get(url_key(upstream, url),
-                                               load_from(upstream, url, client),
-                                               policy_of(upstream))
+    try:
+        result = (cache or wiring.get_cache()).get(url_key(upstream, url),
+                                                   load_from(upstream, url, client),
+                                                   policy_of(upstream))
+    except UpstreamFailed as exc:  # also as the cache keeps it for 1-2 s (a 502 there)
+        shed = exc.details.get("shed")
+        if shed == "rate":
+            return _calls_used_up(upstream, exc.message)
+        if shed == "circuit":
+            from chalicelib.upstream.upstreams import UpstreamShed
+
+            raise UpstreamShed(exc.message, **exc.details) from None
+        raise
     telemetry.count("cache", f"Cache{str(result.status).title()}")  # CacheHit, CacheMiss, ...
     headers = {"X-Cache": str(result.status), "Age": str(result.age)}
     if result.entry.value is None:
@@ -105,6 +126,17 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
 
     return Response(body=result.entry.value.decode("utf-8"), status_code=200,
                     headers={"Content-Type": f"{result.entry.meta}; charset=utf-8", **headers})
+
+
+def _calls_used_up(upstream, message: str):
+    """This second's upstream calls are used up: a 429 in the one error shape, with the
+    RateLimit fields of the upstream's own policy (chalicelib.ratelimit's draft)."""
+    policy = f"upstream-{upstream.name}"
+    return json_response({"error": "TooManyRequests", "message": message,
+                          "upstream": upstream.name}, 429,
+                         headers={"Retry-After": "1",
+                                  "RateLimit-Policy": f"{policy};q={upstream.calls_per_second};w=1",
+                                  "RateLimit": f"{policy};r=0;t=1"})
 
 
 # What the examples name: tests/test_openapi.py configures `demo` as the demo upstream.
@@ -125,6 +157,8 @@ def openapi_part() -> dict:
                 "content": {oa.JSON: {"schema": {}}, "text/*": {"schema": oa.STRING}}},
         "400": oa.error(oa.BAD_REQUEST),
         "404": oa.error("no upstream of that name, or the upstream has no such item", headers),
+        "429": oa.error("this second's calls to the upstream are used up (its "
+                        "calls_per_second) and no copy is kept; retry after 1 s"),
         "502": oa.error("the upstream failed and no stale copy is kept"),
         "503": oa.error(oa.UNAVAILABLE),
         "504": oa.error("the upstream did not answer in time and no stale copy is kept"),

@@ -4,13 +4,23 @@ UPSTREAMS is JSON, one entry per name:
 
     {"employees": {"url": "https://dummy.restapiexample.com/api/v1/employees",
                    "item_url": "https://dummy.restapiexample.com/api/v1/employee/{item}",
-                   "ttl": 300, "timeout": 1.2, "negative_ttl": 60, "stale_ttl": 3600}}
+                   "ttl": 300, "timeout": 1.2, "negative_ttl": 60, "stale_ttl": 3600,
+                   "item_pattern": "[0-9]{1,9}", "calls_per_second": 20,
+                   "breaker_failures": 5, "breaker_seconds": 30}}
 
 `url` answers GET /upstream/<name>; `item_url` (default: url + "/{item}") answers
 GET /upstream/<name>/<item>, with the validated item percent-encoded into its
 `{item}`.  The host always comes from here, never from the request (no SSRF).
 `timeout` is the total deadline of one upstream call (connect, headers and body),
 kept well inside the Lambda timeout and the API's 2 s answer budget.
+
+What a caller can make us send a third party is bounded per upstream: an item must
+match `item_pattern` (whole; default digits, at most 9) or it is a 400 before any
+cache or upstream call; at most `calls_per_second` calls a second leave this container
+(cache misses past it answer a stale copy or a 503 at once); and after
+`breaker_failures` failures in a row (502/504, or a 5xx answer) the upstream is not
+called for `breaker_seconds` (stale copy or 503 at once), then one call tries it again
+(`UpstreamGuard`).
 
 One urllib3 PoolManager per container keeps connections (and TLS sessions) to the
 upstreams open across invocations; no retries: a retry would not fit the deadline.
@@ -27,6 +37,8 @@ from urllib.parse import quote, urlsplit
 
 from chalicelib.errors import PulseError, UpstreamFailed, UpstreamTimeout
 
+DEFAULT_ITEM_PATTERN = "[0-9]{1,9}"
+
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 MAX_TIMEOUT = 10.0  # seconds; the Lambda timeout is 30 s, API Gateway's 29 s
 MAX_STALE_TTL = 7 * 86400  # memcached reads an expiry over 30 days as a Unix time
@@ -39,6 +51,15 @@ class UpstreamConfigError(PulseError):
     """UPSTREAMS is not valid: an operator's mistake, reported as a 500 naming it."""
 
 
+class UpstreamShed(UpstreamFailed):
+    """The upstream is not called now and no stale copy is kept: `shed` says why, "rate"
+    (this second's calls are used up: the route answers 429) or "circuit" (it keeps
+    failing: 503).  Either at once, with Retry-After."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
+
+
 @dataclass(frozen=True)
 class Upstream:
     name: str
@@ -48,6 +69,10 @@ class Upstream:
     timeout: float  # total deadline of one upstream call
     negative_ttl: float  # seconds a 404 is remembered
     stale_ttl: float  # seconds a copy is kept past its TTL, for serve-stale
+    item_pattern: re.Pattern = re.compile(DEFAULT_ITEM_PATTERN)  # what an item must match
+    calls_per_second: int = 20  # calls a second this container makes at most
+    breaker_failures: int = 5  # failures in a row that open the circuit
+    breaker_seconds: float = 30.0  # how long an open circuit refuses calls
 
     def url_for(self, item: str | None) -> str:
         if item is None:
@@ -79,6 +104,24 @@ def _http_url(value, where: str, key: str) -> str:
     return value
 
 
+def _pattern(value, where: str) -> re.Pattern:
+    try:
+        if not isinstance(value, str) or not value:
+            raise re.error("not a string")
+        return re.compile(value)
+    except re.error as exc:
+        raise UpstreamConfigError(f"UPSTREAMS {where}: 'item_pattern' must be a regular "
+                                  f"expression, got {value!r} ({exc})") from None
+
+
+def _count(entry: dict, key: str, default: int, where: str) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise UpstreamConfigError(f"UPSTREAMS {where}: '{key}' must be an integer in "
+                                  f"[1, 10000], got {value!r}")
+    return value
+
+
 def parse_upstreams(raw: str) -> dict[str, Upstream]:
     try:
         data = json.loads(raw)
@@ -104,6 +147,10 @@ def parse_upstreams(raw: str) -> dict[str, Upstream]:
             timeout=_seconds(entry, "timeout", 1.0, MAX_TIMEOUT, where),
             negative_ttl=_seconds(entry, "negative_ttl", min(ttl, 30), MAX_STALE_TTL, where),
             stale_ttl=_seconds(entry, "stale_ttl", 3600, MAX_STALE_TTL, where),
+            item_pattern=_pattern(entry.get("item_pattern", DEFAULT_ITEM_PATTERN), where),
+            calls_per_second=_count(entry, "calls_per_second", 20, where),
+            breaker_failures=_count(entry, "breaker_failures", 5, where),
+            breaker_seconds=_seconds(entry, "breaker_seconds", 30, 3600, where),
         )
     return upstreams
 
@@ -112,6 +159,61 @@ def parse_upstreams(raw: str) -> dict[str, Upstream]:
 def configured_upstreams(raw: str) -> dict[str, Upstream]:
     """The parsed allow-list, once per value of UPSTREAMS."""
     return parse_upstreams(raw)
+
+
+class UpstreamGuard:
+    """One upstream's call budget and circuit breaker, in this container (thread-safe).
+
+    `admit()` before a call raises UpstreamShed when the second's `calls_per_second`
+    are used up (shed="rate") or the circuit is open (shed="circuit"); `succeeded()` /
+    `failed()` after it.  Open after `breaker_failures` failures in a row; after
+    `breaker_seconds`, one call is let through (half-open): its success closes the
+    circuit, its failure opens it again."""
+
+    def __init__(self, upstream: Upstream, clock=time.monotonic):
+        import threading
+
+        self.upstream, self._clock, self._lock = upstream, clock, threading.Lock()
+        self._second, self._calls = -1, 0
+        self._failures, self._open_until, self._probing = 0, 0.0, False
+
+    def admit(self) -> None:
+        now = self._clock()
+        up = self.upstream
+        with self._lock:
+            if self._failures >= up.breaker_failures:
+                if now < self._open_until or self._probing:
+                    raise UpstreamShed(
+                        f"upstream {up.name!r} failed {self._failures} times in a row: "
+                        f"not called for {up.breaker_seconds:g}s", upstream=up.name,
+                        shed="circuit")
+                self._probing = True  # half-open: this one call tries it again
+            second = int(now)
+            if second != self._second:
+                self._second, self._calls = second, 0
+            if self._calls >= up.calls_per_second:
+                self._probing = False
+                raise UpstreamShed(f"upstream {up.name!r} is called at most "
+                                   f"{up.calls_per_second} times a second; retry after 1 s",
+                                   upstream=up.name, shed="rate")
+            self._calls += 1
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._failures, self._probing = 0, False
+
+    def failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+            self._probing = False
+            if self._failures >= self.upstream.breaker_failures:
+                self._open_until = self._clock() + self.upstream.breaker_seconds
+
+
+@lru_cache(maxsize=64)
+def guard_for(upstream: Upstream) -> UpstreamGuard:
+    """The container's guard of one upstream (a changed UPSTREAMS entry gets a new one)."""
+    return UpstreamGuard(upstream)
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,7 @@
   const pageId = params.get('page') || 'demo';
   const pollMs = 1000 * Math.max(0.2, Number(params.get('poll')) || 1);
   const flushMs = Math.max(50, Number(params.get('flush')) || 400);
-  const MAX_BATCH = 500;            // POST /clicks takes 1..500 clicks
+  const MAX_BATCH = 100;            // POST /clicks takes 1..100 clicks
   const MAX_DOTS = 2000;            // clicks kept on screen
   const EMPTY_POLL_MAX_MS = 10000;  // a page without clicks is asked again at most this late
   const RECENT_SEND_MS = 10000;     // after sending, clicks may be on their way for this long
@@ -63,7 +63,7 @@
     return w < 600 ? 'phone' : w < 1024 ? 'tablet' : 'desktop';
   }
 
-  // Batches: every flushMs, up to 500 clicks a request.  A 503 lists the clicks that did
+  // Batches: every flushMs, up to 100 clicks a request.  A 503 lists the clicks that did
   // not get in ('failed'): only those are queued again.
   async function flush() {
     if (sending || queue.length === 0) return;

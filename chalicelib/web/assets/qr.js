@@ -13,7 +13,7 @@
 
   async function refreshStats() {
     const s = (await Pulse.requestJSON('/qr')).body;
-    $('recent').replaceChildren(...s.recent.map(c => item(c.url, `(${c.format})`)));
+    $('recent').replaceChildren(...s.recent.map(c => item(c.domain, `(${c.format})`)));
     $('no-recent').hidden = s.recent.length > 0;
     $('domains').replaceChildren(...s.domains.map(d => item(d.domain, `× ${d.count}`)));
     $('domains-section').hidden = s.domains.length === 0;  // no empty heading before a code

@@ -1,0 +1,127 @@
+"""Rate limits per client address and route class (chalicelib/ratelimit.py)."""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from chalicelib.clients import get_redis, reset_clients
+from chalicelib.ratelimit import CLASSES, policies
+from chalicelib.settings import Settings, SettingsError
+
+LOW = json.dumps({"public-read": {"quota": 3, "window": 60},
+                  "public-write": {"quota": 2, "window": 60}})
+
+
+@pytest.fixture
+def limited(app_client, monkeypatch):
+    monkeypatch.setenv("RATE_LIMITS", LOW)
+    reset_clients()
+    return app_client
+
+
+def test_every_route_has_a_rate_class():
+    import app as pulse_app
+
+    unclassed = [f"{method} {path}" for path, methods in pulse_app.app.routes.items()
+                 for method, entry in methods.items()
+                 if getattr(entry.view_function, "rate_class", None) not in CLASSES]
+    assert not unclassed
+
+
+def test_over_the_quota_a_429_in_the_error_shape_with_the_draft_headers(limited):
+    for i in range(3):
+        ok = limited.http.get("/leaderboard")
+        assert ok.status_code == 200
+        assert ok.headers["RateLimit-Policy"] == "public-read;q=3;w=60"
+        assert ok.headers["RateLimit"].startswith(f"public-read;r={2 - i};t=")
+    refused = limited.http.get("/hotspots?page=a")  # the same class: the same quota
+    assert refused.status_code == 429
+    body = json.loads(refused.body)
+    assert body["error"] == "TooManyRequests" and "public-read" in body["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit"] == \
+        f"public-read;r=0;t={refused.headers['Retry-After']}"
+    # another class keeps its own quota; pages are not limited this low
+    assert limited.http.get("/ui/leaderboard").status_code == 200
+
+
+def test_a_header_the_caller_writes_does_not_change_the_address(limited):
+    statuses = [limited.http.get("/leaderboard", headers={"X-Forwarded-For": f"10.0.0.{i}"})
+                .status_code for i in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_every_counter_key_expires_with_its_window(limited):
+    limited.http.get("/leaderboard")
+    keys = get_redis().keys("pulse:rl:*")
+    assert keys == ["pulse:rl:{public-read:127.0.0.1}"]
+    assert 0 < get_redis().ttl(keys[0]) <= 60
+
+
+def test_with_redis_down_requests_pass_at_once_and_it_is_logged(limited, own_redis, caplog):
+    own_redis.stop()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="pulse.ratelimit"):
+        answers = [limited.http.get("/ui/leaderboard").status_code for _ in range(10)]
+    assert answers == [200] * 10
+    assert time.monotonic() - started < 1.0
+    assert any("requests pass unlimited" in r.getMessage() for r in caplog.records)
+
+
+def test_with_redis_hung_the_limiter_waits_at_most_its_timeout(limited, own_redis, caplog):
+    own_redis.pause()
+    try:
+        timings = []
+        with caplog.at_level(logging.WARNING, logger="pulse.ratelimit"):
+            for _ in range(5):
+                started = time.monotonic()
+                assert limited.http.get("/ui/leaderboard").status_code == 200
+                timings.append(time.monotonic() - started)
+    finally:
+        own_redis.resume()
+    # the first waits the limiter's 0.1 s timeout; the next skip Redis without asking it
+    assert max(timings) < 0.6, timings
+    assert sum("redis failed" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("raw, named", [
+    ("[1]", "JSON object"), ('{"admin": {"quota": 1}}', "unknown class"),
+    ('{"team": {"quota": -1}}', "RATE_LIMITS['team']"),
+    ('{"team": {"quota": 1, "burst": 2}}', "RATE_LIMITS['team']")])
+def test_a_bad_rate_limits_setting_is_named(raw, named):
+    with pytest.raises(SettingsError, match=named.replace("[", r"\[")):
+        policies(Settings.from_env({"RATE_LIMITS": raw}))
+
+
+def test_the_local_stage_quotas_are_far_above_the_others():
+    local = policies(Settings.from_env({}))
+    prod = policies(Settings.from_env({"PULSE_STAGE": "prod"}))
+    assert prod["public-read"].quota == 120 and prod["team"].quota == 30
+    assert all(local[c].quota >= 100 * prod[c].quota for c in CLASSES)
+
+
+def get_from(url: str, source: str) -> int:
+    """GET `url` with the client socket bound to the loopback address `source`."""
+    class Bound(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            import http.client
+
+            return self.do_open(lambda host, **kw: http.client.HTTPConnection(
+                host, source_address=(source, 0), **kw), req)
+
+    with urllib.request.build_opener(Bound).open(url, timeout=10) as resp:
+        return resp.status
+
+
+def test_chalice_local_counts_by_the_peer_address(live_app):
+    if socket.gethostbyname("127.0.0.3") != "127.0.0.3":  # pragma: no cover
+        pytest.skip("no loopback range")
+    for source in ("127.0.0.2", "127.0.0.3"):
+        assert get_from(f"{live_app}/leaderboard", source) == 200
+    keys = set(get_redis().keys("pulse:rl:*"))
+    assert {"pulse:rl:{public-read:127.0.0.2}", "pulse:rl:{public-read:127.0.0.3}"} <= keys
