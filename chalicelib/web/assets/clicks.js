@@ -12,9 +12,10 @@
   const RECENT_SEND_MS = 10000;     // after sending, clicks may be on their way for this long
   document.getElementById('page-id').textContent = pageId;
 
+  const hexId = n => Array.from(crypto.getRandomValues(new Uint8Array(n)),
+    b => b.toString(16).padStart(2, '0')).join('');
   // One partition key per tab session: spreads clients over shards, keeps a session in order.
-  const session = sessionStorage.getItem('pulse-session') ||
-    Array.from(crypto.getRandomValues(new Uint8Array(8)), b => b.toString(16).padStart(2, '0')).join('');
+  const session = sessionStorage.getItem('pulse-session') || hexId(8);
   sessionStorage.setItem('pulse-session', session);
 
   const canvas = document.getElementById('board');
@@ -41,7 +42,8 @@
     const y = Math.min(1, Math.max(0, (ev.clientY - rect.top) / rect.height));
     dots.push({x, y});
     if (dots.length > MAX_DOTS) dots.shift();
-    queue.push({x, y, t: Date.now()});
+    // Each click's own id: a click resent after a 503 or a lost answer is counted once.
+    queue.push({x, y, t: Date.now(), id: hexId(16)});
   });
 
   // Batches: every flushMs, up to 500 clicks a request.  A 503 lists the clicks that did

@@ -1,0 +1,151 @@
+"""Clicks exactly once: a click resent by its client (after a 503, or after a
+PutRecords that got in but whose answer timed out) is counted once; checkpoints belong
+to the stream they came from, so clicks on a stream created again are all counted.
+Through the app's routes, moto's Kinesis, the local event runner and a real Redis."""
+import json
+import time
+
+import pytest
+
+from chalicelib.clients import get_aws_client, get_redis
+from chalicelib.hotspots import wiring
+from chalicelib.hotspots.store import ids_key, page_keys
+from local.events import EventRunner
+
+HEADERS = {"Content-Type": "application/json"}
+
+
+def post(client, body):
+    resp = client.http.post("/clicks", headers=HEADERS, body=json.dumps(body))
+    return resp.status_code, json.loads(resp.body)
+
+
+def clicks(n, with_ids=True, first=0):
+    now = int(time.time() * 1000)
+    out = [{"x": 0.1 + (i % 10) * 0.05, "y": 0.2 + (i // 10) * 0.05, "t": now + i}
+           for i in range(first, first + n)]
+    if with_ids:
+        for i, c in enumerate(out, start=first):
+            c["id"] = f"click-{i}"
+    return out
+
+
+def drain(runner, rounds=10):
+    return sum(runner.deliver_records() for _ in range(rounds))
+
+
+def window(page):
+    return get_redis().llen(page_keys(page)[0])
+
+
+def stream_count(settings):
+    kinesis = get_aws_client("kinesis")
+    n = 0
+    for shard in kinesis.list_shards(StreamName=settings.click_stream_name)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=settings.click_stream_name,
+                                        ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        n += len(kinesis.get_records(ShardIterator=it, Limit=10000)["Records"])
+    return n
+
+
+class AnswerLost:
+    """Fault injection: PutRecords reaches moto's Kinesis (the records are in) and then its
+    answer is lost, as a read timeout loses it, on the first `times` calls."""
+
+    def __init__(self, kinesis, times):
+        self.times, self.calls = times, 0
+        kinesis.meta.events.register("after-call.kinesis.PutRecords", self.lose)
+
+    def lose(self, **_):
+        from botocore.exceptions import ReadTimeoutError
+
+        self.calls += 1
+        if self.calls <= self.times:
+            raise ReadTimeoutError(endpoint_url="http://kinesis (answer lost)")
+
+
+@pytest.fixture
+def runner(app_client, pulse_env):
+    import app as pulse_app
+
+    wiring._stream_tags = None  # a cold container: no stream tag kept from another test
+    return EventRunner(pulse_app.app, settings=pulse_env).setup()
+
+
+@pytest.mark.parametrize("session", ["tab-1", None])
+def test_clicks_resent_after_a_lost_put_records_answer_count_once(app_client, runner,
+                                                                   pulse_env, session):
+    """Every PutRecords of the first request gets in but answers with a timeout: the
+    route says 503 naming every click; the client sends them again with the same ids."""
+    batch = clicks(40)
+    faults = AnswerLost(wiring.get_writer().kinesis, times=100)
+    body = {"page": "resend", "session": session, "clicks": batch}
+    status, answer = post(app_client, body)
+    assert status == 503 and [f["index"] for f in answer["failed"]] == list(range(40))
+    faults.times = 0
+    assert post(app_client, body) == (202, {"accepted": 40, "page": "resend"})
+    # every call got in: the route's own retries and the client's resend
+    assert faults.calls >= 2 and stream_count(pulse_env) == 40 * faults.calls
+    drain(runner)
+    assert window("resend") == 40
+    got = json.loads(app_client.http.get("/hotspots?page=resend").body)
+    assert got["window"]["clicks"] == 40
+
+
+def test_a_session_resending_clicks_without_ids_counts_them_once(app_client, runner):
+    """A client that sends no ids but a session gets ids derived from the click itself,
+    so its resend after a 503 is the same clicks."""
+    batch = clicks(25, with_ids=False)
+    faults = AnswerLost(wiring.get_writer().kinesis, times=100)
+    assert post(app_client, {"page": "noid", "session": "s", "clicks": batch})[0] == 503
+    faults.times = 0
+    assert post(app_client, {"page": "noid", "session": "s", "clicks": batch})[0] == 202
+    drain(runner)
+    assert window("noid") == 25
+    # distinct clicks are all counted, and the ids kept are bounded by the window
+    assert post(app_client, {"page": "noid", "session": "s",
+                             "clicks": clicks(5, with_ids=False, first=100)})[0] == 202
+    drain(runner)
+    assert window("noid") == 30
+    assert get_redis().zcard(ids_key("noid")) == 30
+    assert 0 < get_redis().pttl(ids_key("noid")) <= 2 * 600 * 1000
+
+
+def test_a_stream_created_again_starts_fresh_and_every_click_is_counted(
+        app_client, runner, pulse_env):
+    """Redis keeps the checkpoints while the stream is created again under the same name
+    (a `make run` restart: moto starts empty; in AWS a stream deleted and created again):
+    its sequence numbers start over, and its clicks must still count."""
+    assert post(app_client, {"page": "again", "session": "s", "clicks": clicks(30)})[0] == 202
+    drain(runner)
+    assert window("again") == 30
+    kinesis = get_aws_client("kinesis")
+    kinesis.delete_stream(StreamName=pulse_env.click_stream_name)
+    from local.provision import ensure_stream
+
+    ensure_stream(pulse_env.click_stream_name)
+    fresh = EventRunner(runner.app, settings=pulse_env).setup()  # the stack started again
+    wiring._stream_tags = None  # a new container: its runner process is new
+    assert post(app_client, {"page": "again", "session": "s",
+                             "clicks": clicks(3, first=30)})[0] == 202
+    assert drain(fresh) == 3
+    assert window("again") == 33
+
+
+def test_a_warm_consumer_notices_a_new_stream_within_the_tag_age(app_client, runner,
+                                                                 pulse_env):
+    assert post(app_client, {"page": "warm", "session": "s", "clicks": clicks(10)})[0] == 202
+    drain(runner)
+    kinesis = get_aws_client("kinesis")
+    kinesis.delete_stream(StreamName=pulse_env.click_stream_name)
+    from local.provision import ensure_stream
+
+    ensure_stream(pulse_env.click_stream_name)
+    tags = wiring.get_stream_tags()
+    tags.clock = lambda: time.monotonic() + tags.max_age  # the kept tag has aged out
+    fresh = EventRunner(runner.app, settings=pulse_env).setup()
+    assert post(app_client, {"page": "warm", "session": "s",
+                             "clicks": clicks(4, first=10)})[0] == 202
+    drain(fresh)
+    assert window("warm") == 14
