@@ -85,8 +85,9 @@ def test_clicks_resent_after_a_lost_put_records_answer_count_once(app_client, ru
     assert status == 503 and [f["index"] for f in answer["failed"]] == list(range(40))
     faults.times = 0
     assert post(app_client, body) == (202, {"accepted": 40, "page": "resend"})
-    # every call got in: the route's own retries and the client's resend
-    assert faults.calls >= 2 and stream_count(pulse_env) == 40 * faults.calls
+    # every call got in: the route's own retries and the client's resend (at least; under
+    # load a real read timeout may add more)
+    assert faults.calls >= 2 and stream_count(pulse_env) >= 40 * faults.calls
     drain(runner)
     assert window("resend") == 40
     got = json.loads(app_client.http.get("/hotspots?page=resend").body)
@@ -149,3 +150,82 @@ def test_a_warm_consumer_notices_a_new_stream_within_the_tag_age(app_client, run
                              "clicks": clicks(4, first=10)})[0] == 202
     drain(fresh)
     assert window("warm") == 14
+
+
+def outage(monkeypatch, pulse_env):
+    """Redis unreachable for the consumer, with no in-invocation retry: every delivery of a
+    batch fails until the runner skips it to the on-failure queue."""
+    from chalicelib.clients import reset_clients
+    from local import processes
+
+    monkeypatch.setenv("HOTSPOTS_CONSUME_RETRY_SECONDS", "0")
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{processes.free_port()}/0")  # nobody
+    reset_clients()
+
+    def over():
+        monkeypatch.setenv("REDIS_URL", pulse_env.redis_url)
+        reset_clients()
+    return over
+
+
+def failure_queue(settings):
+    sqs = get_aws_client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.kinesis_failure_queue)["QueueUrl"]
+    return sqs, url
+
+
+def test_replay_after_an_outage_longer_than_the_retries_counts_exactly_the_accepted_clicks(
+        app_client, runner, pulse_env, monkeypatch, capsys):
+    from chalicelib.hotspots import cli
+
+    assert post(app_client, {"page": "outage", "session": "a",
+                             "clicks": clicks(20)})[0] == 202
+    over = outage(monkeypatch, pulse_env)
+    drain(runner, rounds=pulse_env.kinesis_max_retry_attempts + 2)  # skipped after retries
+    over()
+    sqs, url = failure_queue(pulse_env)
+    [msg] = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    info = json.loads(msg["Body"])["KinesisBatchInfo"]
+    assert info["batchSize"] >= 20  # more when a PutRecords timed out under load and got in
+    # the consumer goes on after the skipped batch: later clicks count, the 20 do not
+    assert post(app_client, {"page": "outage", "session": "a",
+                             "clicks": clicks(5, first=20)})[0] == 202
+    drain(runner)
+    assert window("outage") == 5
+    assert cli.main(["replay"]) == 0
+    assert "1 batches, 20 clicks applied, 0 lost" in capsys.readouterr().out
+    assert window("outage") == 25
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    # the same batch described again (a replay that died before deleting its message):
+    # its clicks are counted once
+    sqs.send_message(QueueUrl=url, MessageBody=msg["Body"])
+    assert cli.main(["replay", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["batches"][0]["records"] == info["batchSize"]
+    assert got["batches"][0]["duplicates"] == info["batchSize"]
+    assert got["batches"][0]["applied"] == 0
+    assert window("outage") == 25
+    hotspots = json.loads(app_client.http.get("/hotspots?page=outage").body)
+    assert hotspots["window"]["clicks"] == 25
+
+
+def test_a_batch_the_stream_no_longer_holds_is_reported_lost_and_kept(
+        app_client, runner, pulse_env, monkeypatch, capsys):
+    from chalicelib.hotspots import cli
+
+    assert post(app_client, {"page": "gone", "session": "a", "clicks": clicks(3)})[0] == 202
+    over = outage(monkeypatch, pulse_env)
+    drain(runner, rounds=pulse_env.kinesis_max_retry_attempts + 2)
+    over()
+    # the stream is deleted and created again: the batch's records are gone with it
+    time.sleep(0.01)
+    get_aws_client("kinesis").delete_stream(StreamName=pulse_env.click_stream_name)
+    from local.provision import ensure_stream
+
+    ensure_stream(pulse_env.click_stream_name)
+    assert cli.main(["replay"]) == 2
+    out = capsys.readouterr().out
+    assert "lost: the stream was created again" in out and "1 lost" in out
+    assert window("gone") == 0
+    sqs, url = failure_queue(pulse_env)
+    assert len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]) == 1
