@@ -11,6 +11,9 @@ from chalicelib.clients import get_aws_client, get_redis
 from chalicelib.hotspots import wiring
 from chalicelib.hotspots.store import ids_key, page_keys
 from local.events import EventRunner
+from tests import test_local_stack
+
+stack_ports = test_local_stack.stack_ports  # free ports + a data dir for `make run`
 
 HEADERS = {"Content-Type": "application/json"}
 
@@ -229,3 +232,56 @@ def test_a_batch_the_stream_no_longer_holds_is_reported_lost_and_kept(
     assert window("gone") == 0
     sqs, url = failure_queue(pulse_env)
     assert len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]) == 1
+
+
+def window_clicks_over_http(base, page, want, timeout=45):
+    from tests.conftest import http_json
+
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        try:
+            status, body = http_json(f"{base}/hotspots?page={page}")
+            got = body["window"]["clicks"] if status == 200 else None
+        except OSError:
+            pass
+        if got == want:
+            return got
+        time.sleep(0.3)
+    return got
+
+
+def post_http(base, body):
+    import urllib.request
+
+    req = urllib.request.Request(f"{base}/clicks", data=json.dumps(body).encode(),
+                                 headers=HEADERS, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status
+
+
+@pytest.mark.slow
+def test_clicks_after_a_make_run_restart_are_all_counted(stack_ports):
+    """`make run` twice with the same data directory: Redis keeps the checkpoints (its
+    append-only file) while moto's stream is new; the clicks after the restart count."""
+    import signal
+
+    from tests import test_local_stack as stack
+
+    env = stack_ports
+    base = f"http://127.0.0.1:{env['PULSE_HTTP_PORT']}"
+    for accepted, first in ((10, 0), (13, 10)):
+        proc = stack.start_stack(env)
+        try:
+            stack.wait_healthy(env, proc)
+            n = accepted - first
+            assert post_http(base, {"page": "restart", "session": "s",
+                                    "clicks": clicks(n, first=first)}) == 202
+            assert window_clicks_over_http(base, "restart", accepted) == accepted
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            finally:
+                proc.kill()
+        stack.wait_ports_closed(env)
