@@ -285,3 +285,18 @@ def test_clicks_after_a_make_run_restart_are_all_counted(stack_ports):
             finally:
                 proc.kill()
         stack.wait_ports_closed(env)
+
+
+def test_a_stream_tag_the_role_may_not_read_falls_back_to_shard_checkpoints(pulse_env, caplog):
+    """AccessDenied on DescribeStreamSummary (a role without it) must not fail every click
+    batch: checkpoints fall back to the shard id alone, and the error is logged."""
+    from botocore.stub import Stubber
+
+    from chalicelib.hotspots.consumer import StreamTags
+
+    client = get_aws_client("kinesis")
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/pulse-clicks"
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_stream_summary", "AccessDeniedException")
+        assert StreamTags(lambda: client).tag(arn) == ""
+    assert "AccessDeniedException" in caplog.text

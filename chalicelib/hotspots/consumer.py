@@ -92,7 +92,17 @@ class StreamTags:
         now = self.clock()
         if known is not None and now - known[1] < self.max_age:
             return known[0]
-        summary = self.kinesis().describe_stream_summary(StreamARN=stream_arn)
+        from botocore.exceptions import ClientError
+
+        try:
+            summary = self.kinesis().describe_stream_summary(StreamARN=stream_arn)
+        except ClientError as exc:
+            # a misconfiguration (AccessDenied): checkpoints per shard id alone, as if no
+            # tag, rather than failing every batch; timeouts raise (the batch is retried)
+            log.error("DescribeStreamSummary of %s: %s; checkpoints per shard id only",
+                      stream_arn, exc.response.get("Error", {}).get("Code"))
+            self._tags[stream_arn] = ("", now)
+            return ""
         created = summary["StreamDescriptionSummary"]["StreamCreationTimestamp"]
         stamp = created.timestamp() if hasattr(created, "timestamp") else float(created)
         tag = hashlib.sha1(f"{stream_arn}@{stamp!r}".encode()).hexdigest()[:12]
@@ -162,7 +172,8 @@ class HotspotConsumer:
                 tag = tags.get(stream)
                 if tag is None:
                     tag = tags[stream] = self.streams.tag(stream)
-                shard = f"{tag}:{shard}"
+                if tag:
+                    shard = f"{tag}:{shard}"
             key = (page, shard)
             group = groups.get(key)
             if group is None:
