@@ -159,6 +159,30 @@ def test_an_item_whose_request_died_after_the_write_still_gets_its_event_once(
     assert drain(runner) == 0  # and no second event later
 
 
+def test_a_request_killed_right_after_its_putitem_still_gets_its_event_once(
+        app_client, runner, pulse_env):
+    """A fault hook kills POST /qr's function as PutItem returns: the request fails, the
+    item is written, and its event arrives once, from the table's stream."""
+    class Killed(BaseException):  # not an Exception: nothing in the app catches it
+        pass
+
+    def kill(**_):
+        raise Killed("the function died after the item")
+
+    ddb = get_aws_client("dynamodb")
+    ddb.meta.events.register("after-call.dynamodb.PutItem", kill)
+    try:
+        with pytest.raises(Killed):
+            post(app_client, {"url": "https://killed.example/in-the-route"})
+    finally:
+        ddb.meta.events.unregister("after-call.dynamodb.PutItem", kill)
+    assert drain(runner) == 1
+    got = stats(app_client)
+    assert got["domains"] == [{"domain": "killed.example", "count": 1}]
+    assert got["recent"][0]["url"] == "https://killed.example/in-the-route"
+    assert drain(runner) == 0
+
+
 def test_a_stream_delivery_failing_then_succeeding_gives_one_event_per_item(
         app_client, runner, pulse_env):
     """PutEvents refuses every entry on each attempt of the first delivery: the handler
