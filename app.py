@@ -130,6 +130,19 @@ def qr_image(qr_id: str) -> Response:
     return qr_api.image(qr_id, app.current_request.query_params)
 
 
+# The cache table's DynamoDB stream (NEW_IMAGE) -> here -> qr.created on EVENT_BUS_NAME; a
+# failed PutEvents raises, so the stream delivers the batch again (chalicelib.qr.events).
+@app.on_dynamodb_record(stream_arn=get_settings().qr_table_stream_arn, batch_size=100,
+                        starting_position="TRIM_HORIZON")
+def qr_item_written(event) -> dict:
+    from chalicelib.qr.events import publish_item_records
+    from chalicelib.qr.wiring import get_publisher
+
+    result = publish_item_records(event.to_dict()["Records"], get_publisher())
+    app.log.info("qr items: %s", result)
+    return result
+
+
 # EventBridge rule (pattern qr.created on EVENT_BUS_NAME) -> SQS queue with a DLQ -> here.
 @app.on_sqs_message(queue=get_settings().qr_events_queue, batch_size=10)
 def qr_created(event) -> dict:

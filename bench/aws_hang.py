@@ -5,7 +5,6 @@ real app against a moto server, a redis-server and two memcached nodes the bench
     health           GET /health, moto paused
     POST /qr miss    a new URL, moto paused (the first call, GetItem, hangs)
     GET /qr/{id}     a code made before the hang, memcached flushed (GetItem hangs)
-    publish hangs    POST /qr of a new URL, moto paused just before PutEvents (201 expected)
     slow then hung   POST /qr of a new URL: moto paused before GetItem and resumed after
                      0.9 s (the GetItem succeeds late), paused again before PutObject
     get_secret       chalicelib.clients.get_secret outside any request, moto paused
@@ -110,11 +109,6 @@ def main(argv: list[str] | None = None) -> None:
                     lambda: post(f"https://shop.example/hung/{i}").status_code))
                 get_memcached().flush_all()
                 timed("GET /qr/{id} (memcached miss)", paused(lambda: get_image().status_code))
-
-                def publish_hangs():
-                    pause_before("events", "PutEvents")
-                    return post(f"https://shop.example/bus-hung/{i}").status_code
-                timed("POST /qr, publish hangs", publish_hangs)
 
                 def slow_then_hung():
                     pause_before("dynamodb", "GetItem", resume_after=SLOW_GETITEM)

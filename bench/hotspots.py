@@ -44,11 +44,13 @@ from local import processes
 T0 = 1_764_460_800.0
 
 
-def lambda_records(n: int, first_seq: int, rng: random.Random) -> list[dict]:
+def lambda_records(n: int, first_seq: int, rng: random.Random,
+                   ids: bool = True) -> list[dict]:
     out = []
     for i in range(n):
         page, session = f"page-{rng.randrange(20)}", f"s{rng.randrange(4)}"
-        data = wire.encode(page, session, rng.random(), rng.random(), 1_764_460_800_000 + i)
+        data = wire.encode(page, session, rng.random(), rng.random(), 1_764_460_800_000 + i,
+                           f"{rng.getrandbits(128):032x}" if ids else "")
         seq = str(49_600_000_000_000_000_000 + first_seq + i)
         out.append({"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": session,
                                 "sequenceNumber": seq, "data": base64.b64encode(data).decode(),
@@ -67,9 +69,10 @@ def bench_consumer(repeat: int, redis_port: int) -> list[tuple]:
 
     client = redis.Redis(port=redis_port, decode_responses=True)
     rows = []
-    for size in (100, 10_000):
+    for size, ids in ((100, False), (100, True), (10_000, False), (10_000, True)):
         rng = random.Random(size)
-        batches = [lambda_records(size, k * size, rng) for k in range(max(repeat, 10_000 // size))]
+        batches = [lambda_records(size, k * size, rng, ids)
+                   for k in range(max(repeat, 10_000 // size))]
         group_t, consume_t = [], []
         for records in batches:
             client.flushall()
@@ -81,7 +84,8 @@ def bench_consumer(repeat: int, redis_port: int) -> list[tuple]:
             result = consumer.consume(records)
             consume_t.append(time.perf_counter() - t)
             assert result.applied == size and result.malformed == 0
-        rows.append((size, rate(size, group_t), rate(size, consume_t)))
+        rows.append((f"{size:,} {'with' if ids else 'without'} click ids", rate(size, group_t),
+                     rate(size, consume_t)))
     client.close()
     return rows
 
@@ -166,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--part", choices=("all", "heatmap"), default="all",
                         help="heatmap: only 3, the heatmap next to find_hotspots")
+    parser.add_argument("--consumer-only", action="store_true",
+                        help="the consumer's throughput, not the hotspot computation")
     args = parser.parse_args(argv)
     if args.part == "heatmap":
         print_heatmap(bench_heatmap(args.repeat))
@@ -176,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             consumer_rows = bench_consumer(args.repeat, server.port)
         finally:
             server.stop()
-    compute_rows = bench_compute(args.repeat)
+    compute_rows = [] if args.consumer_only else bench_compute(args.repeat)
 
     print("| batch | (a) own computation clicks/s | (b) with Redis clicks/s |")
     print("|---:|---:|---:|")
     for size, own, full in consumer_rows:
-        print(f"| {size:,} | {own:,.0f} | {full:,.0f} |")
+        print(f"| {size} | {own:,.0f} | {full:,.0f} |")
     print()
     print("| points | scan_radius | min_points | hotspots | ours ms | DBSCAN ms | × faster |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -203,6 +203,13 @@ class Settings:
     # packages the handler (infra/qr.tf output qr_events_queue_name).
     qr_events_queue: str = _env("QR_EVENTS_QUEUE", default="pulse-qr-events", infra=True)
     qr_recent_max: int = _env("QR_RECENT_MAX", default=20)  # recent creations for the page
+    # --- qr events from the table's stream ---
+    # The QR table's DynamoDB stream (NEW_IMAGE), which the `qr_item_written` handler
+    # reads to put `qr.created` (infra: the table's stream_arn).  Locally the event
+    # runner reads the stream of QR_TABLE in moto whatever this says.
+    qr_table_stream_arn: str = _env(
+        "QR_TABLE_STREAM_ARN",
+        default="arn:aws:dynamodb:us-east-1:123456789012:table/pulse-qr-cache/stream/local")
     # A live entry found in DynamoDB is kept in memcached (the read-through cache) for at
     # most this long, never past its own ttl; 0: every lookup is a GetItem.
     qr_cache_seconds: int = _env("QR_CACHE_SECONDS", default=300)

@@ -17,7 +17,13 @@ sends, for:
   retried up to `kinesis_max_retry_attempts` times (the event source mapping's
   maximum_retry_attempts in AWS, deploy/hotspots_override.tf.json), then skipped
   and described on the SQS queue `kinesis_failure_queue`, as Lambda's on-failure
-  destination does (Lambda also bisects the batch first; this runner does not).
+  destination does (Lambda also bisects the batch first; this runner does not);
+- `@app.on_dynamodb_record`: the records of the table's DynamoDB stream in moto (the
+  table named in the handler's stream ARN: moto's stream label is only known once the
+  table exists), shard by shard in batches of the handler's `batch_size`, in Lambda's
+  DynamoDB Streams event shape; a failing batch is delivered again from the same
+  place until it succeeds, as Lambda does by default for a stream (until the records
+  expire).
 
     python -m local.events [--app-dir DIR] [--no-fire-on-start] [--fire SCHEDULE]
 
@@ -103,6 +109,7 @@ class EventRunner:
     _shards: dict[str, list[_Shard]] = field(default_factory=dict)
     _batch_sizes: dict[str, int] = field(default_factory=dict)
     _sqs_handlers: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    _table_shards: dict[str, list[_Shard]] = field(default_factory=dict)
 
     # -- discovery -------------------------------------------------------
     def _sources(self, kind: str) -> list:
@@ -122,7 +129,24 @@ class EventRunner:
         for src in self._sources("KinesisEventConfig"):
             self._shards[src.name] = self._open_shards(src.stream, src.starting_position)
             self._batch_sizes[src.name] = src.batch_size
+        for src in self._sources("DynamoDBEventConfig"):
+            self._table_shards[src.name] = self._open_table_shards(src.stream_arn,
+                                                                   src.starting_position)
+            self._batch_sizes[src.name] = src.batch_size
         return self
+
+    def _open_table_shards(self, stream_arn: str, starting_position: str) -> list[_Shard]:
+        """The shards of the DynamoDB stream of the table `stream_arn` names, in moto."""
+        table = stream_arn.split(":table/", 1)[1].split("/stream", 1)[0]
+        arn = get_aws_client("dynamodb", background=True).describe_table(
+            TableName=table)["Table"]["LatestStreamArn"]
+        streams = get_aws_client("dynamodbstreams", background=True)
+        shards = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                            ShardIteratorType=starting_position)
+            shards.append(_Shard(table, arn, shard["ShardId"], it["ShardIterator"]))
+        return shards
 
     def _route_rule_to_queue(self, name: str, pattern: dict) -> str:
         """Rule (the handler's pattern, on the app's bus) -> SQS queue the runner drains."""
@@ -320,6 +344,57 @@ class EventRunner:
             "eventSourceARN": shard.stream_arn,
         } for r in records]}
 
+    # -- DynamoDB Streams ------------------------------------------------
+    def deliver_table_records(self) -> int:
+        """One batch per shard per handler; a failing batch is delivered again from the
+        same place on the next call, until it succeeds."""
+        streams = get_aws_client("dynamodbstreams", background=True)
+        delivered = 0
+        for name, shards in self._table_shards.items():
+            for shard in shards:
+                if shard.iterator is None:
+                    continue
+                page = streams.get_records(ShardIterator=shard.iterator,
+                                           Limit=self._batch_sizes[name])
+                records = page["Records"]
+                if records:
+                    try:
+                        self._invoke(name, self._dynamodb_event(shard, records))
+                    except Exception:
+                        shard.failures += 1
+                        log.exception("dynamodb handler %s failed on %s (attempt %d); the "
+                                      "batch is delivered again", name, shard.shard_id,
+                                      shard.failures)
+                        shard.iterator = self._table_iterator_after(streams, shard)
+                        continue
+                    delivered += len(records)
+                    shard.failures = 0
+                    shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+                shard.iterator = page.get("NextShardIterator")
+        return delivered
+
+    @staticmethod
+    def _table_iterator_after(streams, shard: _Shard) -> str:
+        if shard.last_sequence is None:
+            kind = {"ShardIteratorType": "TRIM_HORIZON"}
+        else:
+            kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                    "SequenceNumber": shard.last_sequence}
+        return streams.get_shard_iterator(StreamArn=shard.stream_arn, ShardId=shard.shard_id,
+                                          **kind)["ShardIterator"]
+
+    def _dynamodb_event(self, shard: _Shard, records: list[dict]) -> dict:
+        def record(r: dict) -> dict:
+            body = dict(r["dynamodb"])
+            created = body.get("ApproximateCreationDateTime")
+            if isinstance(created, datetime):  # Lambda sends epoch seconds
+                body["ApproximateCreationDateTime"] = int(created.timestamp())
+            return {"eventID": r["eventID"], "eventName": r["eventName"],
+                    "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                    "awsRegion": self.settings.region, "dynamodb": body,
+                    "eventSourceARN": shard.stream_arn}
+        return {"Records": [record(r) for r in records]}
+
     # -- loop ------------------------------------------------------------
     def run_forever(self, stop: threading.Event, idle_sleep: float = 0.25) -> None:
         """Schedules, events and records each on their own thread, like separate Lambdas."""
@@ -336,7 +411,8 @@ class EventRunner:
 
         threads = [threading.Thread(target=loop, args=(step,), daemon=True)
                    for step in (self.run_due_schedules, self.deliver_events,
-                                self.deliver_messages, self.deliver_records)]
+                                self.deliver_messages, self.deliver_records,
+                                self.deliver_table_records)]
         for t in threads:
             t.start()
         stop.wait()
@@ -375,9 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(runner.fire_schedule(args.fire), default=str))
         return 0
     runner.setup(fire_on_start=not args.no_fire_on_start)
-    log.info("schedules: %s; event rules: %s; sqs consumers: %s; kinesis consumers: %s",
+    log.info("schedules: %s; event rules: %s; sqs consumers: %s; kinesis consumers: %s; "
+             "dynamodb stream consumers: %s",
              [s.name for s in runner._schedules] or "none", list(runner._queues) or "none",
-             list(runner._sqs_handlers) or "none", list(runner._shards) or "none")
+             list(runner._sqs_handlers) or "none", list(runner._shards) or "none",
+             list(runner._table_shards) or "none")
     stop = threading.Event()
     try:
         runner.run_forever(stop)

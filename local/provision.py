@@ -39,17 +39,25 @@ def ensure_bucket(name: str, region: str) -> None:
         "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
 
 
-def ensure_table(name: str) -> None:
-    """The QR cache table: partition key `pk`, expiry attribute `ttl` (as infra/qr.tf)."""
+def ensure_table(name: str) -> str:
+    """The QR cache table: partition key `pk`, expiry attribute `ttl`, a DynamoDB stream of
+    new images (as infra/qr.tf); returns the stream's ARN."""
     ddb = get_aws_client("dynamodb", background=True)
-    if _exists(lambda: ddb.describe_table(TableName=name), ("ResourceNotFoundException",)):
-        return
-    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": "ttl"})
-    log.info("created table %s", name)
+    stream = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    if not _exists(lambda: ddb.describe_table(TableName=name), ("ResourceNotFoundException",)):
+        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                         StreamSpecification=stream)
+        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": "ttl"})
+        log.info("created table %s", name)
+    table = ddb.describe_table(TableName=name)["Table"]
+    if not table.get("StreamSpecification", {}).get("StreamEnabled"):
+        table = ddb.update_table(TableName=name, StreamSpecification=stream)[
+            "TableDescription"]
+        log.info("enabled the stream of table %s", name)
+    return table["LatestStreamArn"]
 
 
 def ensure_event_bus(name: str) -> str:
@@ -117,9 +125,10 @@ def ensure_qr_events(settings: Settings) -> dict:
 def provision(settings: Settings) -> dict:
     """Everything the app expects to find; safe to run on every start."""
     ensure_bucket(settings.qr_bucket, settings.region)
-    ensure_table(settings.qr_table)
+    table_stream_arn = ensure_table(settings.qr_table)
     bus_arn = ensure_event_bus(settings.event_bus_name)
     stream_arn = ensure_stream(settings.click_stream_name)
     qr_wiring = ensure_qr_events(settings)
     return {"bucket": settings.qr_bucket, "table": settings.qr_table,
+            "table_stream_arn": table_stream_arn,
             "event_bus_arn": bus_arn, "stream_arn": stream_arn, **qr_wiring}

@@ -173,7 +173,8 @@ def test_posted_clicks_reach_the_stream_keyed_by_session(app_client, pulse_env):
     assert len(got) == 103
     assert {r["PartitionKey"] for _, r in got} == {"s-1", "s-2"}
     data = json.loads(got[0][1]["Data"])
-    assert set(data) == {"p", "s", "x", "y", "t"} and data["p"] == "home"
+    assert set(data) == {"p", "s", "x", "y", "t", "i"} and data["p"] == "home"
+    assert len({json.loads(r["Data"])["i"] for _, r in got}) == 503  # an id per click
     # without a session, each request gets its own key: never one fixed key
     post(app_client, {"page": "home", "clicks": clicks(1)})
     post(app_client, {"page": "home", "clicks": clicks(1)})
@@ -187,6 +188,8 @@ BAD = [
     ({"page": "home", "clicks": [{"x": "0.5", "y": 0.5, "t": 1}]}, "clicks[0].x"),
     ({"page": "home", "clicks": [{"x": True, "y": 0.5, "t": 1}]}, "clicks[0].x"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5}]}, "clicks[0].t"),
+    ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 1, "id": "a b"}]}, "clicks[0].id"),
+    ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 1, "id": 7}]}, "clicks[0].id"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": "now"}]}, "clicks[0].t"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 1.5}]}, "clicks[0].t"),
     ({"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 2.0 ** 53}]}, "clicks[0].t"),
@@ -209,7 +212,7 @@ def test_a_whole_time_written_as_a_float_is_accepted_as_its_integer(app_client, 
                                                                  "t": float(t)}]})
     assert (status, body) == (202, {"accepted": 1, "page": "home"})
     [(_, record)] = stream_records(pulse_env.click_stream_name)
-    assert json.loads(record["Data"])["t"] == t and b'"t":%d}' % t in record["Data"]
+    assert json.loads(record["Data"])["t"] == t and b'"t":%d,' % t in record["Data"]
 
 
 @pytest.mark.parametrize(("body", "field"), BAD, ids=[f for _, f in BAD])

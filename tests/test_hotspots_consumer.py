@@ -218,11 +218,11 @@ class Flaky:
     def __init__(self, store, failures, error=redis.ConnectionError):
         self.store, self.failures, self.error, self.calls = store, failures, error, 0
 
-    def apply_many(self, groups):
+    def apply_many(self, groups, replay=False):
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error("Redis is down")
-        return self.store.apply_many(groups)
+        return self.store.apply_many(groups, replay=replay)
 
     def count_malformed(self, n):
         return self.store.count_malformed(n)

@@ -1,7 +1,9 @@
-"""`qr.created` through the chosen wiring: PutEvents on the app's bus -> rule ->
-SQS queue (DLQ after 5 receives) -> the `qr_created` handler, delivered by the
-local event runner as Lambda's SQS event source would; the handler's counts on
-GET /qr and the page's data; idempotence; `make run` end to end."""
+"""`qr.created` through the chosen wiring: the item's write -> the table's DynamoDB
+stream -> the `qr_item_written` handler -> PutEvents on the app's bus -> rule -> SQS
+queue (DLQ after 5 receives) -> the `qr_created` handler, delivered by the local event
+runner as Lambda's event sources would; the handler's counts on GET /qr and the page's
+data; exactly one event per item when the request dies after the item or a stream
+delivery fails; idempotence; `make run` end to end."""
 from __future__ import annotations
 
 import json
@@ -31,7 +33,45 @@ def queue_url(settings, suffix: str = "") -> str:
 
 
 def drain(runner, rounds: int = 5) -> int:
-    return sum(runner.deliver_messages() for _ in range(rounds))
+    """Stream records to PutEvents, then the rule's queue to the handler: messages handled."""
+    handled = 0
+    for _ in range(rounds):
+        runner.deliver_table_records()
+        handled += runner.deliver_messages()
+    return handled
+
+
+def queued(settings) -> list[dict]:
+    """The `qr.created` events waiting in the rule's queue (left there, visible again)."""
+    sqs = get_aws_client("sqs")
+    got = sqs.receive_message(QueueUrl=queue_url(settings), MaxNumberOfMessages=10,
+                              VisibilityTimeout=0).get("Messages", [])
+    return [json.loads(m["Body"])["detail"] for m in got]
+
+
+class PutEventsFault:
+    """Fault injection on the stream handler's PutEvents (its background events client):
+    the first `failing` calls answer 200 with no entry accepted; later calls go to moto."""
+
+    def __init__(self, failing: int):
+        self.failing, self.calls = failing, []
+        get_aws_client("events", background=True).meta.events.register(
+            "before-call.events.PutEvents", self)
+
+    def __call__(self, params, **_):
+        from botocore.awsrequest import AWSResponse
+
+        entries = json.loads(params["body"])["Entries"]
+        self.calls.append(len(entries))
+        if len(self.calls) > self.failing:
+            return None
+        return AWSResponse("http://events.injected/", 200, {}, None), {
+            "FailedEntryCount": len(entries),
+            "Entries": [{"ErrorCode": "InternalFailure"} for _ in entries]}
+
+    def remove(self):
+        get_aws_client("events", background=True).meta.events.unregister(
+            "before-call.events.PutEvents", self)
 
 
 def stats(client) -> dict:
@@ -58,6 +98,7 @@ def test_creation_reaches_the_handler_and_the_stats(app_client, runner):
 
 def test_a_redelivered_event_counts_once(app_client, runner, pulse_env):
     post(app_client, {"url": "https://once.example/"})
+    runner.deliver_table_records()
     sqs = get_aws_client("sqs")
     message = sqs.receive_message(QueueUrl=queue_url(pulse_env), VisibilityTimeout=0)[
         "Messages"][0]
@@ -98,6 +139,98 @@ def test_a_failing_handler_is_retried_then_the_event_goes_to_the_dlq(
                               MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"])["detail"]["domain"] for m in dlq] == ["doomed.example"]
     assert drain(runner) == 0 and stats(app_client)["domains"] == []
+
+
+def test_an_item_whose_request_died_after_the_write_still_gets_its_event_once(
+        app_client, runner, pulse_env):
+    """The request's function writes the item and dies before anything else (the kill
+    between the item and the event): the stream still brings the event, once."""
+    from chalicelib.qr.spec import QrSpec
+    from chalicelib.qr.wiring import get_service
+
+    service = get_service()
+    spec = QrSpec(url="https://killed.example/after-the-item")
+    key = service.store.put_image(spec, b"image bytes")
+    entry = service.store.claim(spec, key, time.time(), 3600)  # ...and the function dies
+    assert entry is not None
+    assert drain(runner) == 1
+    got = stats(app_client)
+    assert got["domains"] == [{"domain": "killed.example", "count": 1}]
+    assert [r["id"] for r in got["recent"]] == [entry.id]
+    assert drain(runner) == 0  # and no second event later
+
+
+def test_a_request_killed_right_after_its_putitem_still_gets_its_event_once(
+        app_client, runner, pulse_env):
+    """A fault hook kills POST /qr's function as PutItem returns: the request fails, the
+    item is written, and its event arrives once, from the table's stream."""
+    class Killed(BaseException):  # not an Exception: nothing in the app catches it
+        pass
+
+    def kill(**_):
+        raise Killed("the function died after the item")
+
+    ddb = get_aws_client("dynamodb")
+    ddb.meta.events.register("after-call.dynamodb.PutItem", kill)
+    try:
+        with pytest.raises(Killed):
+            post(app_client, {"url": "https://killed.example/in-the-route"})
+    finally:
+        ddb.meta.events.unregister("after-call.dynamodb.PutItem", kill)
+    assert drain(runner) == 1
+    got = stats(app_client)
+    assert got["domains"] == [{"domain": "killed.example", "count": 1}]
+    assert got["recent"][0]["url"] == "https://killed.example/in-the-route"
+    assert drain(runner) == 0
+
+
+def test_a_stream_delivery_failing_then_succeeding_gives_one_event_per_item(
+        app_client, runner, pulse_env):
+    """PutEvents refuses every entry on each attempt of the first delivery: the handler
+    raises, the runner delivers the same batch again, and each item's event arrives."""
+    urls = [f"https://retry.example/{i}" for i in range(3)]
+    ids = [post(app_client, {"url": u})[1]["id"] for u in urls]
+    fault = PutEventsFault(failing=4)  # the publisher's 4 attempts of the first delivery
+    try:
+        assert runner.deliver_table_records() == 0  # failed: nothing delivered
+        assert queued(pulse_env) == []
+        assert runner.deliver_table_records() == 3  # the same batch, again
+    finally:
+        fault.remove()
+    assert fault.calls == [3, 3, 3, 3, 3]
+    assert sorted(d["id"] for d in queued(pulse_env)) == sorted(ids)
+    assert drain(runner) == 3
+    assert stats(app_client)["domains"] == [{"domain": "retry.example", "count": 3}]
+
+
+def test_a_redelivered_stream_batch_makes_no_second_creation(app_client, runner, pulse_env,
+                                                             monkeypatch):
+    """A batch whose events were put but whose handler then failed (the function timed
+    out after PutEvents) is delivered again and puts them again: the creation log counts
+    each creation once."""
+    from chalicelib.qr import events as qr_events
+
+    post(app_client, {"url": "https://twice.example/a"})
+    post(app_client, {"url": "https://twice.example/b"})
+    real = qr_events.publish_item_records
+    runs = []
+
+    def dies_after_publishing(records, publisher):
+        result = real(records, publisher)
+        runs.append(result)
+        if len(runs) == 1:
+            raise TimeoutError("the function timed out after PutEvents")
+        return result
+
+    monkeypatch.setattr(qr_events, "publish_item_records", dies_after_publishing)
+    assert runner.deliver_table_records() == 0
+    assert runner.deliver_table_records() == 2
+    assert [r["events"] for r in runs] == [2, 2]
+    assert len(queued(pulse_env)) == 4  # each event put twice
+    assert drain(runner) == 4
+    got = stats(app_client)
+    assert got["domains"] == [{"domain": "twice.example", "count": 2}]
+    assert len(got["recent"]) == 2
 
 
 @pytest.mark.slow

@@ -1,9 +1,11 @@
 """What the click and hotspot routes answer: parse the input, call the writer/store, shape JSON."""
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
+import uuid
 from collections.abc import Mapping
 
 from chalicelib import telemetry
@@ -22,6 +24,8 @@ MAX_CLICKS = 100
 # no spaces, bounded length.
 PAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A click's id: a resend with the same id is counted once (store.py).
+CLICK_ID = SESSION_ID
 MAX_T = 2 ** 53  # epoch ms as a JSON number stays exact below this
 
 
@@ -69,7 +73,29 @@ def parse_viewport(body: Mapping) -> str | None:
                        f"width class), got {value!r:.40}", field="viewport")
 
 
-def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, float, int]]]:
+def _click_id(click: Mapping, where: str) -> str | None:
+    value = click.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLICK_ID.fullmatch(value):
+        raise InvalidInput(f"'{where}.id' must be 1-64 characters of letters, digits and _-",
+                           field=f"{where}.id")
+    return value
+
+
+def make_click_id(page: str, session: str | None, x: float, y: float, t: int) -> str:
+    """The id of a click its client sent without one: with a session, derived from
+    (page, session, t, x, y), so the same click resent after a 503 or a timeout gets the
+    same id (and a session cannot click one spot twice in one millisecond); without a
+    session nothing identifies the client again, so a random uuid4 hex."""
+    if session is None:
+        return uuid.uuid4().hex
+    text = f"{page}\n{session}\n{t}\n{x!r}\n{y!r}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def parse_clicks(body: Mapping) -> tuple[str, str | None,
+                                          list[tuple[float, float, int, str | None]]]:
     page = _ident(body, "page", PAGE_ID, required=True)
     session = _ident(body, "session", SESSION_ID, required=False)
     clicks = body.get("clicks")
@@ -87,7 +113,7 @@ def parse_clicks(body: Mapping) -> tuple[str, str | None, list[tuple[float, floa
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < MAX_T:
             raise InvalidInput(f"'{where}.t' must be a time in epoch milliseconds (an integer)",
                                field=f"{where}.t")
-        parsed.append((x, y, t))
+        parsed.append((x, y, t, _click_id(click, where)))
     return page, session, parsed
 
 
@@ -99,7 +125,9 @@ def post_clicks(raw_body, writer=None) -> tuple[dict, int]:
     # One partition key per client session spreads pages over shards and keeps each
     # session's clicks in order; a client without a session gets one per request.
     key = session or secrets.token_hex(8)
-    records = [(wire.encode(page, key, x, y, t, viewport), key) for x, y, t in clicks]
+    records = [(wire.encode(page, key, x, y, t, viewport,
+                            cid or make_click_id(page, session, x, y, t)), key)
+               for x, y, t, cid in clicks]
     result = (writer or wiring.get_writer()).put(records)
     telemetry.count("hotspots", "ClicksAccepted", result.accepted)
     telemetry.count("hotspots", "ClicksRefused", len(result.failed))
@@ -217,8 +245,13 @@ def openapi_part() -> dict:
                 "clicks": oa.array(oa.obj({"x": unit, "y": unit,
                                            "t": {"type": "integer", "minimum": 0,
                                                  "maximum": MAX_T - 1,
-                                                 "description": "epoch milliseconds"}},
-                                          extra=True),
+                                                 "description": "epoch milliseconds"},
+                                           "id": {"type": ["string", "null"],
+                                                  "pattern": oa.anchored(CLICK_ID.pattern),
+                                                  "description": "the click's id: a click "
+                                                                 "sent again with the same "
+                                                                 "id is counted once"}},
+                                          required=["x", "y", "t"], extra=True),
                                    minItems=1, maxItems=MAX_CLICKS)},
         },
         "ClicksAccepted": oa.obj({"accepted": {"type": "integer", "minimum": 1},

@@ -8,6 +8,9 @@ slot and one script may touch all of them (MemoryDB always runs as a cluster):
     pulse:hs:{page}:meta    HASH  seq:<shardId> -> last applied sequence number of that
                                   shard; version (bumped by every change of the window);
                                   newest (latest arrival_ms seen)
+    pulse:hs:{page}:ids     ZSET  click id -> arrival_ms of the page's recent clicks: those
+                                  within the window, at most 4 x max_clicks, expiring
+                                  2 x the window after the last click
     pulse:hs:{page}:result  STR   JSON of the hotspots last computed, with the window
                                   version they were computed from (a cache: readers
                                   compute on a version change, see reader.py)
@@ -31,7 +34,15 @@ applied from its shard (kept in `meta`, in the same slot as the window) and appl
 only newer ones, moving the stored sequence number in the same atomic step.  A
 redelivered batch therefore changes nothing, and neither does a retried script call.
 Sequence numbers are decimal strings of up to 128 digits: compared by length, then
-digit by digit.
+digit by digit.  The shard name the consumer passes names the stream too (its ARN and
+creation time, consumer.py), so a new stream of the same name starts fresh.
+
+Exactly once: a click resent by its client (after a 503 or a timed-out PutRecords that
+did get in) is a new record with the same click id.  The script drops a record whose id
+is in the page's `ids` set, and adds the id of each click it applies, in the same step.
+The set is bounded: ids of clicks older than the window (by arrival time) and beyond the
+newest 4 x max_clicks are removed, so a resend is dropped when it arrives within the
+window of the original and fewer than 4 x max_clicks clicks after it on that page.
 
 The window is bounded in the script: LTRIM to the last `max_clicks`, then clicks
 older than `newest - window_ms` are popped from the head (a bounded number per call;
@@ -58,8 +69,14 @@ def page_keys(page: str) -> tuple[str, str, str]:
     return base + "win", base + "meta", base + "result"
 
 
-# KEYS: win, meta.  ARGV: shard, max_clicks, window_ms, then (seq, arrival_ms, item) per
-# record in shard order.  Returns {applied, version}.
+def ids_key(page: str) -> str:
+    """The page's recent click ids (ZSET id -> arrival ms), in the page's slot."""
+    return f"{_PREFIX}{{{page}}}:ids"
+
+
+# KEYS: win, meta, ids.  ARGV: shard, max_clicks, window_ms, replay ("1": ignore and keep
+# the shard's checkpoint), then (seq, arrival_ms, click id or "", item) per record in
+# shard order.  Returns {applied, version, duplicates}.
 _LUA_APPLY = r"""
 local function check(key, want)
   local t = redis.call('TYPE', key)
@@ -68,6 +85,7 @@ local function check(key, want)
 end
 check(KEYS[1], 'list')
 check(KEYS[2], 'hash')
+check(KEYS[3], 'zset')
 local function newer(a, b)
   if not b then return true end
   if #a ~= #b then return #a > #b end
@@ -79,16 +97,36 @@ local function newer(a, b)
 end
 local field = 'seq:' .. ARGV[1]
 local max_clicks, window_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
-local last = redis.call('HGET', KEYS[2], field)
+local replay = ARGV[4] == '1'
+local first = redis.call('HGET', KEYS[2], field)
+local last = first
 local newest = tonumber(redis.call('HGET', KEYS[2], 'newest') or '0')
-local items = {}
-for i = 4, #ARGV, 3 do
-  if newer(ARGV[i], last) then
-    last = ARGV[i]
-    local at = tonumber(ARGV[i + 1])
-    if at > newest then newest = at end
-    items[#items + 1] = ARGV[i + 2]
+local items, duplicates, ids = {}, 0, 0
+for i = 5, #ARGV, 4 do
+  if replay or newer(ARGV[i], last) then
+    if not replay then last = ARGV[i] end
+    local at, id = tonumber(ARGV[i + 1]), ARGV[i + 2]
+    if id ~= '' and redis.call('ZSCORE', KEYS[3], id) then
+      duplicates = duplicates + 1
+    else
+      if id ~= '' then
+        redis.call('ZADD', KEYS[3], at, id)
+        ids = ids + 1
+      end
+      if at > newest then newest = at end
+      items[#items + 1] = ARGV[i + 3]
+    end
   end
+end
+if ids > 0 then
+  -- ids of clicks older than the window, and beyond the newest 4 x max_clicks, go
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (newest - window_ms))
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(4 * max_clicks) - 1)
+  redis.call('PEXPIRE', KEYS[3], 2 * window_ms)
+end
+if last ~= first then
+  redis.call('HSET', KEYS[2], field, last)
+  redis.call('PEXPIRE', KEYS[2], window_ms)  -- a page's keys live a window past its last write
 end
 local version
 if #items > 0 then
@@ -102,14 +140,14 @@ if #items > 0 then
     if not head or tonumber(string.match(head, '^%d+')) >= cutoff then break end
     redis.call('LPOP', KEYS[1])
   end
-  redis.call('HSET', KEYS[2], field, last, 'newest', newest)
+  redis.call('HSET', KEYS[2], 'newest', newest)
   version = redis.call('HINCRBY', KEYS[2], 'version', 1)
   redis.call('PEXPIRE', KEYS[1], window_ms)
   redis.call('PEXPIRE', KEYS[2], window_ms)
 else
   version = tonumber(redis.call('HGET', KEYS[2], 'version') or '0')
 end
-return {#items, version}
+return {#items, version, duplicates}
 """
 
 # KEYS: meta, result.  Returns {version or false, result JSON or false} in one round trip.
@@ -165,6 +203,7 @@ class Click:
 class Applied:
     applied: int  # records that were new
     version: int  # the window's version after the script
+    duplicates: int = 0  # new records whose click id the page had seen: dropped
 
 
 def encode_click(arrival_ms: int, x: float, y: float, viewport: str = "") -> str:
@@ -189,32 +228,38 @@ class HotspotStore:
         self._save = redis.register_script(_LUA_SAVE)
         self._current = redis.register_script(_LUA_CURRENT)
 
-    def _apply_call(self, page: str, shard: str,
-                    records: Sequence[tuple]) -> tuple[list, list]:
+    def _apply_call(self, page: str, shard: str, records: Sequence[tuple],
+                    replay: bool = False) -> tuple[list, list]:
         win, meta, _ = page_keys(page)
-        args: list = [shard, self.max_clicks, self.window_ms]
-        for seq, at, x, y, *viewport in records:
-            args += (seq, at, encode_click(at, x, y, *viewport))
-        return [win, meta], args
+        args: list = [shard, self.max_clicks, self.window_ms, "1" if replay else "0"]
+        for rec in records:
+            seq, at, x, y = rec[:4]
+            viewport = rec[4] if len(rec) > 4 else ""
+            click_id = rec[5] if len(rec) > 5 else ""
+            args += (seq, at, click_id, encode_click(at, x, y, viewport))
+        return [win, meta, ids_key(page)], args
 
-    def apply(self, page: str, shard: str,
-              records: Sequence[tuple]) -> Applied:
-        """Add the records (sequence number, arrival ms, x, y[, viewport class]) of one
-        shard, in shard order, that are newer than the last applied from that shard."""
-        keys, args = self._apply_call(page, shard, records)
+    def apply(self, page: str, shard: str, records: Sequence[tuple],
+              replay: bool = False) -> Applied:
+        """Add the records (sequence number, arrival ms, x, y[, viewport class[, click id]])
+        of one shard, in shard order, that are newer than the last applied from that shard
+        and whose click id the page has not seen within the window.  `replay`: every record
+        is a candidate, the click id alone decides, and the shard's checkpoint stays."""
+        keys, args = self._apply_call(page, shard, records, replay)
         out = self._apply(keys=keys, args=args)
-        return Applied(int(out[0]), int(out[1]))
+        return Applied(int(out[0]), int(out[1]), int(out[2]))
 
-    def apply_many(self, batches: Sequence[tuple[str, str, Sequence]]) -> list[Applied]:
+    def apply_many(self, batches: Sequence[tuple[str, str, Sequence]],
+                   replay: bool = False) -> list[Applied]:
         """`apply` for several (page, shard, records) in one round trip (a pipeline of the
         script; per node on a cluster).  A script the server does not have cached yet
         (NOSCRIPT) is run again on its own: the script is idempotent, so that is safe."""
         if len(batches) <= 1:
-            return [self.apply(*batch) for batch in batches]
+            return [self.apply(*batch, replay=replay) for batch in batches]
         from redis.exceptions import NoScriptError
 
         pipe = self.redis.pipeline(transaction=False)
-        calls = [self._apply_call(*batch) for batch in batches]
+        calls = [self._apply_call(*batch, replay=replay) for batch in batches]
         for keys, args in calls:
             # execute_command: ClusterPipeline blocks its evalsha() method, not the command
             pipe.execute_command("EVALSHA", self._apply.sha, len(keys), *keys, *args)
@@ -225,7 +270,7 @@ class HotspotStore:
                 out = self._apply(keys=keys, args=args)
             elif isinstance(out, Exception):
                 raise out
-            applied.append(Applied(int(out[0]), int(out[1])))
+            applied.append(Applied(int(out[0]), int(out[1]), int(out[2])))
         return applied
 
     def save_result(self, page: str, version: int, result: dict) -> bool:
@@ -245,7 +290,7 @@ class HotspotStore:
         if evicted:
             pipe = self.redis.pipeline(transaction=False)
             for page in evicted:
-                for key in (*page_keys(page), views_key(page)):
+                for key in (*page_keys(page), views_key(page), ids_key(page)):
                     pipe.delete(key)  # one key a command: the pages are on other slots
             pipe.execute()
         return evicted

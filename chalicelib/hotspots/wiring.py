@@ -49,4 +49,20 @@ def get_consumer(retry_seconds: float | None = None,
         retry_seconds = get_settings().hotspots_consume_retry_seconds
     if remaining_ms is not None:
         retry_seconds = retry_seconds_within(retry_seconds, remaining_ms())
-    return HotspotConsumer(get_store(), retry_seconds=retry_seconds)
+    return HotspotConsumer(get_store(), retry_seconds=retry_seconds,
+                           streams=get_stream_tags())
+
+
+def get_stream_tags():
+    """The stream incarnation tags of this container (consumer.StreamTags), kept across
+    invocations; their Kinesis client is the shared background one."""
+    global _stream_tags
+    if _stream_tags is None:
+        from chalicelib.clients import get_aws_client
+        from chalicelib.hotspots.consumer import StreamTags
+
+        _stream_tags = StreamTags(lambda: get_aws_client("kinesis", background=True))
+    return _stream_tags
+
+
+_stream_tags = None

@@ -1,18 +1,26 @@
-"""`qr.created` on the app's EventBridge bus: at least once, never failing the request.
+"""`qr.created` on the app's EventBridge bus, following from the cache item's write.
+
+The request path writes the item and nothing else: the table's DynamoDB stream
+(NEW_IMAGE) carries each written item to the `qr_item_written` handler (app.py), which
+puts one `qr.created` event per item it inserted or replaced (`events_from_records`).
+A failed put raises (`EventPublisher.publish_all`), so Lambda delivers the stream batch
+again until it succeeds or the stream no longer holds it (24 h): an item whose request
+died right after the write still gets its event.  A batch delivered again puts its
+events again; the `qr.created` handler counts a creation once (its creation id,
+creations.py), so the stats stay exact.
 
 PutEvents answers 200 even when an entry was not accepted: the entry then has an
-ErrorCode and FailedEntryCount counts it.  botocore's retries cover a failed
-call, not a failed entry, so failed entries are sent again here with
-exponential backoff, a few times within a bounded time.  What still fails is
-logged and dropped: the image and cache entry exist, and only the statistics
-on the page miss one creation.
+ErrorCode and FailedEntryCount counts it.  botocore's retries cover a failed call,
+not a failed entry, so failed entries are sent again here with exponential backoff,
+a few times, before the batch is given back to the stream.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
 
 from chalicelib.qr.store import Entry
 
@@ -20,6 +28,11 @@ log = logging.getLogger("pulse.qr")
 
 SOURCE = "pulse.qr"
 DETAIL_TYPE = "qr.created"
+MAX_ENTRIES_PER_CALL = 10  # PutEvents' limit
+
+
+class EventsNotPublished(RuntimeError):
+    """Some events were not accepted: the stream batch must be delivered again."""
 
 
 def created_event(entry: Entry, domain: str, bus: str) -> dict:
@@ -29,6 +42,30 @@ def created_event(entry: Entry, domain: str, bus: str) -> dict:
             "Detail": json.dumps(detail, separators=(",", ":"))}
 
 
+def events_from_records(records: Iterable[Mapping], bus: str) -> tuple[list[dict], int]:
+    """(the `qr.created` entries of a DynamoDB Streams batch, records skipped): one per
+    QR item inserted or replaced (an expired entry written over is a new creation);
+    removals (TTL expiry) and items that are no QR cache entry are skipped."""
+    from chalicelib.qr.store import entry_from_item
+
+    entries, skipped = [], 0
+    for record in records:
+        image = (record.get("dynamodb") or {}).get("NewImage") or {}
+        if record.get("eventName") not in ("INSERT", "MODIFY") \
+                or not image.get("pk", {}).get("S", "").startswith("qr#") \
+                or not image.get("creation", {}).get("S"):
+            skipped += 1
+            continue
+        try:
+            entry = entry_from_item(image)
+        except (KeyError, TypeError, ValueError) as exc:  # no retry can fix it
+            log.warning("qr item %s: not a cache entry (%r); no event", image.get("pk"), exc)
+            skipped += 1
+            continue
+        entries.append(created_event(entry, urlsplit(entry.url).hostname or "", bus))
+    return entries, skipped
+
+
 class EventPublisher:
     def __init__(self, events, bus: str, attempts: int = 4, base_delay: float = 0.05,
                  sleep: Callable[[float], None] = time.sleep):
@@ -36,7 +73,7 @@ class EventPublisher:
         self.attempts, self.base_delay, self.sleep = attempts, base_delay, sleep
 
     def publish(self, entries: list[dict]) -> int:
-        """Send entries; returns how many were accepted.  Never raises."""
+        """Send at most 10 entries; returns how many were accepted.  Never raises."""
         pending, accepted = list(entries), 0
         for attempt in range(self.attempts):
             if attempt:
@@ -44,9 +81,8 @@ class EventPublisher:
             try:
                 resp = self.events.put_events(Entries=pending)
             except Exception as exc:
-                # botocore has already retried the call itself (standard mode);
-                # more tries here would only hold the caller longer.
-                log.error("PutEvents failed, %d entries dropped: %r", len(pending), exc)
+                # botocore has already retried the call itself (standard mode)
+                log.error("PutEvents failed, %d entries not sent: %r", len(pending), exc)
                 return accepted
             failed = [e for e, r in zip(pending, resp.get("Entries", []), strict=False)
                       if r.get("ErrorCode")]
@@ -57,5 +93,27 @@ class EventPublisher:
                         len(pending), attempt + 1,
                         {r.get("ErrorCode") for r in resp["Entries"] if r.get("ErrorCode")})
             pending = failed
-        log.error("PutEvents: %d entries dropped after %d attempts", len(pending), self.attempts)
+        log.error("PutEvents: %d entries not sent after %d attempts", len(pending),
+                  self.attempts)
         return accepted
+
+    def publish_all(self, entries: list[dict]) -> int:
+        """Send every entry, 10 a call; EventsNotPublished when any is still not accepted
+        (the caller's batch is then delivered again, and all of it is sent again)."""
+        sent = 0
+        for i in range(0, len(entries), MAX_ENTRIES_PER_CALL):
+            chunk = entries[i:i + MAX_ENTRIES_PER_CALL]
+            accepted = self.publish(chunk)
+            if accepted < len(chunk):
+                raise EventsNotPublished(
+                    f"{len(entries) - sent - accepted} of {len(entries)} qr.created events "
+                    "not accepted; the stream delivers the batch again")
+            sent += accepted
+        return sent
+
+
+def publish_item_records(records: Iterable[Mapping], publisher: EventPublisher) -> dict:
+    """The `qr_item_written` handler's work: {"events", "skipped"}; raises when an event
+    was not accepted, so Lambda retries the batch."""
+    entries, skipped = events_from_records(records, publisher.bus)
+    return {"events": publisher.publish_all(entries), "skipped": skipped}

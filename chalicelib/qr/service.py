@@ -1,4 +1,8 @@
-"""Create-or-reuse a QR code: cache lookup, render, store, claim, publish."""
+"""Create-or-reuse a QR code: cache lookup, render, store, claim.
+
+The `qr.created` event is not put here: it follows from the item's write through the
+table's DynamoDB stream (chalicelib.qr.events), so a request that dies right after the
+write cannot leave an item without its event, and the miss makes no PutEvents call."""
 from __future__ import annotations
 
 import time
@@ -8,7 +12,6 @@ from typing import Protocol
 
 from chalicelib import telemetry
 from chalicelib.errors import NotFound
-from chalicelib.qr.events import EventPublisher, created_event
 from chalicelib.qr.spec import QrSpec
 from chalicelib.qr.store import Entry, QrStore
 
@@ -31,10 +34,10 @@ class QrService:
     """`lookup` finds live entries and their images: the store itself (one GetItem, one
     GetObject), or the store behind memcached (chalicelib.qr.cached)."""
 
-    def __init__(self, store: QrStore, publisher: EventPublisher, ttl_seconds: int = 86400,
+    def __init__(self, store: QrStore, ttl_seconds: int = 86400,
                  presign_seconds: int = 3600, clock: Callable[[], float] = time.time,
                  lookup: Lookup | None = None):
-        self.store, self.publisher = store, publisher
+        self.store = store
         self.lookup = lookup or store
         self.ttl_seconds, self.presign_seconds = ttl_seconds, presign_seconds
         self.clock = clock
@@ -76,7 +79,6 @@ class QrService:
                 raise RuntimeError(f"cache entry {spec.id} vanished after a lost claim")
             return self._outcome(entry, False, now)
         telemetry.count("qr", "QrCreated")
-        self.publisher.publish([created_event(entry, spec.domain, self.publisher.bus)])
         return self._outcome(entry, True, now)
 
     def live_entry(self, qr_id: str) -> Entry:

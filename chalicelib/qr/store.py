@@ -51,6 +51,11 @@ def _entry(item: dict) -> Entry:
                  creation=item.get("creation", {}).get("S", ""))
 
 
+# The item's fields as an Entry, also for an image from the table's DynamoDB stream (the
+# same attribute-value shape): chalicelib.qr.events.
+entry_from_item = _entry
+
+
 class QrStore:
     """S3 objects + DynamoDB items of QR codes; handed its clients."""
 

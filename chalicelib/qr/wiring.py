@@ -11,7 +11,6 @@ def get_service(clock=None):
     from chalicelib.cache.readthrough import ReadThroughCache
     from chalicelib.clients import get_aws_client, get_memcached
     from chalicelib.qr.cached import CachedEntries
-    from chalicelib.qr.events import EventPublisher
     from chalicelib.qr.service import QrService
     from chalicelib.qr.store import QrStore
     from chalicelib.settings import get_settings
@@ -23,9 +22,19 @@ def get_service(clock=None):
     if s.qr_cache_seconds > 0:
         cache = ReadThroughCache(get_memcached(), jitter=s.cache_ttl_jitter, clock=clock)
         lookup = CachedEntries(store, cache, max_seconds=s.qr_cache_seconds)
-    return QrService(store, EventPublisher(get_aws_client("events"), s.event_bus_name),
-                     ttl_seconds=s.qr_ttl_seconds, presign_seconds=s.qr_presign_seconds,
+    return QrService(store, ttl_seconds=s.qr_ttl_seconds, presign_seconds=s.qr_presign_seconds,
                      clock=clock, lookup=lookup)
+
+
+def get_publisher():
+    """`qr.created` onto the app's bus, for the table's stream handler (a background path:
+    the stream waits, no request does)."""
+    from chalicelib.clients import get_aws_client
+    from chalicelib.qr.events import EventPublisher
+    from chalicelib.settings import get_settings
+
+    return EventPublisher(get_aws_client("events", background=True),
+                          get_settings().event_bus_name)
 
 
 def get_creation_log():

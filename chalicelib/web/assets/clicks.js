@@ -20,9 +20,10 @@
   const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   document.getElementById('page-id').textContent = pageId;
 
+  const hexId = n => Array.from(crypto.getRandomValues(new Uint8Array(n)),
+    b => b.toString(16).padStart(2, '0')).join('');
   // One partition key per tab session: spreads clients over shards, keeps a session in order.
-  const session = sessionStorage.getItem('pulse-session') ||
-    Array.from(crypto.getRandomValues(new Uint8Array(8)), b => b.toString(16).padStart(2, '0')).join('');
+  const session = sessionStorage.getItem('pulse-session') || hexId(8);
   sessionStorage.setItem('pulse-session', session);
 
   const canvas = document.getElementById('board');
@@ -54,7 +55,8 @@
     const y = Math.min(1, Math.max(0, (ev.clientY - rect.top) / rect.height));
     dots.push({x, y});
     if (dots.length > MAX_DOTS) dots.shift();
-    queue.push({x, y, t: Date.now(), viewport: viewportClass()});
+    // Each click's own id: a click resent after a 503 or a lost answer is counted once.
+    queue.push({x, y, t: Date.now(), id: hexId(16), viewport: viewportClass()});
   });
 
   // The width class of this page, as the segments of GET /hotspots count it.
@@ -78,7 +80,7 @@
       const {body} = await Pulse.requestJSON('/clicks', {
         method: 'POST', headers: {'Content-Type': 'application/json'},
         body: JSON.stringify({page: pageId, session, viewport,
-                              clicks: batch.map(({x, y, t}) => ({x, y, t}))})});
+                              clicks: batch.map(({x, y, t, id}) => ({x, y, t, id}))})});
       Pulse.setStatus(statusEl, `Sent ${body.accepted} click${body.accepted === 1 ? '' : 's'}.`);
       lastSentAt = Date.now();
       if (emptyPolls > 0) poller.start();  // the page was empty: look again soon
