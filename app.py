@@ -8,7 +8,7 @@ from functools import cache
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, web
-from chalicelib.http import json_api, json_response, one_error_shape
+from chalicelib.http import answer_head_where_get, json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
@@ -16,6 +16,7 @@ from chalicelib.settings import get_settings
 from chalicelib.upstream import api as upstream_api
 
 app = Chalice(app_name="pulse")
+answer_head_where_get(app)  # every GET route answers HEAD too
 configure_app_logging(app.log, get_settings().log_level)
 app.register_middleware(one_error_shape, "http")
 

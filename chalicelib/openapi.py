@@ -158,6 +158,21 @@ def _with_415(paths: dict) -> dict:
     return paths
 
 
+def _with_head(paths: dict) -> dict:
+    """Every GET answers HEAD too (chalicelib.http.answer_head_where_get): the same
+    parameters, statuses and headers, no body."""
+    for operations in paths.values():
+        get = operations.get("get")
+        if get is None:
+            continue
+        responses = {code: {k: v for k, v in answer.items() if k != "content"}
+                     for code, answer in get["responses"].items()}
+        operations["head"] = {**{k: v for k, v in get.items() if k != "responses"},
+                              "summary": f"as GET ({get['summary']}), without the body",
+                              "responses": responses}
+    return paths
+
+
 def document(parts: Iterable[dict]) -> dict:
     """The OpenAPI 3.1 document from the features' parts ({"paths", "schemas"}), in the
     order given; a path or schema stated by two parts is a ValueError."""
@@ -175,6 +190,6 @@ def document(parts: Iterable[dict]) -> dict:
         # relative to where this document is served: / locally, the API Gateway stage
         # (/api/) in AWS
         "servers": [{"url": ".", "description": "where this document is served"}],
-        "paths": _with_415(paths),
+        "paths": _with_head(_with_415(paths)),
         "components": {"schemas": schemas},
     }
