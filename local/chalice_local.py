@@ -12,6 +12,9 @@ A path no route matches is API Gateway's MISSING_AUTHENTICATION_TOKEN, a 403
 stage's gateway responses (Terraform) answer it as a 404 in the app's error shape; this
 server answers the same.
 
+Query values are decoded keeping bytes that are not UTF-8 (as lone surrogates), so the
+app refuses them by name, as it does a path's `%ED%A0%80`.
+
     python -m local.chalice_local local --stage local --port 8000 ...
 """
 from __future__ import annotations
@@ -51,6 +54,24 @@ def _answer_unknown_paths_404(handle_request):
 
 chalice_local.LocalGateway.handle_request = _answer_unknown_paths_404(
     chalice_local.LocalGateway.handle_request)
+
+
+def _query_bytes_kept(match_route):
+    """Query values decoded with `surrogateescape`, not `replace`: bytes that are not
+    UTF-8 (`%ED%A0%80`, `%C0%AF`) reach the app as lone surrogates, which it refuses
+    with a 400 naming the parameter, instead of as U+FFFD it cannot tell from text."""
+    from urllib.parse import parse_qs, urlparse
+
+    def match(self, url):
+        result = match_route(self, url)
+        query = parse_qs(urlparse(url).query, keep_blank_values=True,
+                         errors="surrogateescape")
+        return chalice_local.MatchResult(result.route, result.captured, query)
+
+    return match
+
+
+chalice_local.RouteMatcher.match_route = _query_bytes_kept(chalice_local.RouteMatcher.match_route)
 
 if __name__ == "__main__":
     sys.argv[0] = "chalice"
