@@ -167,3 +167,20 @@ def test_the_app_keeps_its_contract(case, contract_world):
     response = case.call(base_url=contract_world, timeout=10)
     event(f"status {response.status_code}")  # --hypothesis-show-statistics: what it reached
     case.validate_response(response, checks=CHECKS)
+
+
+def test_created_at_is_iso_z_in_post_and_get_qr(app_client, pulse_env):
+    import re
+
+    from local.events import EventRunner
+
+    runner = EventRunner(pulse_app.app, settings=pulse_env).setup()
+    made = app_client.http.post("/qr", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"url": "https://iso.example/"}).encode())
+    assert made.status_code == 201
+    assert sum(runner.deliver_messages() for _ in range(5)) == 1
+    recent = json.loads(app_client.http.get("/qr").body)["recent"]
+    iso_z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+    assert iso_z.fullmatch(json.loads(made.body)["created_at"])
+    assert [r["created_at"] for r in recent if iso_z.fullmatch(str(r["created_at"]))] == \
+        [r["created_at"] for r in recent] and recent, recent

@@ -81,7 +81,11 @@ def stats(params: Mapping[str, str] | None, log=None) -> dict:
     from chalicelib.http import query_int
 
     top = query_int(params, "top", *TOP_BOUNDS)
-    return (log or wiring.get_creation_log()).stats(top)
+    answer = (log or wiring.get_creation_log()).stats(top)
+    for creation in answer.get("recent", ()):  # epoch seconds as kept -> ISO Z, as POST /qr
+        if isinstance(creation.get("created_at"), int | float):
+            creation["created_at"] = iso_z(creation["created_at"])
+    return answer
 
 
 def on_created_messages(bodies, log=None) -> dict:
