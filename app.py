@@ -51,13 +51,27 @@ def api_document() -> dict:
     from chalicelib import openapi
     from chalicelib.hotspots import api as hotspots_api
 
+    keyed = [(method, path) for path, entry in app.routes.items()
+             for method, route in entry.items() if route.api_key_required]
     return openapi.document([leaderboard_api.openapi_part(), qr_api.openapi_part(),
-                             upstream_api.openapi_part(), hotspots_api.openapi_part()])
+                             upstream_api.openapi_part(), hotspots_api.openapi_part()], keyed)
+
+
+# The team's routes (README "Who may do what"): outside the local stage API Gateway
+# requires the team's API key (TEAM_API_KEY_REQUIRED).
+TEAM_KEY = get_settings().team_api_key_required
 
 
 @app.route("/health")
 @json_api
 def health_check() -> Response:
+    report = health.check_all()
+    return json_response(report.to_public_body(), 200 if report.ok else 503)
+
+
+@app.route("/health/details", api_key_required=TEAM_KEY)
+@json_api
+def health_details() -> Response:
     report = health.check_all()
     return json_response(report.to_body(), 200 if report.ok else 503)
 
@@ -97,7 +111,7 @@ def leaderboard_page() -> Response:
 app.api.binary_types.extend(t for t in qr_api.BINARY_TYPES if t not in app.api.binary_types)
 
 
-@app.route("/qr", methods=["POST"])
+@app.route("/qr", methods=["POST"], api_key_required=TEAM_KEY)
 @json_api
 def qr_create() -> Response:
     body, status = qr_api.create(app.current_request.raw_body)
