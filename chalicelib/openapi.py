@@ -214,7 +214,11 @@ def document(parts: Iterable[dict], keyed: Iterable[tuple[str, str]] = ()) -> di
                  "description": "Hashtag leaderboard, QR codes, click hotspots and a "
                                 "read-through cache. Every refusal of a JSON route is an "
                                 "`Error` object; a method a path does not list gets a 405 "
-                                "`Error` with an `Allow` header."},
+                                "`Error` with an `Allow` header. Query names an operation "
+                                "does not list are accepted and ignored (cache busters, "
+                                "trackers); a listed name given twice is a 400. Text that "
+                                "is not Unicode anywhere in a request is a 400 naming "
+                                "the field."},
         # relative to where this document is served: / locally, the API Gateway stage
         # (/api/) in AWS
         "servers": [{"url": ".", "description": "where this document is served"}],
