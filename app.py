@@ -8,7 +8,7 @@ from functools import cache
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, ratelimit, telemetry, web
-from chalicelib.http import json_api, json_response, one_error_shape
+from chalicelib.http import answer_head_where_get, json_api, json_response, one_error_shape
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
@@ -17,6 +17,7 @@ from chalicelib.settings import get_settings
 from chalicelib.upstream import api as upstream_api
 
 app = Chalice(app_name="pulse")
+answer_head_where_get(app)  # every GET route answers HEAD too
 configure_app_logging(app.log, get_settings().log_level)
 app.register_middleware(telemetry.middleware, "all")  # JSON logs, EMF metrics
 app.register_middleware(one_error_shape, "http")
@@ -58,14 +59,29 @@ def api_document() -> dict:
     from chalicelib import openapi
     from chalicelib.hotspots import api as hotspots_api
 
+    keyed = [(method, path) for path, entry in app.routes.items()
+             for method, route in entry.items() if route.api_key_required]
     return openapi.document([leaderboard_api.openapi_part(), qr_api.openapi_part(),
-                             upstream_api.openapi_part(), hotspots_api.openapi_part()])
+                             upstream_api.openapi_part(), hotspots_api.openapi_part()], keyed)
+
+
+# The team's routes (README "Who may do what"): outside the local stage API Gateway
+# requires the team's API key (TEAM_API_KEY_REQUIRED).
+TEAM_KEY = get_settings().team_api_key_required
 
 
 @app.route("/health")
 @limit("public-read")
 @json_api
 def health_check() -> Response:
+    report = health.check_all()
+    return json_response(report.to_public_body(), 200 if report.ok else 503)
+
+
+@app.route("/health/details", api_key_required=TEAM_KEY)
+@limit("team")
+@json_api
+def health_details() -> Response:
     report = health.check_all()
     return json_response(report.to_body(), 200 if report.ok else 503)
 
@@ -108,7 +124,7 @@ def leaderboard_page() -> Response:
 app.api.binary_types.extend(t for t in qr_api.BINARY_TYPES if t not in app.api.binary_types)
 
 
-@app.route("/qr", methods=["POST"])
+@app.route("/qr", methods=["POST"], api_key_required=TEAM_KEY)
 @limit("team")
 @json_api
 def qr_create() -> Response:

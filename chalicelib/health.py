@@ -1,4 +1,5 @@
-"""Dependency checks for GET /health, answered within a deadline.
+"""Dependency checks for GET /health (ok/degraded and which dependency, for anyone) and
+GET /health/details (each check's detail, for the team), answered within a deadline.
 
 Each check runs on a thread of a small shared pool; a dependency that hangs
 is reported as timed out instead of holding the request.  The pool's threads
@@ -27,9 +28,19 @@ class HealthReport:
     dependencies: dict
 
     def to_body(self) -> dict:
+        """The details (GET /health/details, the team's): each check's detail (table name,
+        host:ports, exception text) and time."""
         failing = sorted(name for name, d in self.dependencies.items() if d["status"] != "ok")
         return {"status": "ok" if self.ok else "degraded", "failing": failing,
                 "dependencies": self.dependencies}
+
+    def to_public_body(self) -> dict:
+        """What anyone may know (GET /health): ok or degraded, and which dependency fails;
+        no names, addresses or error text of our infrastructure."""
+        body = self.to_body()
+        body["dependencies"] = {name: {"status": d["status"]}
+                                for name, d in self.dependencies.items()}
+        return body
 
 
 def check_redis() -> str:

@@ -63,7 +63,31 @@ def json_object_body(raw: bytes | str | None, max_bytes: int, **loads_kwargs) ->
                            field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
+    where = _first_invalid_text(body)
+    if where is not None:
+        raise InvalidInput(f"'{where}' is not valid Unicode text (a lone surrogate)",
+                           field=where)
     return body
+
+
+def _first_invalid_text(value, where: str = "") -> str | None:
+    """Where in a loaded JSON value a string (key or value) holds a lone surrogate, as
+    `url`, `clicks[2].page` or `body` for the top level; None when there is none."""
+    if isinstance(value, str):
+        return None if is_valid_text(value) else (where or "body")
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        if isinstance(key, str):
+            if not is_valid_text(key):
+                return where or "body"
+            inner = f"{where}.{key}" if where else key
+        else:
+            inner = f"{where}[{key}]"
+        found = _first_invalid_text(item, inner)
+        if found is not None:
+            return found
+    return None
 
 
 def query_value(params: Mapping[str, str] | None, name: str) -> str | None:
@@ -112,18 +136,113 @@ def query_choice(params: Mapping[str, str] | None, name: str, default: str,
     return raw
 
 
+# Headers of every answer the middleware sees (pages and assets set their own CSP and
+# Referrer-Policy, chalicelib.web): no answer is sniffed into another type, none is
+# cached unless it says so, a JSON answer loads nothing and is framed nowhere.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+DEFAULT_CACHE_CONTROL = "no-store"
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+REFERRER_POLICY = "no-referrer"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_valid_text(value: str) -> bool:
+    """A string that is Unicode text: no lone surrogate (JSON's "\\ud800", or bytes a
+    decoder let through with surrogateescape), so it encodes to UTF-8 anywhere."""
+    return _SURROGATE.search(value) is None
+
+
+def _decodes(value: str) -> bool:
+    """A path value whose %XX escapes, if any, are UTF-8 (no overlong form, no surrogate)."""
+    from urllib.parse import unquote
+
+    if "%" not in value:
+        return True
+    try:
+        unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def invalid_unicode(request) -> InvalidInput | None:
+    """The first path parameter, query name or value, or body of `request` that is not
+    Unicode text (lone surrogates, overlong or invalid UTF-8), as the 400 naming it."""
+    for name, value in (request.uri_params or {}).items():
+        if not (is_valid_text(value) and _decodes(value)):
+            return InvalidInput(f"path parameter '{name}' is not valid UTF-8 text", field=name)
+    params = request.query_params
+    for name in (params or {}):
+        if not is_valid_text(name):
+            return InvalidInput("a query parameter's name is not valid UTF-8 text",
+                                field="query")
+        if not all(is_valid_text(v) for v in params.getlist(name)):
+            return InvalidInput(f"query parameter '{name}' is not valid UTF-8 text",
+                                field=name)
+    if request.method in ("POST", "PUT", "PATCH"):
+        raw = request.raw_body
+        if isinstance(raw, bytes) and raw:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return InvalidInput(f"the body is not valid UTF-8 (byte {exc.start})",
+                                    field="body")
+    return None
+
+
+def _with_answer_headers(response, method: str):
+    """Cache-Control, nosniff, a Referrer-Policy on every answer, a CSP on every answer
+    that is not a page; a HEAD's answer without its body."""
+    headers = response.headers
+    present = {k.lower() for k in headers}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"),
+                        "application/json")
+    wanted = {"Cache-Control": DEFAULT_CACHE_CONTROL, **NOSNIFF,
+              "Referrer-Policy": REFERRER_POLICY}
+    if not str(content_type).startswith("text/html"):
+        wanted["Content-Security-Policy"] = JSON_CSP
+    for name, value in wanted.items():
+        if name.lower() not in present:
+            headers[name] = value
+    if method == "HEAD":
+        response.body = b"" if isinstance(response.body, bytes) else ""
+    return response
+
+
 def one_error_shape(event, get_response):
-    """Chalice's own refusals, made before a view runs (405 method, 415 media type, 400
-    for a binary answer without a matching Accept, 500), in the one error shape of
-    chalicelib/errors.py, `{"error", "message"}`, instead of Chalice's
-    `{"Code", "Message"}`: an `http` middleware, so it sees every route's answer."""
+    """The `http` middleware of every route: a request holding text that is not Unicode
+    is refused (400 naming the field) before any view reads it; Chalice's own refusals,
+    made before a view runs (405 method, 415 media type, 400 for a binary answer without
+    a matching Accept, 500), come in the one error shape of chalicelib/errors.py,
+    `{"error", "message"}`, instead of Chalice's `{"Code", "Message"}`; every answer gets
+    the headers of `_with_answer_headers`."""
+    refusal = invalid_unicode(event)
+    if refusal is not None:
+        return _with_answer_headers(json_response(refusal.to_body(), refusal.status_code),
+                                    event.method)
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code",
                                                                                "Message"}:
         response.body = json.dumps({"error": body["Code"], "message": body["Message"]})
         response.headers["Content-Type"] = "application/json"
-    return response
+    return _with_answer_headers(response, event.method)
+
+
+def answer_head_where_get(app) -> None:
+    """Register HEAD beside GET on every route declared after this call (Chalice routes
+    only the methods a route names; API Gateway does not map HEAD to GET): the GET's
+    view answers, the middleware drops the body."""
+    register = app._register_route
+
+    def register_route(name, user_handler, kwargs, **unused):
+        options = kwargs["kwargs"]
+        methods = options.get("methods", ["GET"])
+        if "GET" in methods and "HEAD" not in methods:
+            options["methods"] = [*methods, "HEAD"]
+        return register(name, user_handler, kwargs, **unused)
+
+    app._register_route = register_route
 
 
 def json_api(view):

@@ -113,7 +113,15 @@ def _common_paths() -> dict:
                                               "required": ["openapi", "paths"]},
                                              "the OpenAPI 3.1 document of every route")}}},
         "/health": {"get": {
-            "summary": "the state of each dependency, within 2 s", "tags": ["health"],
+            "summary": "ok or degraded, and which dependency fails, within 2 s",
+            "tags": ["health"],
+            "responses": {
+                "200": json_answer(ref("PublicHealth"), "every dependency ok"),
+                "503": json_answer(ref("PublicHealth"),
+                                   "some dependency failing: `failing` names them")}}},
+        "/health/details": {"get": {
+            "summary": "each dependency's check in detail (the team's route), within 2 s",
+            "tags": ["health"],
             "responses": {
                 "200": json_answer(ref("Health"), "every dependency ok"),
                 "503": json_answer(ref("Health"),
@@ -132,6 +140,12 @@ def _common_schemas() -> dict:
                            "field": STRING},
             "additionalProperties": True,
         },
+        "PublicHealth": obj({
+            "status": enum(("ok", "degraded")),
+            "failing": array(STRING),
+            "dependencies": {"type": "object", "additionalProperties": obj({
+                "status": enum(("ok", "error", "timeout"))})},
+        }),
         "Health": obj({
             "status": enum(("ok", "degraded")),
             "failing": array(STRING),
@@ -158,9 +172,38 @@ def _with_415(paths: dict) -> dict:
     return paths
 
 
-def document(parts: Iterable[dict]) -> dict:
+def _with_head(paths: dict) -> dict:
+    """Every GET answers HEAD too (chalicelib.http.answer_head_where_get): the same
+    parameters, statuses and headers, no body."""
+    for operations in paths.values():
+        get = operations.get("get")
+        if get is None:
+            continue
+        responses = {code: {k: v for k, v in answer.items() if k != "content"}
+                     for code, answer in get["responses"].items()}
+        operations["head"] = {**{k: v for k, v in get.items() if k != "responses"},
+                              "summary": f"as GET ({get['summary']}), without the body",
+                              "responses": responses}
+    return paths
+
+
+TEAM_KEY = "team_key"
+
+
+def _with_team_key(paths: dict, keyed: Iterable[tuple[str, str]]) -> dict:
+    """The operations that need the team's API key say so, and the 403 of its absence."""
+    for method, route in keyed:
+        operation = paths[route][method.lower()]
+        operation["security"] = [{TEAM_KEY: []}]
+        operation["responses"].setdefault("403", error(
+            "no API key, or not the team's (API Gateway's refusal)"))
+    return paths
+
+
+def document(parts: Iterable[dict], keyed: Iterable[tuple[str, str]] = ()) -> dict:
     """The OpenAPI 3.1 document from the features' parts ({"paths", "schemas"}), in the
-    order given; a path or schema stated by two parts is a ValueError."""
+    order given; a path or schema stated by two parts is a ValueError.  `keyed`: the
+    (method, path) of the routes that require the team's API key on this stage."""
     paths, schemas = _common_paths(), _common_schemas()
     for part in parts:
         _merged(paths, part["paths"], "paths")
@@ -171,10 +214,16 @@ def document(parts: Iterable[dict]) -> dict:
                  "description": "Hashtag leaderboard, QR codes, click hotspots and a "
                                 "read-through cache. Every refusal of a JSON route is an "
                                 "`Error` object; a method a path does not list gets a 405 "
-                                "`Error` with an `Allow` header."},
+                                "`Error` with an `Allow` header. Query names an operation "
+                                "does not list are accepted and ignored (cache busters, "
+                                "trackers); a listed name given twice is a 400. Text that "
+                                "is not Unicode anywhere in a request is a 400 naming "
+                                "the field."},
         # relative to where this document is served: / locally, the API Gateway stage
         # (/api/) in AWS
         "servers": [{"url": ".", "description": "where this document is served"}],
-        "paths": _with_415(paths),
-        "components": {"schemas": schemas},
+        "paths": _with_head(_with_team_key(_with_415(paths), keyed)),
+        "components": {"schemas": schemas, "securitySchemes": {TEAM_KEY: {
+            "type": "apiKey", "in": "header", "name": "x-api-key",
+            "description": "the campaign team's API Gateway key (not on the local stage)"}}},
     }

@@ -76,7 +76,7 @@ def _parse(kind: str, name: str, raw: str, choices: tuple[str, ...] = ()) -> Any
         if canonical is None:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw[:40]!r}")
         return canonical
-    if kind == "bool":
+    if kind in ("bool", "bool | None"):
         value = _BOOLEANS.get(raw.strip().lower())
         if value is None:
             raise SettingsError(f"{name} must be true or false (also 1/0, yes/no, on/off), "
@@ -302,7 +302,15 @@ class Settings:
     # Domains GET /qr counts at most (the most counted; qr.creations).
     qr_domains_max: int = _env("QR_DOMAINS_MAX", default=1000)
 
+    # --- who may do what (README "Who may do what") ---
+    # API Gateway requires the team's API key (x-api-key) on the team's routes: POST /qr,
+    # GET /health/details.  Unset: by stage, open on the local stage, required elsewhere.
+    # Read when app.py is imported (the route decorators; `chalice package` bakes it in).
+    team_api_key_required: bool | None = _env("TEAM_API_KEY_REQUIRED", default=None)
+
     def __post_init__(self):
+        if self.team_api_key_required is None:
+            object.__setattr__(self, "team_api_key_required", self.stage != "local")
         source = self.leaderboard_source.strip().lower() or (
             "synthetic" if self.stage == "local" else "twitter")
         object.__setattr__(self, "leaderboard_source", source)

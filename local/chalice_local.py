@@ -12,6 +12,13 @@ A path no route matches is API Gateway's MISSING_AUTHENTICATION_TOKEN, a 403
 stage's gateway responses (Terraform) answer it as a 404 in the app's error shape; this
 server answers the same.
 
+A route with `api_key_required` (the team's, when TEAM_API_KEY_REQUIRED is on) is
+refused with a 403 unless `x-api-key` is PULSE_LOCAL_API_KEY, as API Gateway refuses a
+request without the stage's key: so a stage that requires the key can be tried locally.
+
+Query values are decoded keeping bytes that are not UTF-8 (as lone surrogates), so the
+app refuses them by name, as it does a path's `%ED%A0%80`.
+
     python -m local.chalice_local local --stage local --port 8000 ...
 """
 from __future__ import annotations
@@ -50,8 +57,64 @@ def _answer_unknown_paths_404(handle_request):
     return handle
 
 
-chalice_local.LocalGateway.handle_request = _answer_unknown_paths_404(
-    chalice_local.LocalGateway.handle_request)
+class ApiKeyRefused(chalice_local.LocalGatewayException):
+    CODE = 403
+
+
+def api_key_refusal(headers) -> ApiKeyRefused | None:
+    """API Gateway's check of a route with `api_key_required`, locally: the request's
+    `x-api-key` must be PULSE_LOCAL_API_KEY (none configured: no key passes), else a 403
+    in the app's error shape, as the stage's gateway responses answer it."""
+    import hmac
+    import os
+
+    expected = os.environ.get("PULSE_LOCAL_API_KEY", "")
+    given = next((v for k, v in headers.items() if k.lower() == "x-api-key"), "")
+    if expected and hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    body = {"error": "Forbidden",
+            "message": "this route needs the team's API key in the x-api-key header"
+            if not given else "the x-api-key header is not the team's API key"}
+    return ApiKeyRefused({"Content-Type": "application/json", "Cache-Control": "no-store",
+                          "X-Content-Type-Options": "nosniff"}, json.dumps(body).encode())
+
+
+def _check_api_keys(handle_request):
+    def handle(self, method, path, headers, body):
+        try:
+            route = self.event_converter._route_matcher.match_route(path).route
+        except ValueError:  # no route: answered below
+            return handle_request(self, method, path, headers, body)
+        entry = self._app_object.routes.get(route, {}).get(method)
+        if entry is not None and entry.api_key_required:
+            refusal = api_key_refusal(headers)
+            if refusal is not None:
+                raise refusal
+        return handle_request(self, method, path, headers, body)
+
+    return handle
+
+
+chalice_local.LocalGateway.handle_request = _check_api_keys(_answer_unknown_paths_404(
+    chalice_local.LocalGateway.handle_request))
+
+
+def _query_bytes_kept(match_route):
+    """Query values decoded with `surrogateescape`, not `replace`: bytes that are not
+    UTF-8 (`%ED%A0%80`, `%C0%AF`) reach the app as lone surrogates, which it refuses
+    with a 400 naming the parameter, instead of as U+FFFD it cannot tell from text."""
+    from urllib.parse import parse_qs, urlparse
+
+    def match(self, url):
+        result = match_route(self, url)
+        query = parse_qs(urlparse(url).query, keep_blank_values=True,
+                         errors="surrogateescape")
+        return chalice_local.MatchResult(result.route, result.captured, query)
+
+    return match
+
+
+chalice_local.RouteMatcher.match_route = _query_bytes_kept(chalice_local.RouteMatcher.match_route)
 
 def _handler_init_with_peer_address(self, request, client_address, server, app_object,
                                     config):

@@ -118,6 +118,9 @@ def check_answer(method: str, template: str, path: str, response) -> None:
     if (method, template) not in JSON_ROUTES or response.status_code < 400:
         return
     assert response.status_code in ERROR_STATUSES, (where, response.status_code)
+    if method == "HEAD":  # the GET's status and headers, no body
+        assert response.body == b"", where
+        return
     assert response.headers.get("Content-Type", "").startswith("application/json"), where
     body = json.loads(response.body)
     assert isinstance(body.get("error"), str) and body["error"], (where, body)
@@ -153,3 +156,93 @@ def test_chalices_own_refusals_come_in_the_same_shape(app_client, method, path, 
     assert response.headers["Content-Type"] == "application/json"
     body = json.loads(response.body)
     assert body["error"] == error and body["message"]  # not Chalice's {"Code", "Message"}
+
+
+# --- text that is not Unicode: a 400 naming where it is, on every route ---
+import local.chalice_local  # noqa: E402,F401  (the local server's query decoding, in-process)
+
+NOT_UTF8 = st.sampled_from(["%ED%A0%80", "%ED%BF%BF", "%C0%AF", "%E0%80%AF", "%FF", "%80",
+                            "%E2%82", "%F8%88%80%80%80"])
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+PLAIN = st.text(st.characters(min_codepoint=0x30, max_codepoint=0x7A).filter(str.isalnum),
+                max_size=8)
+
+
+def example_body(template: str) -> dict:
+    operation = pulse_app.api_document()["paths"][template]["post"]
+    return json.loads(json.dumps(
+        operation["requestBody"]["content"]["application/json"]["example"]))
+
+
+def string_fields(value, where: str = "") -> list[str]:
+    """The paths (`url`, `clicks[0].page`) of the strings in a JSON value."""
+    if isinstance(value, str):
+        return [where]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in string_fields(v, f"{where}.{k}"
+                                                                   if where else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in string_fields(v, f"{where}[{i}]")]
+    return []
+
+
+def put_at(value, where: str, new: str):
+    import re as _re
+
+    parts = _re.findall(r"[^.\[\]]+|\[\d+\]", where)
+    *outer, last = parts
+    for part in outer:
+        value = value[int(part[1:-1])] if part.startswith("[") else value[part]
+    if last.startswith("["):
+        value[int(last[1:-1])] = new
+    else:
+        value[last] = new
+
+
+@pytest.mark.parametrize(("method", "template"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_text_that_is_not_unicode_is_a_400_naming_where_it_is(fuzz_client, method, template,
+                                                              data):
+    params = [part[1:-1] for part in template.split("/") if part.startswith("{")]
+    places = ["query"] + (["path"] if params else []) + (["body", "bytes"]
+                                                         if method == "POST" else [])
+    place = data.draw(st.sampled_from(places))
+    path, body, expected = template, None, None
+    prefix, suffix = data.draw(PLAIN), data.draw(PLAIN)
+    if method == "POST":
+        body = json.dumps(example_body(template)).encode()
+    if place == "path":
+        expected = data.draw(st.sampled_from(params))
+    for name in params:
+        value = prefix + data.draw(NOT_UTF8) + suffix if name == expected else "x"
+        path = path.replace("{" + name + "}", value)
+    if place == "query":
+        expected = data.draw(st.sampled_from(QUERY_NAMES))
+        path += f"?{expected}={quote(prefix)}{data.draw(NOT_UTF8)}{quote(suffix)}"
+    elif place == "body":
+        doc = example_body(template)
+        expected = data.draw(st.sampled_from(string_fields(doc)))
+        put_at(doc, expected, prefix + data.draw(SURROGATES) + suffix)
+        body = json.dumps(doc).encode()  # ensure_ascii: the surrogate as a \\udXXX escape
+    elif place == "bytes":
+        expected = "body"
+        raw = data.draw(NOT_UTF8)
+        bad = bytes(int(h, 16) for h in raw.split("%")[1:])
+        body = body.replace(b'"', b'"' + bad, 1)
+    response = fuzz_client.http.request(method, path, body=body or b"",
+                                        headers={"Content-Type": "application/json"})
+    event(f"{place}")
+    assert response.status_code == 400, (method, path, body, response.status_code,
+                                         response.body[:300])
+    if method != "HEAD":
+        answer = json.loads(response.body)
+        assert answer["field"] == expected, (method, path, body, answer)
+
+
+def test_a_lone_surrogate_in_a_qr_url_is_a_400_naming_url(fuzz_client):
+    response = fuzz_client.http.post("/qr", headers={"Content-Type": "application/json"},
+                                     body=b'{"url": "http://example.com/\\ud800"}')
+    assert response.status_code == 400, response.body
+    assert json.loads(response.body)["field"] == "url"

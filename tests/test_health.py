@@ -1,13 +1,15 @@
-"""GET /health against real servers: all ok, then each dependency failing."""
+"""GET /health and GET /health/details against real servers: all ok, then each dependency
+failing; the public answer names the failing dependency, only the details say more."""
+import json
 import time
 
 from chalicelib.clients import reset_clients
 from local import processes
 
 
-def get_health(client):
+def get_health(client, path: str = "/health"):
     started = time.perf_counter()
-    resp = client.http.get("/health")
+    resp = client.http.get(path)
     return resp.status_code, resp.json_body, time.perf_counter() - started
 
 
@@ -46,9 +48,12 @@ def test_one_memcached_node_down_names_memcached(app_client, monkeypatch, memcac
     dead = processes.free_port()  # nothing listens there
     monkeypatch.setenv("MEMCACHED_SERVERS", f"{memcached_servers[0].url},127.0.0.1:{dead}")
     reset_clients()
-    status, body, elapsed = get_health(app_client)
+    status, body, elapsed = get_health(app_client, "/health/details")
     assert status == 503 and body["failing"] == ["memcached"], body
     assert f"127.0.0.1:{dead}" in body["dependencies"]["memcached"]["detail"]
+    status, public, _ = get_health(app_client)
+    assert status == 503 and public["failing"] == ["memcached"], public
+    assert str(dead) not in json.dumps(public)  # no host:port for anyone
     assert elapsed < 2.0
 
 
@@ -63,8 +68,12 @@ def test_aws_unreachable_names_aws(app_client, monkeypatch):
 def test_missing_table_is_reported_not_crashed(app_client, monkeypatch):
     monkeypatch.setenv("QR_TABLE", "no-such-table")
     reset_clients()
-    status, body, _ = get_health(app_client)
+    status, body, _ = get_health(app_client, "/health/details")
     assert status == 503 and "ResourceNotFound" in body["dependencies"]["aws"]["detail"]
+    status, public, _ = get_health(app_client)
+    assert status == 503 and public["dependencies"] == {
+        "redis": {"status": "ok"}, "memcached": {"status": "ok"}, "aws": {"status": "error"}}
+    assert "no-such-table" not in json.dumps(public)
 
 
 def test_memcached_without_any_discovered_node_is_not_ok(pulse_env, monkeypatch):

@@ -222,17 +222,20 @@ def test_bad_clicks_are_400_naming_the_field(plain_client, body, field):
     assert answer["error"] == "BadRequest" and answer["field"] == field
 
 
-@pytest.mark.parametrize("raw", [
-    '{"page": "home", "clicks": [{"x": NaN, "y": 0.5, "t": 1}]}',
-    '{"page": "home", "clicks": [{"x": Infinity, "y": 0.5, "t": 1}]}',
-    '{"page": "home", "clicks": [',
-    '[1, 2]',
-    '{"page": "home", "clicks": [' + ",".join(['{"x": 0.5, "y": 0.5, "t": 1}'] * 10000) + "]}",
-], ids=["nan", "infinity", "truncated", "not-an-object", "over-256kb"])
-def test_bad_bodies_are_400(plain_client, raw):
+@pytest.mark.parametrize(("raw", "field"), [
+    ('{"page": "home", "clicks": [{"x": NaN, "y": 0.5, "t": 1}]}', "clicks[0].x"),
+    ('{"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": 1}, '
+     '{"x": 0.5, "y": -Infinity, "t": 1}]}', "clicks[1].y"),
+    ('{"page": "home", "clicks": [{"x": 0.5, "y": 0.5, "t": NaN}]}', "clicks[0].t"),
+    ('{"page": "home", "clicks": [', "body"),
+    ('[1, 2]', "body"),
+    ('{"page": "home", "clicks": [' + ",".join(['{"x": 0.5, "y": 0.5, "t": 1}'] * 10000) + "]}",
+     "body"),
+], ids=["nan", "infinity", "nan-time", "truncated", "not-an-object", "over-256kb"])
+def test_bad_bodies_are_400_naming_the_field(plain_client, raw, field):
     status, answer = post(plain_client, None, raw=raw)
     assert status == 400, answer
-    assert answer["field"] == "body"
+    assert answer["field"] == field
 
 
 def test_a_page_never_clicked_has_no_hotspots_and_an_empty_heatmap(app_client):

@@ -102,6 +102,11 @@ def one_tag(raw_tag: str, params: Mapping[str, str] | None, board=None) -> dict:
 EXAMPLE_TAG = "pulse"
 
 
+# The contract's pattern of a hashtag: '#' or '＃' optional, letters, digits and '_' with at
+# least one letter.
+HASHTAG_PATTERN = "^[#\uff03]?(?=[0-9_]*[A-Za-z])[A-Za-z0-9_]+$"
+
+
 def openapi_part() -> dict:
     """The leaderboard's paths and schemas of the API contract (chalicelib.openapi)."""
     from chalicelib import openapi as oa
@@ -152,9 +157,12 @@ def openapi_part() -> dict:
             "tags": ["leaderboard"],
             "parameters": [
                 oa.path("hashtag", {"type": "string", "minLength": 1,
-                                    "maxLength": MAX_TAG_LENGTH + 1},
+                                    "maxLength": MAX_TAG_LENGTH + 1,
+                                    "pattern": HASHTAG_PATTERN},
                         f"a hashtag, with or without '#': at most {MAX_TAG_LENGTH} letters, "
-                        "digits, marks and '_', at least one letter", EXAMPLE_TAG),
+                        "digits, marks and '_', at least one letter (the pattern states its "
+                        "ASCII form; letters and marks of any script are taken too)",
+                        EXAMPLE_TAG),
                 oa.query("window", oa.enum(WINDOWS, WINDOWS[0]), "the window"),
                 oa.query("neighbours", oa.bounded_int(NEIGHBOURS_BOUNDS),
                          "entries shown above and below"),

@@ -82,7 +82,11 @@ def stats(params: Mapping[str, str] | None, log=None) -> dict:
     from chalicelib.http import query_int
 
     top = query_int(params, "top", *TOP_BOUNDS)
-    return (log or wiring.get_creation_log()).stats(top)
+    answer = (log or wiring.get_creation_log()).stats(top)
+    for creation in answer.get("recent", ()):  # epoch seconds as kept -> ISO Z, as POST /qr
+        if isinstance(creation.get("created_at"), int | float):
+            creation["created_at"] = iso_z(creation["created_at"])
+    return answer
 
 
 def on_created_messages(bodies, log=None) -> dict:
@@ -90,6 +94,13 @@ def on_created_messages(bodies, log=None) -> dict:
     return (log or wiring.get_creation_log()).record_messages(bodies)
 
 
+# The contract's pattern of `url`: http(s), host labels as spec._HOST_LABELS with no
+# "xn--" (punycode must decode: not stated here), a port, then path, query and fragment of
+# URI characters.
+_LABEL = "[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_URI_CHARS = "A-Za-z0-9._~!$&'()*+,;=:@%/"
+URL_PATTERN = (f"^https?://(?![^/?#:]*xn--){_LABEL}(?:\\.{_LABEL}){{0,2}}(?::[0-9]{{1,4}})?"
+               f"(?:/[{_URI_CHARS}-]*)?(?:\\?[{_URI_CHARS}?-]*)?(?:#[{_URI_CHARS}?-]*)?$")
 # A URL tests/test_openapi.py makes a code of before its run, so GET /qr/{id} reaches a 200.
 EXAMPLE_URL = "https://example.com/"
 
@@ -157,7 +168,12 @@ def openapi_part() -> dict:
             "description": f"fg and bg must contrast at least {spec.MIN_CONTRAST:.0f}:1 (WCAG)",
             "properties": {
                 "url": {"type": "string", "minLength": 1, "maxLength": spec.MAX_URL_LENGTH,
-                        "description": "an http or https URL"},
+                        "pattern": URL_PATTERN,
+                        "description": "an http or https URL without credentials, spaces or "
+                                       "control characters (the pattern states its ASCII "
+                                       "form; international host names and IPv6 literals "
+                                       "are taken too); too long for a QR code at the "
+                                       "chosen error correction: 400 `url`"},
                 **{name: {**schema, "default": getattr(defaults, name)}
                    for name, schema in options.items()}},
         },

@@ -3,6 +3,7 @@ shape the answer with its X-Cache and Age headers."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from functools import lru_cache
 
@@ -15,7 +16,15 @@ from chalicelib.upstream import wiring
 # ever name something below the upstream's own URL.
 MAX_ITEM_LENGTH = 100
 ITEM_RE = re.compile(rf"(?!\.{{1,2}}$)[A-Za-z0-9._~-]{{1,{MAX_ITEM_LENGTH}}}")
-TEXT_TYPES = ("application/json", "text/", "application/problem+json")
+# Only JSON is passed through: anything else (text/html above all) served from our
+# domain would be an upstream's page under our name.
+JSON_TYPE = "application/json"
+
+
+def is_json_type(content_type: str) -> bool:
+    """application/json or a structured-syntax JSON type (application/problem+json)."""
+    return content_type == JSON_TYPE or (content_type.startswith("application/")
+                                         and content_type.endswith("+json"))
 
 
 def upstream_named(name: str):
@@ -78,13 +87,16 @@ def load_from(upstream, url: str, client=None):
             raise UpstreamFailed(f"upstream {upstream.name!r} answered HTTP {fetched.status}",
                                  upstream=upstream.name, upstream_status=fetched.status)
         content_type = fetched.content_type.split(";")[0].strip().lower()
+        if not is_json_type(content_type):
+            raise UpstreamFailed(f"upstream {upstream.name!r} answered "
+                                 f"{(content_type or 'no content type')[:80]}, not JSON",
+                                 upstream=upstream.name, content_type=content_type[:80])
         try:
-            fetched.body.decode("utf-8")
-        except UnicodeDecodeError:
-            content_type = ""
-        if not content_type.startswith(TEXT_TYPES):
-            raise UpstreamFailed(f"upstream {upstream.name!r} answered {content_type or 'bytes'}"
-                                 ", not UTF-8 JSON or text", upstream=upstream.name)
+            json.loads(fetched.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise UpstreamFailed(f"upstream {upstream.name!r} answered {content_type} that is "
+                                 "not UTF-8 JSON", upstream=upstream.name,
+                                 content_type=content_type) from None
         return Loaded(fetched.body, content_type)
 
     return load
@@ -124,8 +136,9 @@ def proxy(name: str, item: str | None = None, cache=None, client=None):
         return json_response(err.to_body(), err.status_code, headers)
     from chalice import Response
 
+    meta = result.entry.meta if is_json_type(str(result.entry.meta)) else JSON_TYPE
     return Response(body=result.entry.value.decode("utf-8"), status_code=200,
-                    headers={"Content-Type": f"{result.entry.meta}; charset=utf-8", **headers})
+                    headers={"Content-Type": f"{meta}; charset=utf-8", **headers})
 
 
 def _calls_used_up(upstream, message: str):
@@ -152,14 +165,14 @@ def openapi_part() -> dict:
                "Age": oa.header("seconds since the answer was fetched",
                                 {"type": "string", "pattern": "^[0-9]+$"})}
     answers = {
-        "200": {"description": "the upstream's answer, UTF-8 JSON or text, as it sent it",
-                "headers": headers,
-                "content": {oa.JSON: {"schema": {}}, "text/*": {"schema": oa.STRING}}},
+        "200": {"description": "the upstream's JSON answer, as it sent it",
+                "headers": headers, "content": {oa.JSON: {"schema": {}}}},
         "400": oa.error(oa.BAD_REQUEST),
         "404": oa.error("no upstream of that name, or the upstream has no such item", headers),
         "429": oa.error("this second's calls to the upstream are used up (its "
                         "calls_per_second) and no copy is kept; retry after 1 s"),
-        "502": oa.error("the upstream failed and no stale copy is kept"),
+        "502": oa.error("the upstream failed, or answered anything but JSON (the message "
+                        "names its content type), and no stale copy is kept"),
         "503": oa.error(oa.UNAVAILABLE),
         "504": oa.error("the upstream did not answer in time and no stale copy is kept"),
     }

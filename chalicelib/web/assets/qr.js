@@ -30,6 +30,22 @@
     },
   });
 
+  // The team's API key, asked for when a stage refuses POST /qr without it (403), kept in
+  // sessionStorage only (gone when the tab closes) and sent as x-api-key.
+  const KEY_ITEM = 'pulse.teamApiKey';
+  function storedKey() {
+    try { return sessionStorage.getItem(KEY_ITEM) || ''; } catch (err) { return ''; }
+  }
+  function storeKey(key) {
+    try {
+      if (key) sessionStorage.setItem(KEY_ITEM, key); else sessionStorage.removeItem(KEY_ITEM);
+    } catch (err) { /* storage off: the key lives in the field only */ }
+  }
+  if (storedKey()) {
+    form.elements.api_key.value = storedKey();
+    $('key-box').hidden = false;
+  }
+
   function showError(message, field) {
     $('error').textContent = message;
     $('error').dataset.field = field || '';
@@ -49,17 +65,27 @@
     const body = {url: f.url.value.trim(), format: f.format.value, size: Number(f.size.value),
                   border: Number(f.border.value), error_correction: f.error_correction.value,
                   fg: f.fg.value, bg: f.bg.value};
+    const key = f.api_key.value.trim();
+    storeKey(key);
+    const headers = {'Content-Type': 'application/json'};
+    if (key) headers['x-api-key'] = key;
     $('error').hidden = true;
     $('make').disabled = true;
     Pulse.setStatus($('progress'), 'Making the code…');
     let answer;
     try {
       answer = (await Pulse.requestJSON('/qr', {
-        method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
+        method: 'POST', headers, body: JSON.stringify(body),
       })).body;
     } catch (err) {
       Pulse.setStatus($('progress'), '');
-      if (err instanceof Pulse.HttpError && err.final) {
+      if (err instanceof Pulse.HttpError && err.status === 403) {
+        $('key-box').hidden = false;
+        showError(key ? 'The API key was refused: check it and try again.'
+                      : "This stage makes codes for the campaign team only: enter the team's API key.",
+                  'api_key');
+        $('result').hidden = true;
+      } else if (err instanceof Pulse.HttpError && err.final) {
         showError(err.body.message || 'The code could not be made.', err.body.field);
         $('result').hidden = true;
       } else {
