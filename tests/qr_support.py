@@ -85,3 +85,13 @@ def rasterise_svg(page, svg: bytes, ground: str = "#ffffff") -> bytes:
                   " img.onload = done; img.src = URL.createObjectURL("
                   "new Blob([svg], {type: 'image/svg+xml'})); })", svg.decode())
     return page.locator("#qr").screenshot()
+
+
+def drain_qr_events(runner, rounds: int = 5) -> int:
+    """The local runner's way for `qr.created`: the table's stream records to the handler that
+    puts the events, then the rule's queue to the `qr.created` handler: messages handled."""
+    handled = 0
+    for _ in range(rounds):
+        runner.deliver_table_records()
+        handled += runner.deliver_messages()
+    return handled

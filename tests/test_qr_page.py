@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.qr_support import decode_png
+from tests.qr_support import decode_png, drain_qr_events
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,7 @@ def test_make_a_code_see_it_download_it_and_see_it_listed(page, live_app, runner
     assert download.status == 200 and download.headers["content-type"] == "image/png"
     assert decode_png(download.body()) == ["https://shop.example/spring?utm=qr"]
 
-    assert sum(runner.deliver_messages() for _ in range(3)) == 1  # the qr.created event
+    assert drain_qr_events(runner, 3) == 1  # the qr.created event
     page.wait_for_function(
         "() => document.getElementById('recent').innerText.includes('shop.example')")
     assert page.locator("#domains li").first.inner_text() == "shop.example × 1"

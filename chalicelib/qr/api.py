@@ -185,7 +185,7 @@ def openapi_part() -> dict:
         "QrStats": oa.obj({
             "domains": oa.array(oa.obj({"domain": oa.STRING,
                                         "count": {"type": "integer", "minimum": 1}})),
-            "recent": oa.array(oa.obj({"id": qr_id, "domain": oa.STRING,
+            "recent": oa.array(oa.obj({"domain": oa.STRING,
                                        "format": oa.enum(spec.FORMATS),
                                        "created_at": oa.TIME}))}),
     }

@@ -72,8 +72,9 @@ def parse_event(body: str) -> dict:
     return detail
 
 
-# What a recent creation shows: not its URL (GET /qr is answered to anyone).
-RECENT_FIELDS = ("id", "domain", "format", "created_at")
+# What a recent creation shows: not its URL, nor its id (GET /qr is answered to anyone, and
+# an id opens GET /qr/{id}, an image that encodes the URL).
+RECENT_FIELDS = ("domain", "format", "created_at")
 
 
 class CreationLog:

@@ -152,6 +152,18 @@ def _calls_used_up(upstream, message: str):
                                   "RateLimit": f"{policy};r=0;t=1"})
 
 
+def item_schema() -> dict:
+    """An item as the routes check it: one path segment, and one of the configured upstreams'
+    `item_pattern`s (the document cannot tie the pattern to the `name` beside it)."""
+    from chalicelib import openapi as oa
+
+    patterns = sorted({u.item_pattern.pattern for u in wiring.get_upstreams().values()})
+    if not patterns:
+        return {"type": "string", "pattern": oa.anchored(ITEM_RE.pattern)}
+    return {"type": "string", "maxLength": MAX_ITEM_LENGTH,
+            "pattern": oa.anchored("|".join(f"(?:{p})" for p in patterns))}
+
+
 # What the examples name: tests/test_openapi.py configures `demo` as the demo upstream.
 EXAMPLE_UPSTREAM = "demo"
 EXAMPLE_ITEM = "7"
@@ -187,9 +199,9 @@ def openapi_part() -> dict:
             "tags": ["cache"],
             "parameters": [
                 name,
-                oa.path("item", {"type": "string", "pattern": oa.anchored(ITEM_RE.pattern)},
-                        "one path segment of unreserved characters, not . or ..",
-                        EXAMPLE_ITEM)],
+                oa.path("item", item_schema(),
+                        "one path segment of unreserved characters, not . or .., that "
+                        "matches the upstream's item_pattern", EXAMPLE_ITEM)],
             "responses": answers}},
         "/ui/cache": oa.page("the read-through cache page"),
     }}
