@@ -99,14 +99,15 @@ def forget_secrets() -> None:
     get_secrets().clear()
 
 
-def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
+def _redis_kwargs(read_timeout: float, connect_timeout: float | None = None) -> dict[str, Any]:
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
     s = get_settings()
     return {
-        "socket_connect_timeout": s.connect_timeout,
+        "socket_connect_timeout": s.connect_timeout if connect_timeout is None
+        else connect_timeout,
         "socket_timeout": read_timeout,
         # One quick retry covers a connection the server closed while the
         # container was frozen.  Not on timeouts: a server that did not answer
@@ -118,10 +119,12 @@ def _redis_kwargs(read_timeout: float) -> dict[str, Any]:
     }
 
 
-def make_redis(read_timeout: float | None = None) -> redis.Redis:
+def make_redis(read_timeout: float | None = None,
+               connect_timeout: float | None = None) -> redis.Redis:
     """A new Redis client for the configured server or cluster (MemoryDB)."""
     s = get_settings()
-    kwargs = _redis_kwargs(s.read_timeout if read_timeout is None else read_timeout)
+    kwargs = _redis_kwargs(s.read_timeout if read_timeout is None else read_timeout,
+                           connect_timeout)
     url = s.redis_url
     if s.redis_password_secret_arn:
         # The password is read per connection from Secrets Manager (TTL-cached)

@@ -206,6 +206,24 @@ class Settings:
     # A live entry found in DynamoDB is kept in memcached (the read-through cache) for at
     # most this long, never past its own ttl; 0: every lookup is a GetItem.
     qr_cache_seconds: int = _env("QR_CACHE_SECONDS", default=300)
+    # --- dynamic qr ---
+    # Dynamic QR codes encode <PUBLIC_BASE_URL>/r/<code>: the stage's public origin (and
+    # API Gateway stage path, if any); "": http://127.0.0.1:<PULSE_HTTP_PORT> on the local
+    # stage, required on the others.
+    public_base_url: str = _env("PUBLIC_BASE_URL", default="")
+    # A dynamic code's target and rules kept in memcached this long (PATCH replaces the
+    # copy, so an edit is seen at once).
+    qr_dynamic_cache_seconds: int = _env("QR_DYNAMIC_CACHE_SECONDS", default=300)
+    # Scan counting in Redis on GET /r/{code}; off: redirects only.
+    qr_scan_counting: bool = _env("QR_SCAN_COUNTING", default=True)
+    # How long a redirect waits for Redis to count its scan (connect and read, seconds);
+    # past it the scan is lost and logged, the redirect answers.
+    qr_scan_timeout: float = _env("QR_SCAN_TIMEOUT", default=0.05)
+    # Days a code's per-day counters are kept (each key's TTL).
+    qr_scan_days_kept: int = _env("QR_SCAN_DAYS_KEPT", default=400)
+    # The team's routes (POST /qr, PATCH/DELETE /qr/{id}, GET /qr/{id}/scans) need API
+    # Gateway's API key; unset: not on the local stage, on every other.
+    team_api_key_required: bool = _env("TEAM_API_KEY_REQUIRED", default=None)
     # --- hotspots ---
     # Click hotspots (issue #8).  Each page keeps a window of its latest clicks: at
     # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis
@@ -286,6 +304,8 @@ class Settings:
             "synthetic" if self.stage == "local" else "twitter")
         object.__setattr__(self, "leaderboard_source", source)
         object.__setattr__(self, "upstreams", self.upstreams or default_upstreams(self.stage))
+        if self.team_api_key_required is None:
+            object.__setattr__(self, "team_api_key_required", self.stage != "local")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -305,6 +325,7 @@ class Settings:
         if values.get("stage", "local") == "local":
             values.setdefault("aws_endpoint_url", ports.aws_endpoint_url)
             values.setdefault("upstreams", ports.upstreams)
+            values.setdefault("public_base_url", f"http://127.0.0.1:{ports.http}")
         return cls(**values)
 
     def as_public_dict(self) -> dict:

@@ -92,7 +92,8 @@ ENUM_VARS = {env_var(f): f.metadata["choices"] for f in fields(Settings)
 
 
 def test_the_booleans_and_enums_are_the_ones_documented():
-    assert set(BOOL_VARS) == {"REDIS_CLUSTER", "MEMCACHED_TLS"}
+    assert set(BOOL_VARS) == {"REDIS_CLUSTER", "MEMCACHED_TLS", "QR_SCAN_COUNTING",
+                              "TEAM_API_KEY_REQUIRED"}
     assert set(ENUM_VARS) == {"PULSE_STAGE", "LOG_LEVEL", "LEADERBOARD_SOURCE",
                               "LEADERBOARD_RETWEETS"}
 

@@ -1,0 +1,167 @@
+"""Scan counting for dynamic codes, without storing who scanned.
+
+Per code per UTC day, in Redis (the code in braces: one cluster slot per code):
+
+    pulse:scan:{<code>}:<day>       hash: humans, bots, device:<class> (humans only)
+    pulse:scan:{<code>}:<day>:hll   HyperLogLog of visitor hashes (humans only)
+    pulse:scan:salt:<day>           that day's random salt (32 bytes, hex)
+
+A visitor hash is HMAC-SHA256(day's salt, address | user agent | day), 8 bytes of it:
+the HyperLogLog keeps registers, not members, and the salt is random per day and
+expires two days later, so once it is gone nothing links a hash to an address.
+Neither the address nor the user agent is written anywhere, logs included.
+
+Bots (crawlerdetect's list, link-preview fetchers among them) count in `bots` only.
+Every counter key has a TTL of QR_SCAN_DAYS_KEPT days.
+
+Counting never holds a redirect: the Redis client waits QR_SCAN_TIMEOUT at most, and
+after a failure counting is skipped for BREAK_SECONDS, so a hung Redis costs one
+timeout per container per second, not one per scan.  A scan that is not counted is
+logged (code and reason only) and lost.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from chalicelib.qr.dynamic import Visitor, accepted_languages
+
+log = logging.getLogger("pulse.qr.scans")
+
+DEVICE_CLASSES = ("ios", "android", "mobile", "desktop", "other")
+SALT_SECONDS = 2 * 86400  # a day's salt outlives its day by one, for late scans
+BREAK_SECONDS = 1.0
+MAX_DAYS = 90  # GET /qr/{id}/scans?days= at most
+
+
+def day_of(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+def counts_key(code: str, day: str) -> str:
+    return f"pulse:scan:{{{code}}}:{day}"
+
+
+def hll_key(code: str, day: str) -> str:
+    return counts_key(code, day) + ":hll"
+
+
+@lru_cache(maxsize=1)
+def _crawler_detect():
+    from crawlerdetect import CrawlerDetect
+
+    return CrawlerDetect()
+
+
+@lru_cache(maxsize=4096)
+def classify(user_agent: str) -> tuple[bool, str]:
+    """(is a bot, device class) of a User-Agent: crawlerdetect's crawler list (search
+    engines, link-preview fetchers, HTTP libraries), then the `user-agents` parser
+    (ua-parser's regexes) for the device."""
+    if not user_agent or _crawler_detect().isCrawler(user_agent):
+        return True, "other"
+    from user_agents import parse
+
+    ua = parse(user_agent)
+    if ua.is_bot:
+        return True, "other"
+    family = ua.os.family
+    if family == "iOS" or (family == "Mac OS X" and ua.is_tablet):
+        return False, "ios"
+    if family == "Android":
+        return False, "android"
+    if ua.is_mobile or ua.is_tablet:
+        return False, "mobile"
+    if ua.is_pc:
+        return False, "desktop"
+    return False, "other"
+
+
+def visitor_of(user_agent: str, accept_language: str | None) -> tuple[bool, Visitor]:
+    bot, device = classify(user_agent[:1024])
+    return bot, Visitor(device, accepted_languages(accept_language))
+
+
+class ScanCounter:
+    """Counts scans in Redis (`redis`: a client with a short timeout)."""
+
+    def __init__(self, redis, days_kept: int = 400, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.redis = redis
+        self.ttl = days_kept * 86400
+        self.clock, self.monotonic = clock, monotonic
+        self._salts: dict[str, bytes] = {}
+        self._broken_until = 0.0
+        self._lock = threading.Lock()
+
+    def _salt(self, day: str) -> bytes:
+        salt = self._salts.get(day)
+        if salt is None:
+            key = f"pulse:scan:salt:{day}"
+            self.redis.set(key, secrets.token_hex(32), nx=True, ex=SALT_SECONDS)
+            salt = self.redis.get(key).encode()
+            with self._lock:
+                self._salts = {day: salt}  # yesterday's is no longer needed
+        return salt
+
+    def visitor_hash(self, day: str, address: str, user_agent: str) -> str:
+        message = "\x1f".join((address, user_agent, day)).encode()
+        return hmac.new(self._salt(day), message, hashlib.sha256).hexdigest()[:16]
+
+    def count(self, code: str, address: str, user_agent: str, bot: bool, device: str) -> bool:
+        """Count one scan; False when it was lost (Redis failed, or counting is paused
+        after a failure)."""
+        if self.monotonic() < self._broken_until:
+            return False
+        day = day_of(self.clock())
+        key = counts_key(code, day)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            if bot:
+                pipe.hincrby(key, "bots", 1)
+            else:
+                pipe.hincrby(key, "humans", 1)
+                pipe.hincrby(key, f"device:{device}", 1)
+                pipe.pfadd(hll_key(code, day), self.visitor_hash(day, address, user_agent))
+                pipe.expire(hll_key(code, day), self.ttl)
+            pipe.expire(key, self.ttl)
+            pipe.execute()
+        except Exception as exc:  # any Redis failure: the redirect must still answer
+            self._broken_until = self.monotonic() + BREAK_SECONDS
+            log.warning("scan of %s not counted: Redis failed (%s)", code, type(exc).__name__)
+            return False
+        return True
+
+    def report(self, code: str, days: int) -> dict:
+        """Per day (newest first) and in total: humans, bots, unique visitors (HyperLogLog
+        estimates; the total's is over the union of the days), humans by device class."""
+        today = datetime.fromtimestamp(self.clock(), UTC).date()
+        dates = [(today - timedelta(days=i)).isoformat() for i in range(days)]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in dates:
+            pipe.hgetall(counts_key(code, day))
+            pipe.pfcount(hll_key(code, day))
+        pipe.pfcount(*[hll_key(code, day) for day in dates])
+        answers = pipe.execute()
+        per_day, totals = [], {"humans": 0, "bots": 0,
+                               "devices": dict.fromkeys(DEVICE_CLASSES, 0)}
+        for i, day in enumerate(dates):
+            counts, uniques = answers[2 * i], answers[2 * i + 1]
+            devices = {c: int(counts.get(f"device:{c}", 0)) for c in DEVICE_CLASSES}
+            row = {"date": day, "humans": int(counts.get("humans", 0)),
+                   "bots": int(counts.get("bots", 0)), "unique_visitors": int(uniques),
+                   "devices": devices}
+            per_day.append(row)
+            totals["humans"] += row["humans"]
+            totals["bots"] += row["bots"]
+            for c in DEVICE_CLASSES:
+                totals["devices"][c] += devices[c]
+        totals["unique_visitors"] = int(answers[-1])
+        return {"days": per_day, "totals": totals}
