@@ -404,3 +404,42 @@ def test_no_address_or_agent_is_stored_or_logged(dyn_client, pulse_env, caplog):
         assert secret not in stores, secret
     for secret in (address, "PulseProbe"):
         assert secret not in caplog.text, secret
+
+
+@pytest.mark.parametrize("where", ["standalone", "cluster"])
+def test_counters_per_day_with_ttls_on_redis_and_the_cluster(request, where):
+    """Two days of scans counted apart, every key with a TTL, on one Redis and on a
+    three-master cluster (MemoryDB), where a code's keys share a slot."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    from chalicelib.qr.scans import ScanCounter
+
+    if where == "standalone":
+        client = redis.Redis(port=request.getfixturevalue("redis_server").port,
+                             decode_responses=True)
+    else:
+        nodes = request.getfixturevalue("redis_cluster")
+        client = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+    now = [1_790_000_000.0]  # 2026-09-21, UTC noon-ish
+    counter = ScanCounter(client, days_kept=400, clock=lambda: now[0])
+    code = "Tst" + str(int(time.time() * 1000))[-7:]
+    try:
+        for i in range(30):
+            assert counter.count(code, f"192.0.2.{i}", IPHONE, False, "ios")
+        counter.count(code, "192.0.2.1", BOTS[0], True, "other")
+        now[0] += 86400
+        for i in range(10):
+            counter.count(code, f"192.0.2.{i}", DESKTOP, False, "desktop")
+        got = counter.report(code, 3)
+        assert [(d["humans"], d["bots"]) for d in got["days"]] == [(10, 0), (30, 1), (0, 0)]
+        assert [d["unique_visitors"] for d in got["days"]] == [10, 30, 0]
+        assert got["totals"]["humans"] == 40 and got["totals"]["unique_visitors"] == 40
+        assert got["totals"]["devices"]["ios"] == 30 and got["days"][0]["devices"]["desktop"] == 10
+        keys = [k for k in client.scan_iter(f"pulse:scan:*{code}*")] + \
+            [k for k in client.scan_iter("pulse:scan:salt:*")]
+        assert len(keys) >= 5
+        for key in keys:
+            assert 0 < client.ttl(key) <= 400 * 86400, key
+    finally:
+        client.close()

@@ -147,8 +147,10 @@ class ScanCounter:
         pipe = self.redis.pipeline(transaction=False)
         for day in dates:
             pipe.hgetall(counts_key(code, day))
-            pipe.pfcount(hll_key(code, day))
-        pipe.pfcount(*[hll_key(code, day) for day in dates])
+            # redis-py's cluster pipeline refuses pfcount() (multi-key in general); every
+            # key here shares the code's slot, so the command itself is fine.
+            pipe.execute_command("PFCOUNT", hll_key(code, day))
+        pipe.execute_command("PFCOUNT", *[hll_key(code, day) for day in dates])
         answers = pipe.execute()
         per_day, totals = [], {"humans": 0, "bots": 0,
                                "devices": dict.fromkeys(DEVICE_CLASSES, 0)}
