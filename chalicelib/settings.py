@@ -40,6 +40,7 @@ STAGES = ("local", "dev", "prod", "rehearsal")
 LEADERBOARD_SOURCES = ("twitter", "archive", "synthetic")
 RETWEET_POLICIES = ("original", "own", "skip")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SCAN_SENDS = ("background", "inline")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 
@@ -216,8 +217,12 @@ class Settings:
     qr_dynamic_cache_seconds: int = _env("QR_DYNAMIC_CACHE_SECONDS", default=300)
     # Scan counting in Redis on GET /r/{code}; off: redirects only.
     qr_scan_counting: bool = _env("QR_SCAN_COUNTING", default=True)
-    # How long a redirect waits for Redis to count its scan (connect and read, seconds);
-    # past it the scan is lost and logged, the redirect answers.
+    # background: a sender thread counts scans in batches, the redirect never waits;
+    # inline: the redirect counts its scan before answering (Lambda freezes threads
+    # between invocations).  "": background on the local stage, inline on the others.
+    qr_scan_send: str = _env("QR_SCAN_SEND", default="", choices=SCAN_SENDS)
+    # How long a count waits for Redis (connect and read, seconds); past it the scan is
+    # lost and logged, and the redirect has answered (background) or answers (inline).
     qr_scan_timeout: float = _env("QR_SCAN_TIMEOUT", default=0.05)
     # Days a code's per-day counters are kept (each key's TTL).
     qr_scan_days_kept: int = _env("QR_SCAN_DAYS_KEPT", default=400)
@@ -304,6 +309,8 @@ class Settings:
             "synthetic" if self.stage == "local" else "twitter")
         object.__setattr__(self, "leaderboard_source", source)
         object.__setattr__(self, "upstreams", self.upstreams or default_upstreams(self.stage))
+        object.__setattr__(self, "qr_scan_send", self.qr_scan_send or (
+            "background" if self.stage == "local" else "inline"))
         if self.team_api_key_required is None:
             object.__setattr__(self, "team_api_key_required", self.stage != "local")
 

@@ -95,7 +95,7 @@ def test_the_booleans_and_enums_are_the_ones_documented():
     assert set(BOOL_VARS) == {"REDIS_CLUSTER", "MEMCACHED_TLS", "QR_SCAN_COUNTING",
                               "TEAM_API_KEY_REQUIRED"}
     assert set(ENUM_VARS) == {"PULSE_STAGE", "LOG_LEVEL", "LEADERBOARD_SOURCE",
-                              "LEADERBOARD_RETWEETS"}
+                              "LEADERBOARD_RETWEETS", "QR_SCAN_SEND"}
 
 
 @pytest.mark.parametrize("name", BOOL_VARS)

@@ -14,10 +14,15 @@ Neither the address nor the user agent is written anywhere, logs included.
 Bots (crawlerdetect's list, link-preview fetchers among them) count in `bots` only.
 Every counter key has a TTL of QR_SCAN_DAYS_KEPT days.
 
-Counting never holds a redirect: the Redis client waits QR_SCAN_TIMEOUT at most, and
-after a failure counting is skipped for BREAK_SECONDS, so a hung Redis costs one
-timeout per container per second, not one per scan.  A scan that is not counted is
-logged (code and reason only) and lost.
+Counting never holds a redirect for long.  QR_SCAN_SEND=background (the local stage's
+default): the redirect queues the scan and a sender thread counts what has queued up
+in one pipeline, so the redirect does not wait for Redis at all.  inline (the default
+elsewhere: Lambda freezes a function's threads between invocations, so a queued scan
+could wait there, or be lost with the container): the redirect counts its own scan
+before answering.  Either way the Redis client waits QR_SCAN_TIMEOUT at most, and after
+a failure counting is skipped for BREAK_SECONDS, so a hung Redis costs one timeout per
+container per second, not one per scan.  A scan that is not counted is logged (code and
+reason only) and lost, never counted twice.
 """
 from __future__ import annotations
 
@@ -118,26 +123,42 @@ class ScanCounter:
     def count(self, code: str, address: str, user_agent: str, bot: bool, device: str) -> bool:
         """Count one scan; False when it was lost (Redis failed, or counting is paused
         after a failure)."""
+        return self.count_many([(code, address, user_agent, bot, device)]) == 1
+
+    def count_many(self, scans: list[tuple[str, str, str, bool, str]]) -> int:
+        """Count scans (code, address, user agent, bot, device) in one pipeline: how many
+        were counted (all or none)."""
         if self.monotonic() < self._broken_until:
-            return False
+            log.warning("%d scan(s) of %s not counted: Redis failed less than %gs ago",
+                        len(scans), _codes(scans), BREAK_SECONDS)
+            return 0
         day = day_of(self.clock())
-        key = counts_key(code, day)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            if bot:
-                pipe.hincrby(key, "bots", 1)
-            else:
-                pipe.hincrby(key, "humans", 1)
-                pipe.hincrby(key, f"device:{device}", 1)
-                pipe.pfadd(hll_key(code, day), self.visitor_hash(day, address, user_agent))
-                pipe.expire(hll_key(code, day), self.ttl)
-            pipe.expire(key, self.ttl)
+            touched = set()
+            for code, address, user_agent, bot, device in scans:
+                key = counts_key(code, day)
+                if bot:
+                    pipe.hincrby(key, "bots", 1)
+                else:
+                    pipe.hincrby(key, "humans", 1)
+                    pipe.hincrby(key, f"device:{device}", 1)
+                    pipe.pfadd(hll_key(code, day), self.visitor_hash(day, address, user_agent))
+                    touched.add(hll_key(code, day))
+                touched.add(key)
+            for key in touched:
+                pipe.expire(key, self.ttl)
             pipe.execute()
         except Exception as exc:  # any Redis failure: the redirect must still answer
             self._broken_until = self.monotonic() + BREAK_SECONDS
-            log.warning("scan of %s not counted: Redis failed (%s)", code, type(exc).__name__)
-            return False
-        return True
+            # A timeout may come after Redis ran the pipeline: then they did count.
+            log.warning("%d scan(s) of %s not counted: Redis failed (%s)", len(scans),
+                        _codes(scans), type(exc).__name__)
+            return 0
+        return len(scans)
+
+    def flush(self, timeout: float = 0) -> bool:
+        return True  # nothing waits here
 
     def report(self, code: str, days: int) -> dict:
         """Per day (newest first) and in total: humans, bots, unique visitors (HyperLogLog
@@ -167,3 +188,67 @@ class ScanCounter:
                 totals["devices"][c] += devices[c]
         totals["unique_visitors"] = int(answers[-1])
         return {"days": per_day, "totals": totals}
+
+
+def _codes(scans) -> str:
+    codes = sorted({scan[0] for scan in scans})
+    return ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+
+
+class BackgroundCounter:
+    """Scans handed to a sender thread, which counts what has queued up in one pipeline
+    (ScanCounter.count_many): the redirect never waits for Redis.  A full queue (Redis
+    slower than the scans for a while) drops the scan, logged; a failed batch is logged
+    and lost, never counted twice (no retry).  Addresses and user agents stay in this
+    process's memory until their batch is sent."""
+
+    def __init__(self, counter: ScanCounter, max_queued: int = 10_000, batch: int = 500):
+        import queue
+
+        self.counter, self.batch = counter, batch
+        self.queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def count(self, code: str, address: str, user_agent: str, bot: bool, device: str) -> bool:
+        import queue
+
+        self._ensure_thread()
+        try:
+            self.queue.put_nowait((code, address, user_agent, bot, device))
+        except queue.Full:
+            log.warning("scan of %s not counted: %d scans already wait for Redis",
+                        code, self.queue.maxsize)
+            return False
+        return True
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until every queued scan has been sent (or lost): True if done in time."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self.queue.unfinished_tasks
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._send, name="pulse-scans",
+                                                    daemon=True)
+                    self._thread.start()
+
+    def _send(self) -> None:
+        import queue
+
+        while True:
+            scans = [self.queue.get()]
+            while len(scans) < self.batch:
+                try:
+                    scans.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.counter.count_many(scans)
+            finally:
+                for _ in scans:
+                    self.queue.task_done()

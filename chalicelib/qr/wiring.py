@@ -64,7 +64,8 @@ def get_cached_codes(codes=None):
 
 def get_scan_counter():
     """The scan counter over a Redis client of its own with QR_SCAN_TIMEOUT as both
-    timeouts; None when QR_SCAN_COUNTING is off."""
+    timeouts, behind a sender thread when QR_SCAN_SEND is background; None when
+    QR_SCAN_COUNTING is off."""
     from chalicelib.settings import get_settings
 
     s = get_settings()
@@ -79,7 +80,12 @@ def _scan_counter(settings):
 
     redis = make_redis(read_timeout=settings.qr_scan_timeout,
                        connect_timeout=settings.qr_scan_timeout)
-    return ScanCounter(redis, days_kept=settings.qr_scan_days_kept)
+    counter = ScanCounter(redis, days_kept=settings.qr_scan_days_kept)
+    if settings.qr_scan_send == "background":
+        from chalicelib.qr.scans import BackgroundCounter
+
+        return BackgroundCounter(counter)
+    return counter
 
 
 def get_scan_reader():
