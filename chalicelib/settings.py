@@ -221,8 +221,9 @@ class Settings:
     # inline: the redirect counts its scan before answering (Lambda freezes threads
     # between invocations).  "": background on the local stage, inline on the others.
     qr_scan_send: str = _env("QR_SCAN_SEND", default="", choices=SCAN_SENDS)
-    # How long a count waits for Redis (connect and read, seconds); past it the scan is
-    # lost and logged, and the redirect has answered (background) or answers (inline).
+    # How long an inline count waits for Redis (connect and read, seconds); past it the
+    # scan is lost and logged, and the redirect answers.  The background sender, which
+    # no request waits for, has PULSE_CONNECT_TIMEOUT and PULSE_READ_TIMEOUT.
     qr_scan_timeout: float = _env("QR_SCAN_TIMEOUT", default=0.05)
     # Days a code's per-day counters are kept (each key's TTL).
     qr_scan_days_kept: int = _env("QR_SCAN_DAYS_KEPT", default=400)

@@ -274,9 +274,9 @@ def _scan_direct(code: str, address: str, ua: str, lookup, counter) -> str:
     return redirect.redirect(redirect.Scan(code, [], ua, None, address), lookup, counter)
 
 
-def test_5000_concurrent_scans_are_counted_exactly(dyn_client, monkeypatch):
-    monkeypatch.setenv("QR_SCAN_TIMEOUT", "2")  # exactness here, not the deadline
-    reset_clients()
+def test_5000_concurrent_scans_are_counted_exactly(dyn_client):
+    """Eight threads, 5,000 scans, half of them by a bot: the local stage's background
+    sender batches them, and every one is counted once."""
     from chalicelib.qr import wiring
 
     _, body = create(dyn_client, {"url": "https://example.com/burst"})

@@ -19,9 +19,9 @@ default): the redirect queues the scan and a sender thread counts what has queue
 in one pipeline, so the redirect does not wait for Redis at all.  inline (the default
 elsewhere: Lambda freezes a function's threads between invocations, so a queued scan
 could wait there, or be lost with the container): the redirect counts its own scan
-before answering.  Either way the Redis client waits QR_SCAN_TIMEOUT at most, and after
-a failure counting is skipped for BREAK_SECONDS, so a hung Redis costs one timeout per
-container per second, not one per scan.  A scan that is not counted is logged (code and
+before answering, its Redis client waiting QR_SCAN_TIMEOUT at most.  After a failure
+counting is skipped for BREAK_SECONDS, so a hung Redis costs one timeout per container
+per second, not one per scan.  A scan that is not counted is logged (code and
 reason only) and lost, never counted twice.
 """
 from __future__ import annotations

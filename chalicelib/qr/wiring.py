@@ -63,9 +63,9 @@ def get_cached_codes(codes=None):
 
 
 def get_scan_counter():
-    """The scan counter over a Redis client of its own with QR_SCAN_TIMEOUT as both
-    timeouts, behind a sender thread when QR_SCAN_SEND is background; None when
-    QR_SCAN_COUNTING is off."""
+    """The scan counter over a Redis client of its own: inline, with QR_SCAN_TIMEOUT as
+    both timeouts; background, behind a sender thread, with the usual timeouts (no
+    request waits for it).  None when QR_SCAN_COUNTING is off."""
     from chalicelib.settings import get_settings
 
     s = get_settings()
@@ -78,14 +78,14 @@ def _scan_counter(settings):
     from chalicelib.clients import make_redis
     from chalicelib.qr.scans import ScanCounter
 
-    redis = make_redis(read_timeout=settings.qr_scan_timeout,
-                       connect_timeout=settings.qr_scan_timeout)
-    counter = ScanCounter(redis, days_kept=settings.qr_scan_days_kept)
-    if settings.qr_scan_send == "background":
+    if settings.qr_scan_send == "background":  # nobody waits: the usual timeouts
         from chalicelib.qr.scans import BackgroundCounter
 
-        return BackgroundCounter(counter)
-    return counter
+        return BackgroundCounter(ScanCounter(make_redis(),
+                                             days_kept=settings.qr_scan_days_kept))
+    redis = make_redis(read_timeout=settings.qr_scan_timeout,
+                       connect_timeout=settings.qr_scan_timeout)
+    return ScanCounter(redis, days_kept=settings.qr_scan_days_kept)
 
 
 def get_scan_reader():
