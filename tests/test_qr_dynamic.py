@@ -480,3 +480,41 @@ def test_counters_per_day_with_ttls_on_redis_and_the_cluster(request, where):
             assert 0 < client.ttl(key) <= 400 * 86400, key
     finally:
         client.close()
+
+
+def test_an_image_the_lifecycle_removed_is_rendered_again(dyn_client, pulse_env):
+    _, body = create(dyn_client, {"url": "https://example.com/", "format": "png"})
+    s3 = get_aws_client("s3")
+    s3.delete_object(Bucket=pulse_env.qr_bucket, Key=f"qr/dynamic/{body['code']}.png")
+    resp = dyn_client.http.get(f"/qr/{body['code']}", headers={"Accept": "image/png"})
+    assert resp.status_code == 200 and decode_png(resp.body) == [body["short_url"]]
+    s3.head_object(Bucket=pulse_env.qr_bucket, Key=f"qr/dynamic/{body['code']}.png")
+
+
+def test_the_team_routes_need_the_api_key_outside_the_local_stage():
+    import app as pulse_app
+    from chalicelib.settings import Settings
+
+    assert Settings.from_env({}).team_api_key_required is False
+    for stage in ("dev", "prod"):
+        assert Settings.from_env({"PULSE_STAGE": stage}).team_api_key_required is True
+    assert Settings.from_env({"PULSE_STAGE": "prod", "TEAM_API_KEY_REQUIRED": "false"}
+                             ).team_api_key_required is False
+    routes = pulse_app.app.routes
+    team = [routes["/qr/{qr_id}"]["PATCH"], routes["/qr/{qr_id}"]["DELETE"],
+            routes["/qr/{qr_id}/scans"]["GET"]]
+    assert not any(r.api_key_required for r in team)  # this process: the local stage
+    # app.py imported as on prod (how `chalice package` reads the routes)
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = ("import app; r = app.app.routes; print([bool(r[p][m].api_key_required) for p, m "
+              "in (('/qr/{qr_id}', 'PATCH'), ('/qr/{qr_id}', 'DELETE'), "
+              "('/qr/{qr_id}/scans', 'GET'), ('/r/{code}', 'GET'))])")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, env={"PATH": os.environ["PATH"], "PULSE_STAGE": "prod"},
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[True, True, True, False]"  # phones scan without a key
