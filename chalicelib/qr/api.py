@@ -42,10 +42,10 @@ def create(raw_body: bytes | None, service=None, codes=None) -> tuple[dict, int]
     """POST /qr: (answer, status): 201 when this request made the code, 200 from the cache.
     With `"dynamic": true`, a dynamic code (always new: 201)."""
     body = json_object_body(raw_body, MAX_BODY_BYTES, object_pairs_hook=_no_duplicate_keys)
-    dynamic = body.pop("dynamic", False)
-    if not isinstance(dynamic, bool):
+    is_dynamic = body.pop("dynamic", False)
+    if not isinstance(is_dynamic, bool):
         raise InvalidInput("'dynamic' must be true or false", field="dynamic")
-    if dynamic:
+    if is_dynamic:
         return create_dynamic(body, codes)
     if "rules" in body:
         raise InvalidInput("'rules' are for dynamic codes: add \"dynamic\": true",
@@ -100,12 +100,15 @@ def _record_body(record, codes) -> dict:
             "short_url": record.spec.url, "target": record.target,
             "rules": [r.to_dict() for r in record.rules], "format": record.spec.format,
             **{k: v for k, v in record.spec.options().items() if k != "format"},
-            "image_url": codes.presign(record, PRESIGN_SECONDS),
+            "image_url": codes.presign(record, _presign_seconds()),
             "created_at": iso_z(record.created_at), "updated_at": iso_z(record.updated_at),
             "deleted_at": iso_z(record.deleted_at) if record.deleted_at else None}
 
 
-PRESIGN_SECONDS = 3600
+def _presign_seconds() -> int:
+    from chalicelib.settings import get_settings
+
+    return get_settings().qr_presign_seconds
 
 
 def create_dynamic(body: dict, codes=None) -> tuple[dict, int]:
@@ -177,7 +180,7 @@ def dynamic_image(code: str, params: Mapping[str, str] | None, codes=None):
     if redirect:
         codes.image(record)  # the object exists before its URL is handed out
         return Response(body="", status_code=302, headers={
-            "Location": codes.presign(record, PRESIGN_SECONDS), "Cache-Control": "no-store"})
+            "Location": codes.presign(record, _presign_seconds()), "Cache-Control": "no-store"})
     return Response(body=codes.image(record), status_code=200, headers={
         "Content-Type": record.spec.content_type, "Cache-Control": "private, max-age=300",
         "Content-Disposition": f'inline; filename="qr-{code}.{record.spec.format}"'})
