@@ -159,6 +159,34 @@ def qr_item_written(event) -> dict:
     return result
 
 
+# --- dynamic qr ---
+@app.route("/r/{code}")
+@limit("public-read")
+def qr_scan(code: str) -> Response:
+    return qr_api.scan(code, app.current_request)
+
+
+@app.route("/qr/{qr_id}", methods=["PATCH"], api_key_required=TEAM_KEY)
+@limit("team")
+@json_api
+def qr_change(qr_id: str) -> Response:
+    return json_response(qr_api.change(qr_id, app.current_request.raw_body))
+
+
+@app.route("/qr/{qr_id}", methods=["DELETE"], api_key_required=TEAM_KEY)
+@limit("team")
+@json_api
+def qr_retire(qr_id: str) -> Response:
+    return json_response(qr_api.retire(qr_id))
+
+
+@app.route("/qr/{qr_id}/scans", api_key_required=TEAM_KEY)
+@limit("team")
+@json_api
+def qr_scans(qr_id: str) -> Response:
+    return json_response(qr_api.scans(qr_id, app.current_request.query_params))
+
+
 # EventBridge rule (pattern qr.created on EVENT_BUS_NAME) -> SQS queue with a DLQ -> here.
 @app.on_sqs_message(queue=get_settings().qr_events_queue, batch_size=10)
 def qr_created(event) -> dict:

@@ -40,6 +40,7 @@ STAGES = ("local", "dev", "prod", "rehearsal")
 LEADERBOARD_SOURCES = ("twitter", "archive", "synthetic")
 RETWEET_POLICIES = ("original", "own", "skip")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SCAN_SENDS = ("background", "inline")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 
@@ -213,6 +214,26 @@ class Settings:
     # A live entry found in DynamoDB is kept in memcached (the read-through cache) for at
     # most this long, never past its own ttl; 0: every lookup is a GetItem.
     qr_cache_seconds: int = _env("QR_CACHE_SECONDS", default=300)
+    # --- dynamic qr ---
+    # Dynamic QR codes encode <PUBLIC_BASE_URL>/r/<code>: the stage's public origin (and
+    # API Gateway stage path, if any); "": http://127.0.0.1:<PULSE_HTTP_PORT> on the local
+    # stage, required on the others.
+    public_base_url: str = _env("PUBLIC_BASE_URL", default="")
+    # A dynamic code's target and rules kept in memcached this long (PATCH replaces the
+    # copy, so an edit is seen at once).
+    qr_dynamic_cache_seconds: int = _env("QR_DYNAMIC_CACHE_SECONDS", default=300)
+    # Scan counting in Redis on GET /r/{code}; off: redirects only.
+    qr_scan_counting: bool = _env("QR_SCAN_COUNTING", default=True)
+    # background: a sender thread counts scans in batches, the redirect never waits;
+    # inline: the redirect counts its scan before answering (Lambda freezes threads
+    # between invocations).  "": background on the local stage, inline on the others.
+    qr_scan_send: str = _env("QR_SCAN_SEND", default="", choices=SCAN_SENDS)
+    # How long an inline count waits for Redis (connect and read, seconds); past it the
+    # scan is lost and logged, and the redirect answers.  The background sender, which
+    # no request waits for, has PULSE_CONNECT_TIMEOUT and PULSE_READ_TIMEOUT.
+    qr_scan_timeout: float = _env("QR_SCAN_TIMEOUT", default=0.05)
+    # Days a code's per-day counters are kept (each key's TTL).
+    qr_scan_days_kept: int = _env("QR_SCAN_DAYS_KEPT", default=400)
     # --- hotspots ---
     # Click hotspots.  Each page keeps a window of its latest clicks: at
     # most hotspots_window_clicks, none older than hotspots_window_seconds (by Kinesis
@@ -304,7 +325,8 @@ class Settings:
 
     # --- who may do what (README "Who may do what") ---
     # API Gateway requires the team's API key (x-api-key) on the team's routes: POST /qr,
-    # GET /health/details.  Unset: by stage, open on the local stage, required elsewhere.
+    # PATCH/DELETE /qr/{id}, GET /qr/{id}/scans, GET /health/details.  Unset: by stage,
+    # open on the local stage, required elsewhere.
     # Read when app.py is imported (the route decorators; `chalice package` bakes it in).
     team_api_key_required: bool | None = _env("TEAM_API_KEY_REQUIRED", default=None)
 
@@ -315,6 +337,8 @@ class Settings:
             "synthetic" if self.stage == "local" else "twitter")
         object.__setattr__(self, "leaderboard_source", source)
         object.__setattr__(self, "upstreams", self.upstreams or default_upstreams(self.stage))
+        object.__setattr__(self, "qr_scan_send", self.qr_scan_send or (
+            "background" if self.stage == "local" else "inline"))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -334,6 +358,7 @@ class Settings:
         if values.get("stage", "local") == "local":
             values.setdefault("aws_endpoint_url", ports.aws_endpoint_url)
             values.setdefault("upstreams", ports.upstreams)
+            values.setdefault("public_base_url", f"http://127.0.0.1:{ports.http}")
         return cls(**values)
 
     def as_public_dict(self) -> dict:

@@ -20,8 +20,12 @@ import app as pulse_app
 
 ROUTES = sorted((method, path) for path, entry in pulse_app.app.routes.items()
                 for method in entry)
-JSON_ROUTES = [(m, p) for m, p in ROUTES if p != "/" and not p.startswith("/ui/")]
-ERROR_STATUSES = {400, 404, 405, 409, 413, 415, 422, 429}
+# The short link a phone opens answers its refusals as a small HTML page, unless the
+# caller's Accept names JSON (checked apart below).
+SHORT_LINK = ("GET", "/r/{code}")
+JSON_ROUTES = [(m, p) for m, p in ROUTES if p != "/" and not p.startswith("/ui/")
+               and (m, p) != SHORT_LINK]
+ERROR_STATUSES = {400, 404, 405, 409, 410, 413, 415, 422, 429}
 # the names the routes read, so that values reach the checks behind the first one
 QUERY_NAMES = ["window", "n", "offset", "board", "order", "neighbours", "top", "redirect",
                "page", "session"]
@@ -112,9 +116,16 @@ def request_for(draw, method: str, template: str) -> tuple[str, dict, bytes | No
     return path, draw(headers), body
 
 
-def check_answer(method: str, template: str, path: str, response) -> None:
+def check_answer(method: str, template: str, path: str, response, accept: str = "") -> None:
     where = f"{method} {path}"
     assert response.status_code < 500, (where, response.status_code, response.body[:300])
+    if (method, template) == SHORT_LINK and response.status_code >= 400:
+        assert response.status_code in ERROR_STATUSES, (where, response.status_code)
+        # the route's own 404/410 follow Accept; Chalice's refusals (415...) are JSON
+        wanted = "text/html" if response.status_code in (404, 410) \
+            and "application/json" not in accept else "application/json"
+        assert response.headers.get("Content-Type", "").startswith(wanted), where
+        return
     if (method, template) not in JSON_ROUTES or response.status_code < 400:
         return
     assert response.status_code in ERROR_STATUSES, (where, response.status_code)
@@ -136,12 +147,13 @@ def test_untrusted_input_never_gives_a_5xx_and_refusals_share_one_shape(
     path, hdrs, body = request_for(data.draw, method, template)
     response = fuzz_client.http.request(method, path, headers=hdrs, body=body or b"")
     event(f"status {response.status_code}")  # --hypothesis-show-statistics: what it reached
-    check_answer(method, template, path, response)
+    check_answer(method, template, path, response, hdrs.get("Accept", ""))
 
 
 def test_every_json_route_is_fuzzed():
     # the table comes from the app: a new route is in it (and an empty table fails)
     assert ("POST", "/qr") in JSON_ROUTES and ("GET", "/leaderboard/{hashtag}") in JSON_ROUTES
+    assert SHORT_LINK in ROUTES
     assert len(JSON_ROUTES) >= 9
 
 

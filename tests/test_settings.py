@@ -86,15 +86,16 @@ def test_terraform_provides_exactly_the_infra_variables():
     assert provided == set(INFRA_ENV_VARS)
 
 
-BOOL_VARS = [env_var(f) for f in fields(Settings) if f.type == "bool"]
+BOOL_VARS = [env_var(f) for f in fields(Settings) if f.type in ("bool", "bool | None")]
 ENUM_VARS = {env_var(f): f.metadata["choices"] for f in fields(Settings)
              if f.metadata["choices"]}
 
 
 def test_the_booleans_and_enums_are_the_ones_documented():
-    assert set(BOOL_VARS) == {"REDIS_CLUSTER", "MEMCACHED_TLS"}
+    assert set(BOOL_VARS) == {"REDIS_CLUSTER", "MEMCACHED_TLS", "QR_SCAN_COUNTING",
+                              "TEAM_API_KEY_REQUIRED"}
     assert set(ENUM_VARS) == {"PULSE_STAGE", "LOG_LEVEL", "LEADERBOARD_SOURCE",
-                              "LEADERBOARD_RETWEETS"}
+                              "LEADERBOARD_RETWEETS", "QR_SCAN_SEND"}
 
 
 @pytest.mark.parametrize("name", BOOL_VARS)

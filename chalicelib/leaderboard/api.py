@@ -120,8 +120,9 @@ def openapi_part() -> dict:
                      "description": "an ETag of an earlier answer: a 304 without a body when "
                                     "it still names the answer"}
     not_modified = {"description": "If-None-Match names this answer", "headers": etag_headers}
-    board = oa.query("board", oa.STRING, "the campaign's board (default: the first "
-                     "configured); an unknown one is a 404 naming the boards")
+    board = oa.query("board", oa.enum(board_names()), "the campaign's board, one of the "
+                     "configured ones (default: the first); an unknown one is a 404 naming "
+                     "the boards")
     window = oa.query("window", oa.enum(WINDOWS, WINDOWS[0]),
                       f"the window; with order=rising one of {', '.join(RISING_WINDOWS)} "
                       f"(default {RISING_WINDOWS[0]})")
