@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -627,12 +627,11 @@ def check_gateway_responses(package: Path) -> dict[str, dict]:
                                                         for v in body.values()):
             raise InfraError(f"{rtype}: the body is not the app's error shape: {body}")
         shown[rtype] = {"status": status, "body": body}
-    deployment = resources["aws_api_gateway_deployment"]["rest_api"]
-    waits = {d.split(".", 1)[1] for d in deployment.get("depends_on", [])
-             if d.startswith("aws_api_gateway_gateway_response.")}
+    description = resources["aws_api_gateway_deployment"]["rest_api"]["stage_description"]
+    waits = set(re.findall(r"aws_api_gateway_gateway_response\.(\w+)", description))
     if waits != set(resources["aws_api_gateway_gateway_response"]):
-        raise InfraError(f"the stage's deployment does not wait for the gateway responses: "
-                         f"{deployment.get('depends_on')}")
+        raise InfraError(f"the stage's deployment does not follow the gateway responses: "
+                         f"{description}")
     return shown
 
 
@@ -679,6 +678,118 @@ def check_event_source_mappings(mappings: dict[str, dict]) -> None:
         destination = (args.get("destination_config") or {}).get("on_failure") or {}
         if not destination.get("destination_arn"):
             raise InfraError(f"{name}: no on_failure destination")
+
+
+def deploy_with_chalice(app_dir: Path, stage: str, endpoint: str, log: Log = _print) -> dict:
+    """`chalice deploy` of a configured copy of the app to moto's server, as `make deploy`
+    runs it (the stage's environment over the caller's), a check of what it created, then
+    `chalice delete`.  Works on its own copy of app_dir (its config and Chalice's cache),
+    so it can run beside the packaging of the same app."""
+    work = WORK / "deploy-app"
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(app_dir, work, ignore=shutil.ignore_patterns("deployed", "__pycache__"))
+    config = configured_stage(work, stage)
+    env = clean_env(deploy_environment(config, stage, {**emulator_env(),
+                                                       "AWS_ENDPOINT_URL": endpoint}))
+    timings = {}
+    t0 = time.monotonic()
+    run([chalice_bin(), "deploy", "--stage", stage], cwd=work, env=env, timeout=900)
+    timings["chalice deploy"] = round(time.monotonic() - t0, 1)
+    try:
+        created = check_deployed(work, config, stage, endpoint)
+    finally:
+        t0 = time.monotonic()
+        run([chalice_bin(), "delete", "--stage", stage], cwd=work, env=env, timeout=600)
+        timings["chalice delete"] = round(time.monotonic() - t0, 1)
+    left = [f["FunctionName"] for f in boto_client("lambda", endpoint).list_functions()[
+        "Functions"] if f["FunctionName"].startswith(f"pulse-{stage}")]
+    apis = [a["name"] for a in boto_client("apigateway", endpoint).get_rest_apis()["items"]]
+    if left or apis:
+        raise InfraError(f"left after chalice delete: functions {left}, REST APIs {apis}")
+    log(f"rehearse: chalice deploy {timings['chalice deploy']} s, delete "
+        f"{timings['chalice delete']} s")
+    return {**created, "timings": timings, "deleted": True}
+
+
+def check_deployed(app_dir: Path, config: dict, stage: str, endpoint: str) -> dict:
+    """What `chalice deploy` must have made: each function with the stage's environment,
+    subnets and its own role with its own policy, the schedule rule targeting the ingest,
+    the SQS and Kinesis event source mappings, the REST API with every route of the
+    swagger and the binary media types."""
+    deployed = json.loads((app_dir / ".chalice" / "deployed" / f"{stage}.json").read_text())
+    by_type: dict[str, list[dict]] = {}
+    for resource in deployed["resources"]:
+        by_type.setdefault(resource["resource_type"], []).append(resource)
+    lam, iam = boto_client("lambda", endpoint), boto_client("iam", endpoint)
+    want_env = stage_environment(config, stage)
+    stage_cfg = config["stages"][stage]
+    functions, roles = {}, set()
+    for resource in by_type.get("lambda_function", []):
+        fn = lam.get_function(FunctionName=resource["lambda_arn"])["Configuration"]
+        name = fn["FunctionName"]
+        if fn.get("Environment", {}).get("Variables") != want_env:
+            raise InfraError(f"deployed {name}: environment {fn.get('Environment')}")
+        if sorted(fn.get("VpcConfig", {}).get("SubnetIds", [])) != sorted(stage_cfg["subnet_ids"]):
+            raise InfraError(f"deployed {name}: subnets {fn.get('VpcConfig')}")
+        role_name = fn["Role"].rsplit("/", 1)[1]
+        policies = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        documents = [iam.get_role_policy(RoleName=role_name, PolicyName=p)["PolicyDocument"]
+                     for p in policies]
+        short = resource["name"]
+        own = json.loads((app_dir / ".chalice" / configure.policy_file(stage, short)).read_text())
+        if documents != [own]:
+            raise InfraError(f"deployed {name}: role {role_name} has {documents}, not "
+                             f"policy-{stage}-{short}.json")
+        roles.add(role_name)
+        concurrency = lam.get_function_concurrency(FunctionName=name).get(
+            "ReservedConcurrentExecutions")
+        want = stage_cfg["lambda_functions"][short]["reserved_concurrency"]
+        if concurrency != want:
+            raise InfraError(f"deployed {name}: reserved concurrency {concurrency}, want {want}")
+        functions[short] = {"name": name, "role": role_name, "reserved_concurrency": concurrency}
+    if len(roles) != len(functions) or not functions:
+        raise InfraError(f"{len(functions)} deployed functions share {len(roles)} roles")
+    events = boto_client("events", endpoint)
+    rules = {}
+    for resource in by_type.get("cloudwatch_event", []):
+        rule = resource["rule_name"]
+        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
+        rules[rule] = {"schedule": events.describe_rule(Name=rule).get("ScheduleExpression"),
+                       "targets": targets}
+    if not any(t.endswith(":function:" + functions["ingest_hashtags"]["name"])
+               for r in rules.values() for t in r["targets"]):
+        raise InfraError(f"no schedule rule targets the ingest: {rules}")
+    mappings = {}
+    for m in lam.list_event_source_mappings()["EventSourceMappings"]:
+        source = m["EventSourceArn"].split(":")[2]
+        mappings.setdefault(source, []).append(m["FunctionArn"].rsplit(":", 1)[1])
+    if not {"sqs", "kinesis"} <= set(mappings):
+        raise InfraError(f"event source mappings: {mappings}")
+    apigw = boto_client("apigateway", endpoint)
+    (api,) = [a for a in apigw.get_rest_apis()["items"]
+              if a["id"] == by_type["rest_api"][0]["rest_api_id"]]
+    paths = {r["path"]: sorted(r.get("resourceMethods", {}))
+             for r in apigw.get_resources(restApiId=api["id"], limit=500)["items"]}
+    routes = app_routes(app_dir, {**emulator_env(), **want_env})
+    missing = sorted(f"{m} {p}" for p, methods in routes.items() for m in methods
+                     if m not in paths.get(p, []))
+    if missing:
+        raise InfraError(f"the deployed REST API lacks {missing}")
+    binary = api.get("binaryMediaTypes", [])
+    if "image/png" not in binary:
+        raise InfraError(f"the deployed REST API's binary media types: {binary}")
+    return {"functions": functions, "rules": rules, "event_source_mappings": mappings,
+            "rest_api": {"name": api["name"], "routes": sum(map(len, routes.values())),
+                         "binary_media_types": binary}}
+
+
+def app_routes(app_dir: Path, env: dict[str, str]) -> dict[str, list[str]]:
+    """path -> methods of app_dir's app.py as the stage's settings make it."""
+    code = ("import json, app\n"
+            "print(json.dumps({p: sorted(m) for p, m in app.app.routes.items()}))")
+    proc = run([sys.executable, "-c", code], cwd=app_dir, env=clean_env(env), timeout=120)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def package_sizes(package: Path) -> dict[str, int]:
@@ -886,6 +997,7 @@ def rehearse_fresh(log: Log = _print) -> dict:
         env = emulator_env()
         tf_vars = [f"-state={state}", *rehearsal_vars(endpoint)]
         applied = False
+        deployed = None  # the chalice deploy running beside the packaging
         try:
             with step("terraform apply"):
                 applied = True  # a partial apply still needs a destroy
@@ -952,6 +1064,12 @@ def rehearse_fresh(log: Log = _print) -> dict:
                 result["log_groups"] = (json.loads(log_groups.read_text())["resource"]
                                         ["aws_cloudwatch_log_group"] if log_groups.exists() else {})
 
+            # chalice deploy to the same emulator, on its own copy of the app, while
+            # the second stage is packaged (both mostly wait on Chalice and moto).
+            deploy_pool = ThreadPoolExecutor(max_workers=1)
+            deployed = deploy_pool.submit(deploy_with_chalice, app_dir, STAGE, endpoint, log)
+            deploy_pool.shutdown(wait=False)
+
             with step("second stage package"):
                 # dev and prod in one account: a second stage of the same app,
                 # packaged beside the first, must not share a single name with it.
@@ -971,7 +1089,12 @@ def rehearse_fresh(log: Log = _print) -> dict:
 
             with step("package validate"):
                 result["package_validation"] = validate_package(package)
+
+            with step("chalice deploy and delete"):
+                result["chalice_deploy"] = deployed.result()
         finally:
+            if deployed is not None and not deployed.done():
+                wait([deployed])  # its functions use the subnets destroyed below
             if applied:
                 with step("terraform destroy"):
                     listed = terraform(["state", "list", f"-state={state}"], cwd=tf_dir,
@@ -1082,6 +1205,11 @@ def main(argv: list[str] | None = None) -> int:
             print("rehearse: gateway responses " + ", ".join(
                 f"{t} {r['status'] or 'as is'}" for t, r in result["gateway_responses"].items()))
             print(f"rehearse: {result['package_validation']}")
+            deployed = result["chalice_deploy"]
+            print(f"rehearse: chalice deploy created {sorted(deployed['functions'])} (one role "
+                  f"each), rules {sorted(deployed['rules'])}, event source mappings "
+                  f"{deployed['event_source_mappings']}, REST API {deployed['rest_api']}; "
+                  f"chalice delete removed them ({deployed['timings']})")
             print(f"rehearse: timings (s) {result['timings']}")
             report_upgrade(result["upgrade"])
     except InfraError as exc:

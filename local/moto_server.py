@@ -30,8 +30,9 @@ has none.  Next, moto's PutRestApi (which the import calls, and Chalice calls on
 redeploy) refuses any Swagger 2.0 document (400 "Only OpenAPI 3.x.x are currently
 supported") that API Gateway accepts; what moto reads of a document (paths, methods,
 their responses and `x-amazon-apigateway-integration`) has the same shape in Swagger 2.0
-and OpenAPI 3, so the wrapper hands it a Swagger 2.0 document labelled `openapi: 3.0.1`.
-The caller's document is never changed.
+and OpenAPI 3, so the wrapper hands it a Swagger 2.0 document labelled `openapi: 3.0.1`,
+and applies the document's `x-amazon-apigateway-binary-media-types` (Chalice's image and
+octet-stream types), which moto ignores.  The caller's document is never changed.
 
     python local/moto_server.py -H 127.0.0.1 -p 15000   (moto_server's own arguments)
 """
@@ -76,6 +77,10 @@ def make_writes_atomic() -> None:
                 "delete_object")
 
 
+# The document's binary media types, which API Gateway applies on import and moto ignores.
+BINARY_MEDIA_TYPES = "x-amazon-apigateway-binary-media-types"
+
+
 def import_swagger() -> None:
     """ImportRestApi / PutRestApi of a Swagger 2.0 document without info.description, as
     Chalice writes it, import its paths as API Gateway does."""
@@ -95,7 +100,11 @@ def import_swagger() -> None:
         if isinstance(api_doc, dict) and str(api_doc.get("swagger", "")).startswith("2."):
             api_doc = {k: v for k, v in api_doc.items() if k != "swagger"}
             api_doc["openapi"] = "3.0.1"
-        return unsafe_put(self, function_id, api_doc, fail_on_warnings, mode)
+        api = unsafe_put(self, function_id, api_doc, fail_on_warnings, mode)
+        binary = api_doc.get(BINARY_MEDIA_TYPES) if isinstance(api_doc, dict) else None
+        if isinstance(binary, list):
+            api.binaryMediaTypes = list(binary)
+        return api
 
     for wrapper, unsafe in ((import_rest_api, unsafe_import), (put_rest_api, unsafe_put)):
         functools.update_wrapper(wrapper, unsafe)

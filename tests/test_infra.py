@@ -356,6 +356,47 @@ def test_rehearsal_alarms_on_memorydb_memory(rehearsal):
     assert actions == [rehearsal["outputs"]["alarm_topic_arn"]]
 
 
+@pytest.mark.slow
+def test_rehearsal_shows_the_dashboard_and_alarms_to_the_topic(rehearsal):
+    # check_in_emulator read the dashboard and every alarm back from moto: each alarm of
+    # the alarm_names output exists and publishes to the encrypted topic.
+    emulator, outputs = rehearsal["emulator"], rehearsal["outputs"]
+    alarms, topic = emulator["alarms"], outputs["alarm_topic_arn"]
+    assert set(alarms) >= set(outputs["alarm_names"])
+    assert {tuple(actions) for *_, actions in alarms.values()} == {(topic,)}
+    for function in ("api_handler", "ingest_hashtags", "qr_created", "consume_clicks"):
+        assert alarms[f"pulse-rehearsal-{function}-errors"][:2] == ("AWS/Lambda", "Errors")
+        assert alarms[f"pulse-rehearsal-{function}-throttles"][:2] == ("AWS/Lambda", "Throttles")
+    assert alarms["pulse-rehearsal-api-5xx-rate"][:2] == ("AWS/ApiGateway", "5XXError")
+    assert alarms["pulse-rehearsal-consume_clicks-iterator-age"][1] == "IteratorAge"
+    assert alarms["pulse-rehearsal-clicks_failed-not-empty"][:2] == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarms["pulse-rehearsal-qr_events_dlq-not-empty"][0] == "AWS/SQS"
+    assert alarms["pulse-rehearsal-x-rate-limit-low"][:2] == ("Pulse", "XRateLimitRemaining")
+    dashboard = emulator["dashboard"]
+    assert dashboard["name"] == "pulse-rehearsal"
+    assert {"ClicksAccepted", "QrCreated", "IngestTweets", "RateLimited"} <= set(
+        dashboard["app_metrics"])
+    assert len(dashboard["widgets"]) >= 12
+
+
+@pytest.mark.slow
+def test_rehearsal_deploys_with_chalice_and_deletes_it(rehearsal):
+    # deploy_with_chalice: `chalice deploy` to moto (local/moto_server.py makes its
+    # ImportRestApi take Chalice's swagger), check_deployed, then `chalice delete`.
+    deployed = rehearsal["chalice_deploy"]
+    functions = deployed["functions"]
+    assert set(functions) == set(rehearsal["functions"])
+    assert len({f["role"] for f in functions.values()}) == len(functions)
+    assert functions["ingest_hashtags"]["reserved_concurrency"] == 1
+    assert any(r["schedule"].startswith("rate(") for r in deployed["rules"].values())
+    assert deployed["event_source_mappings"]["sqs"] == ["pulse-rehearsal-qr_created"]
+    assert deployed["event_source_mappings"]["kinesis"] == ["pulse-rehearsal-consume_clicks"]
+    assert deployed["rest_api"]["routes"] >= 15
+    assert "image/png" in deployed["rest_api"]["binary_media_types"]
+    assert deployed["deleted"] is True
+
+
 # --- the upgrade from the flat layout -----------------------------------------------------
 
 # The per-AZ resources the flat layout made with count = 2.

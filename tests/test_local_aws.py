@@ -180,6 +180,7 @@ def test_moto_alone_fails_concurrent_writes_of_one_key(tmp_path):
 # description (moto alone: KeyError on the import, then a 400 for Swagger 2.0).
 CHALICE_SWAGGER = {
     "swagger": "2.0", "info": {"version": "1.0", "title": "pulse"}, "schemes": ["https"],
+    "x-amazon-apigateway-binary-media-types": ["image/png", "application/octet-stream"],
     "paths": {"/health": {"get": {"responses": {"200": {"description": "200 response"}}}}},
 }
 
@@ -204,6 +205,7 @@ def test_the_stand_in_imports_chalices_swagger_with_an_empty_description(monkeyp
     backend = _apigateway_backend(monkeypatch, fixed=True)
     api = backend.import_rest_api(CHALICE_SWAGGER, fail_on_warnings=False)
     assert (api.name, api.description) == ("pulse", "")
+    assert api.binaryMediaTypes == ["image/png", "application/octet-stream"]
     assert "/health" in {r.get_path() for r in api.resources.values()}
     # ...and a redeploy's PutRestApi of the same Swagger 2.0 document
     backend.put_rest_api(api.id, CHALICE_SWAGGER, fail_on_warnings=False, mode="overwrite")
