@@ -11,10 +11,13 @@ Reads `terraform -chdir=infra output -json` (or a saved copy of it with
   secret ARNs; never a secret value), merged over the stage's other variables;
   MEMCACHED_TLS from memcached_transit_encryption and MEMCACHED_CONFIG_ENDPOINT
   (auto discovery) from memcached_configuration_endpoint when it has a value;
-- autogen_policy: false and iam_policy_file: policy-<stage>.json, a
-  least-privilege policy written beside config.json: named resources, no
-  wildcard actions; only the Lambda-in-VPC ENI actions have Resource "*",
-  because EC2 gives them no resource-level scoping that Lambda can use.
+- autogen_policy: false and one role per function: lambda_functions.<name>.
+  iam_policy_file = policy-<stage>-<name>.json, each a least-privilege policy
+  written beside config.json (named resources, no wildcard actions; only the
+  Lambda-in-VPC ENI actions have Resource "*", because EC2 gives them no
+  resource-level scoping that Lambda can use), and the stage's iam_policy_file
+  policy-<stage>.json (logs and ENIs only) for a function without its own;
+- QR_TABLE_STREAM_ARN, the QR table's stream, which app.py subscribes to.
 
 Local tooling only (never packaged: Chalice ships app.py, chalicelib/, vendor/).
 Standard library only.
@@ -35,6 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 # library only): the variables Terraform's lambda_environment must provide.
 sys.path.insert(0, str(REPO))
 from chalicelib.settings import INFRA_ENV_VARS as APP_ENV_VARS  # noqa: E402
+from chalicelib.settings import STAGES  # noqa: E402
+
+# The stages that deploy to AWS: every stage the app knows (PULSE_STAGE) but the local one.
+# infra/variables.tf's var.stage accepts the same set.
+DEPLOYABLE_STAGES = tuple(s for s in STAGES if s != "local")
 
 DEFAULT_LOG_RETENTION_DAYS = 30  # for a stage that does not set its own
 
@@ -54,6 +62,7 @@ REQUIRED_OUTPUTS = (
     "qr_events_queue_arn",
     "click_stream_arn",
     "click_failure_queue_arn",
+    "qr_table_stream_arn",
     "x_bearer_token_secret_arn",
     "memorydb_password_secret_arn",
     "lambda_environment",
@@ -142,121 +151,144 @@ def cache_environment(out: Mapping) -> dict:
     return env
 
 
-def build_policy(out: Mapping, app_name: str, stage: str) -> dict:
-    """Least-privilege policy for every function of the stage."""
+# The functions of the app (Chalice's handler names) and the role of each: `make configure`
+# writes .chalice/policy-<stage>-<function>.json for each and names it in the stage's
+# lambda_functions, so every function has its own role with only what it calls.  A
+# function not listed here gets the stage's base policy (its logs and VPC network
+# interfaces, nothing else): `make rehearse` fails on it, naming the function.
+API_FUNCTION = "api_handler"
+QR_STREAM_FUNCTION = "qr_item_written"  # @app.on_dynamodb_record on the QR table's stream
+FUNCTIONS = (API_FUNCTION, "ingest_hashtags", "qr_created", "consume_clicks",
+             QR_STREAM_FUNCTION)
+
+
+def _statement(sid: str, actions: list[str], resources: list[str] | str, **extra) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
+
+
+def _logs_statement(out: Mapping, group: str) -> dict:
     p, region, account = out["aws_partition"], out["aws_region"], out["aws_account_id"]
-    # Chalice names functions <app>-<stage> (the API) and <app>-<stage>-<name>.
-    log_group = f"arn:{p}:logs:{region}:{account}:log-group:/aws/lambda/{app_name}-{stage}"
-    stream_arn = out["click_stream_arn"]
-    bucket_arn = out["qr_bucket_arn"]
-    statements = [
-        {
-            "Sid": "WriteOwnLogs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [log_group, f"{log_group}:*", f"{log_group}-*", f"{log_group}-*:*"],
-        },
-        {
-            # Lambda in a VPC creates and deletes its ENIs with the function's
-            # role. These EC2 actions take no resource scoping Lambda can use,
-            # so Resource "*" is required here, and only here.
-            "Sid": "LambdaVpcEniManagementRequiresResourceWildcard",
-            "Effect": "Allow",
-            "Action": list(ENI_ACTIONS),
-            "Resource": "*",
-        },
-        {
-            # HeadObject is authorised by s3:GetObject; presigned GETs are
-            # signed with this role, so they need it too.
-            "Sid": "QrImagesReadWrite",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
-            "Resource": [f"{bucket_arn}/*"],
-        },
-        {
-            # Without ListBucket a HeadObject of a missing key answers 403, not 404.
-            "Sid": "QrImagesMissingKeyIs404",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": [bucket_arn],
-        },
-        {
-            "Sid": "QrCacheTable",
-            "Effect": "Allow",
-            "Action": [
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DescribeTable",
-            ],
-            "Resource": [out["qr_table_arn"]],
-        },
-        {
-            "Sid": "AppEventBus",
-            "Effect": "Allow",
-            "Action": ["events:PutEvents"],
-            "Resource": [out["event_bus_arn"]],
-        },
-        {
-            # The qr_created function's SQS event source mapping polls with the
-            # function's role: Lambda needs GetQueueAttributes besides
-            # receive/delete.  Sending is EventBridge's (the queue policy).
-            "Sid": "QrEventsQueueConsume",
-            "Effect": "Allow",
-            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-            "Resource": [out["qr_events_queue_arn"]],
-        },
-        {
-            "Sid": "ClickStream",
-            "Effect": "Allow",
-            "Action": [
-                "kinesis:PutRecord",
-                "kinesis:PutRecords",
-                "kinesis:DescribeStream",
-                "kinesis:DescribeStreamSummary",
-                "kinesis:DescribeStreamConsumer",
-                "kinesis:GetRecords",
-                "kinesis:GetShardIterator",
-                "kinesis:ListShards",
-                "kinesis:SubscribeToShard",
-            ],
-            # SubscribeToShard and DescribeStreamConsumer act on consumers.
-            "Resource": [stream_arn, f"{stream_arn}/consumer/*"],
-        },
-        {
-            # The click consumer's event source mapping sends what it gives up on
-            # here (its on-failure destination): Lambda uses the function's role.
-            "Sid": "ClickConsumerFailureQueue",
-            "Effect": "Allow",
-            "Action": ["sqs:SendMessage"],
-            "Resource": [out["click_failure_queue_arn"]],
-        },
-        {
-            "Sid": "ReadAppSecrets",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": [out["x_bearer_token_secret_arn"], out["memorydb_password_secret_arn"]],
-        },
-        {
-            # The data-tier CMK, only through the services that use it:
-            # Decrypt to read (S3, DynamoDB, Kinesis, secrets), GenerateDataKey
-            # to write (S3 PutObject, Kinesis PutRecord(s), DynamoDB, SQS SendMessage);
-            # Decrypt also reads the KMS-encrypted QR events queue.
-            "Sid": "DataKeyThroughServices",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": [out["kms_key_arn"]],
-            "Condition": {
-                "StringEquals": {
-                    "kms:ViaService": [
-                        f"{svc}.{region}.amazonaws.com"
-                        for svc in ("s3", "dynamodb", "kinesis", "secretsmanager", "sqs")
-                    ]
-                }
-            },
-        },
-    ]
-    return {"Version": "2012-10-17", "Statement": statements}
+    arn = f"arn:{p}:logs:{region}:{account}:log-group:{group}"
+    return _statement("WriteOwnLogs",
+                      ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                      [arn, f"{arn}:*"])
+
+
+def _eni_statement() -> dict:
+    # Lambda in a VPC creates and deletes its ENIs with the function's role. These
+    # EC2 actions take no resource scoping Lambda can use, so Resource "*" is
+    # required here, and only here.
+    return _statement("LambdaVpcEniManagementRequiresResourceWildcard", list(ENI_ACTIONS), "*")
+
+
+def _kms_statement(out: Mapping, actions: list[str], services: list[str]) -> dict:
+    """The data-tier CMK, only through the services this function calls, only by this
+    account's principals."""
+    region = out["aws_region"]
+    return _statement("DataKeyThroughServices", actions, [out["kms_key_arn"]], Condition={
+        "StringEquals": {
+            "kms:ViaService": [f"{svc}.{region}.amazonaws.com" for svc in services],
+            "kms:CallerAccount": out["aws_account_id"],
+        }})
+
+
+def _redis_password(out: Mapping) -> dict:
+    return _statement("ReadRedisPassword", ["secretsmanager:GetSecretValue"],
+                      [out["memorydb_password_secret_arn"]])
+
+
+def function_statements(out: Mapping, function: str) -> list[dict]:
+    """What one function calls, beyond its logs and network interfaces."""
+    if function == API_FUNCTION:
+        return [
+            # QR images: PutObject on a miss, GetObject to serve and to sign
+            # presigned GETs (signed with this role).  No ListBucket: a missing
+            # object answers AccessDenied rather than NoSuchKey.
+            _statement("QrImagesReadWrite", ["s3:GetObject", "s3:PutObject"],
+                       [f"{out['qr_bucket_arn']}/*"]),
+            # GetItem/PutItem: QR lookup and creation; UpdateItem: a dynamic code's
+            # change and retirement; DescribeTable: /health's AWS check.
+            _statement("QrTable", ["dynamodb:GetItem", "dynamodb:PutItem",
+                                   "dynamodb:UpdateItem", "dynamodb:DescribeTable"],
+                       [out["qr_table_arn"]]),
+            _statement("AppEventBus", ["events:PutEvents"], [out["event_bus_arn"]]),
+            # POST /clicks writes a batch; it never reads the stream.
+            _statement("ClickStreamWrite", ["kinesis:PutRecords"], [out["click_stream_arn"]]),
+            _redis_password(out),
+            _kms_statement(out, ["kms:Decrypt", "kms:GenerateDataKey"],
+                           ["s3", "dynamodb", "kinesis", "secretsmanager"]),
+        ]
+    if function == "ingest_hashtags":
+        return [
+            # The only function that reads the X API token.
+            _statement("ReadXTokenAndRedisPassword", ["secretsmanager:GetSecretValue"],
+                       [out["x_bearer_token_secret_arn"], out["memorydb_password_secret_arn"]]),
+            _kms_statement(out, ["kms:Decrypt"], ["secretsmanager"]),
+        ]
+    if function == "qr_created":
+        return [
+            # Its SQS event source mapping polls with this role; sending is
+            # EventBridge's (the queue policy).
+            _statement("QrEventsQueueConsume", ["sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                                "sqs:GetQueueAttributes"],
+                       [out["qr_events_queue_arn"]]),
+            _redis_password(out),
+            _kms_statement(out, ["kms:Decrypt"], ["sqs", "secretsmanager"]),
+        ]
+    if function == "consume_clicks":
+        return [
+            # Its Kinesis event source mapping reads the stream with this role
+            # (shared-throughput iterators: no consumer, no SubscribeToShard).
+            _statement("ClickStreamRead", ["kinesis:DescribeStream",
+                                           "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                                           "kinesis:GetShardIterator", "kinesis:ListShards"],
+                       [out["click_stream_arn"]]),
+            # The mapping's on-failure destination, sent with this role too.
+            _statement("ClickConsumerFailureQueue", ["sqs:SendMessage"],
+                       [out["click_failure_queue_arn"]]),
+            _redis_password(out),
+            _kms_statement(out, ["kms:Decrypt", "kms:GenerateDataKey"],
+                           ["kinesis", "sqs", "secretsmanager"]),
+        ]
+    if function == QR_STREAM_FUNCTION:
+        stream = out["qr_table_stream_arn"]
+        return [
+            # Its DynamoDB Streams event source mapping reads the table's stream.
+            _statement("QrTableStreamRead", ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                             "dynamodb:GetShardIterator",
+                                             "dynamodb:ListStreams"], [stream]),
+            _statement("AppEventBus", ["events:PutEvents"], [out["event_bus_arn"]]),
+            _kms_statement(out, ["kms:Decrypt"], ["dynamodb"]),
+        ]
+    raise ConfigureError(f"no policy for function {function!r}")
+
+
+def function_name(app_name: str, stage: str, function: str) -> str:
+    """Chalice's name of a function: <app>-<stage> for the API, else <app>-<stage>-<name>."""
+    return f"{app_name}-{stage}" if function == API_FUNCTION else f"{app_name}-{stage}-{function}"
+
+
+def build_policies(out: Mapping, app_name: str, stage: str) -> dict[str, dict]:
+    """Least-privilege policy of each function, and under "" the stage's base policy
+    (its functions' logs and ENIs only) for a function without its own."""
+    prefix = f"/aws/lambda/{app_name}-{stage}"
+    policies = {"": {"Version": "2012-10-17", "Statement": [
+        _statement("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                    "logs:PutLogEvents"],
+                   [f"arn:{out['aws_partition']}:logs:{out['aws_region']}:"
+                    f"{out['aws_account_id']}:log-group:{g}" for g in
+                    (prefix, f"{prefix}:*", f"{prefix}-*", f"{prefix}-*:*")]),
+        _eni_statement()]}}
+    for function in FUNCTIONS:
+        group = f"/aws/lambda/{function_name(app_name, stage, function)}"
+        policies[function] = {"Version": "2012-10-17", "Statement": [
+            _logs_statement(out, group), _eni_statement(),
+            *function_statements(out, function)]}
+    return policies
+
+
+def policy_file(stage: str, function: str = "") -> str:
+    return f"policy-{stage}-{function}.json" if function else f"policy-{stage}.json"
 
 
 def check_policy(policy: Mapping) -> None:
@@ -275,14 +307,18 @@ def check_policy(policy: Mapping) -> None:
 
 
 def merge_stage(config: dict, stage: str, out: Mapping, env: Mapping) -> dict:
-    """Return config with `stage` updated; other stages and keys untouched."""
+    """Return config with `stage` updated; other stages and keys untouched (a function's
+    own settings, such as reserved_concurrency, are kept beside its policy file)."""
     merged = json.loads(json.dumps(config))  # deep copy, key order kept
     stages = merged.setdefault("stages", {})
     current = stages.get(stage, {})
     current["subnet_ids"] = list(out["private_subnet_ids"])
     current["security_group_ids"] = list(out["lambda_security_group_ids"])
     current["autogen_policy"] = False
-    current["iam_policy_file"] = f"policy-{stage}.json"
+    current["iam_policy_file"] = policy_file(stage)
+    functions = current.setdefault("lambda_functions", {})
+    for function in FUNCTIONS:
+        functions.setdefault(function, {})["iam_policy_file"] = policy_file(stage, function)
     current["environment_variables"] = {**current.get("environment_variables", {}), **env}
     # Lambda's log groups otherwise keep every line for ever (and bill for it).
     current.setdefault("log_retention_in_days", DEFAULT_LOG_RETENTION_DAYS)
@@ -302,7 +338,8 @@ def configure(
     config_path: Path,
     allow_empty: Iterable[str] = (),
 ) -> tuple[dict, dict]:
-    """Update config_path's stage and write policy-<stage>.json beside it."""
+    """Update config_path's stage and write its policy files beside it: returns the
+    config and {function: policy} ("" is the stage's base policy)."""
     out = output_values(outputs)
     if out["stage"] != stage:
         raise ConfigureError(
@@ -314,18 +351,23 @@ def configure(
     if not config_path.exists():
         raise ConfigureError(f"{config_path} does not exist")
     config = json.loads(config_path.read_text())
-    env = {**app_environment(out, stage, allow_empty), **cache_environment(out)}
-    policy = build_policy(out, config.get("app_name", "pulse"), stage)
-    check_policy(policy)
+    env = {**app_environment(out, stage, allow_empty), **cache_environment(out),
+           # app.py subscribes the QR stream handler to this ARN at import.
+           "QR_TABLE_STREAM_ARN": str(out["qr_table_stream_arn"])}
+    policies = build_policies(out, config.get("app_name", "pulse"), stage)
+    for policy in policies.values():
+        check_policy(policy)
     merged = merge_stage(config, stage, out, env)
-    _write_json(config_path.parent / f"policy-{stage}.json", policy)
+    for function, policy in policies.items():
+        _write_json(config_path.parent / policy_file(stage, function), policy)
     _write_json(config_path, merged)
-    return merged, policy
+    return merged, policies
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", required=True, help="Chalice stage to write (prod, dev, ...)")
+    parser.add_argument("--stage", required=True, choices=DEPLOYABLE_STAGES,
+                        help="Chalice stage to write")
     parser.add_argument("--tf-dir", type=Path, default=REPO / "infra",
                         help="Terraform directory to read outputs from (default: infra/)")
     parser.add_argument("--state", type=Path, help="local state file (default: the backend's)")
@@ -340,16 +382,17 @@ def main(argv: list[str] | None = None) -> int:
             outputs = json.loads(args.outputs_file.read_text())
         else:
             outputs = terraform_outputs(args.tf_dir, args.state)
-        merged, policy = configure(args.stage, outputs, args.config, args.allow_empty)
+        merged, policies = configure(args.stage, outputs, args.config, args.allow_empty)
     except ConfigureError as exc:
         print(f"configure: {exc}", file=sys.stderr)
         return 1
     stage = merged["stages"][args.stage]
-    policy_path = args.config.parent / stage["iam_policy_file"]
     print(f"configure: wrote stage {args.stage!r} of {args.config} "
           f"({len(stage['subnet_ids'])} subnets, {len(stage['security_group_ids'])} security "
           f"group, {len(stage['environment_variables'])} variables) and "
-          f"{policy_path} ({len(policy['Statement'])} statements)")
+          f"{len(policies)} policy files in {args.config.parent}: "
+          + ", ".join(f"{policy_file(args.stage, f)} ({len(p['Statement'])} statements)"
+                      for f, p in policies.items()))
     return 0
 
 

@@ -40,12 +40,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # local.processes: one way to start moto's server
+from deploy import configure  # noqa: E402  (its FUNCTIONS and policy file names)
+
 INFRA = REPO / "infra"
 LOCAL = REPO / ".local"
 WORK = LOCAL / "rehearsal"
@@ -61,6 +63,12 @@ REHEARSAL_VARS = REHEARSAL / "rehearsal.tfvars"
 
 def override_files() -> list[Path]:
     return sorted(DEPLOY.glob("*_override.tf.json"))
+
+
+def package_files() -> list[Path]:
+    """Every deploy/*.tf.json: the overrides, and files that add to the package
+    (api_gateway.tf.json: throttling, the team's usage plan and key, the WAF association)."""
+    return sorted(DEPLOY.glob("*.tf.json"))
 
 
 STAGE = "rehearsal"
@@ -374,8 +382,8 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
             cwd=app_dir, env=clean_env(package_env), timeout=900)
     finally:
         config_path.write_text(original)
-    for override in override_files():
-        shutil.copy2(override, out / override.name)
+    for extra in package_files():
+        shutil.copy2(extra, out / extra.name)
     chalice_tf = json.loads((out / "chalice.tf.json").read_text())
     if retention is not None:
         groups = {name: {"name": f"/aws/lambda/${{aws_lambda_function.{name}.function_name}}",
@@ -444,13 +452,19 @@ def name_collisions(packages: dict[str, Path]) -> list[str]:
     return clashes
 
 
-def check_chalice_tf(chalice_tf: dict, config: dict, policy: dict, stage: str) -> list[str]:
-    """Every function has the stage's subnets, security groups, environment, policy."""
+def check_chalice_tf(chalice_tf: dict, config: dict, policies: dict[str, dict],
+                     stage: str) -> list[str]:
+    """Every function has the stage's subnets, security groups and environment, its own
+    role with its own policy (policies: {function: policy} as configure.py wrote them),
+    and the reserved concurrency of its lambda_functions entry."""
     stage_cfg = config["stages"][stage]
     want_env = stage_environment(config, stage)
     functions = chalice_tf["resource"].get("aws_lambda_function", {})
+    role_policies = chalice_tf["resource"].get("aws_iam_role_policy", {})
+    per_function = stage_cfg.get("lambda_functions", {})
     if not functions:
         raise InfraError("chalice.tf.json has no aws_lambda_function")
+    roles = set()
     for name, fn in functions.items():
         vpc = fn.get("vpc_config") or {}
         if vpc.get("subnet_ids") != stage_cfg["subnet_ids"]:
@@ -460,10 +474,77 @@ def check_chalice_tf(chalice_tf: dict, config: dict, policy: dict, stage: str) -
         got_env = (fn.get("environment") or {}).get("variables")
         if got_env != want_env:
             raise InfraError(f"function {name}: environment {got_env} != {want_env}")
-    for name, rp in chalice_tf["resource"].get("aws_iam_role_policy", {}).items():
-        if json.loads(rp["policy"]) != policy:
-            raise InfraError(f"role policy {name} is not .chalice/policy-{stage}.json")
+        if name not in policies:
+            raise InfraError(f"function {name} has no policy of its own: add it to "
+                             f"deploy/configure.py's FUNCTIONS and function_statements")
+        role = re.fullmatch(r"\$\{aws_iam_role\.([\w-]+)\.arn\}", fn.get("role", ""))
+        if role is None or role.group(1) not in role_policies:
+            raise InfraError(f"function {name}: role {fn.get('role')!r} has no policy")
+        roles.add(role.group(1))
+        if json.loads(role_policies[role.group(1)]["policy"]) != policies[name]:
+            raise InfraError(f"function {name}: its role's policy is not "
+                             f".chalice/policy-{stage}-{name}.json")
+        want = per_function.get(name, {}).get("reserved_concurrency")
+        got = fn.get("reserved_concurrent_executions")
+        if want is None or got != want:
+            raise InfraError(f"function {name}: reserved concurrency {got}, stage says {want}")
+    if len(roles) != len(functions):
+        raise InfraError(f"{len(functions)} functions share {len(roles)} roles")
     return sorted(functions)
+
+
+def app_secured_routes(app_dir: Path, env: dict[str, str]) -> list[str]:
+    """'METHOD /path' of every route of app_dir's app.py with api_key_required, as
+    the app decides it with env (the stage's settings)."""
+    code = ("import json, app\n"
+            "print(json.dumps(sorted(f'{m} {p}' for p, methods in app.app.routes.items()"
+            " for m, r in methods.items() if r.api_key_required)))")
+    proc = run([sys.executable, "-c", code], cwd=app_dir, env=clean_env(env), timeout=120)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_api_gateway(package: Path, app_secured: list[str]) -> dict:
+    """What API Gateway does before a function: the routes the swagger secures with
+    the API key are the app's api_key_required routes, the team's usage plan serves the
+    stage with a quota and holds the key, the stage is throttled per method, and the
+    WAF web ACL of infra/api.tf is associated with the stage."""
+    resources = merged_resources(package)
+    chalice_tf = json.loads((package / "chalice.tf.json").read_text())
+    swagger = json.loads(chalice_tf["locals"]["chalice_api_swagger"])
+    secured = sorted(f"{method.upper()} {path}" for path, methods in swagger["paths"].items()
+                     for method, op in methods.items()
+                     if isinstance(op, dict) and {"api_key": []} in op.get("security", []))
+    if secured != app_secured:
+        raise InfraError(f"swagger secures {secured}, the app's api_key_required routes "
+                         f"are {app_secured}")
+    if secured and "api_key" not in swagger.get("securityDefinitions", {}):
+        raise InfraError("secured routes but no api_key security definition")
+    plan = resources.get("aws_api_gateway_usage_plan", {}).get("team")
+    stage_ref = "${aws_api_gateway_deployment.rest_api.stage_name}"
+    api_ref = "${aws_api_gateway_rest_api.rest_api.id}"
+    if (not plan or plan["api_stages"] != [{"api_id": api_ref, "stage": stage_ref}]
+            or not plan.get("quota_settings", {}).get("limit")):
+        raise InfraError(f"no usage plan with a quota on the API's stage: {plan}")
+    plan_key = resources.get("aws_api_gateway_usage_plan_key", {}).get("team", {})
+    if (plan_key.get("usage_plan_id") != "${aws_api_gateway_usage_plan.team.id}"
+            or plan_key.get("key_id") != "${aws_api_gateway_api_key.team.id}"):
+        raise InfraError(f"the team's key is not in its usage plan: {plan_key}")
+    throttling = resources.get("aws_api_gateway_method_settings", {}).get("throttling", {})
+    settings = throttling.get("settings", {})
+    if (throttling.get("stage_name") != stage_ref or throttling.get("rest_api_id") != api_ref
+            or "throttling_rate_limit" not in settings
+            or "throttling_burst_limit" not in settings):
+        raise InfraError(f"no stage throttling: {throttling}")
+    variables = json.loads((package / "api_gateway.tf.json").read_text())["variable"]
+    per_method = variables["api_method_throttling"]["default"]
+    if "*/*" not in per_method:
+        raise InfraError(f"stage throttling does not cover every method: {per_method}")
+    waf = resources.get("aws_wafv2_web_acl_association", {}).get("api", {})
+    if not (waf.get("resource_arn", "").endswith(f"/stages/{stage_ref}")
+            and waf.get("web_acl_arn") == "${data.aws_wafv2_web_acl.api.arn}"):
+        raise InfraError(f"the WAF web ACL is not associated with the stage: {waf}")
+    return {"secured_routes": secured, "quota_per_day": variables["team_quota_per_day"]["default"],
+            "method_throttling": per_method, "waf_association": waf}
 
 
 def check_qr_event_wiring(chalice_tf: dict, outputs: dict, endpoint: str) -> dict:
@@ -504,6 +585,54 @@ def check_qr_event_wiring(chalice_tf: dict, outputs: dict, endpoint: str) -> dic
             "dlq": redrive["deadLetterTargetArn"],
             "max_receive_count": int(redrive["maxReceiveCount"]),
             "trigger": {"name": trigger_name, **trigger}}
+
+
+# API Gateway's own answers and the status each must have (deploy/gateway_responses.tf.json);
+# DEFAULT_4XX/5XX keep the status API Gateway chose.
+GATEWAY_RESPONSES = {
+    "MISSING_AUTHENTICATION_TOKEN": "404", "RESOURCE_NOT_FOUND": "404",
+    "INVALID_API_KEY": "403", "WAF_FILTERED": "403", "THROTTLED": "429",
+    "QUOTA_EXCEEDED": "429", "REQUEST_TOO_LARGE": "413", "INTEGRATION_TIMEOUT": "504",
+    "INTEGRATION_FAILURE": "502", "DEFAULT_4XX": None, "DEFAULT_5XX": None,
+}
+# What API Gateway puts for the $context variables of a template, for the check.
+_CONTEXT_SAMPLES = {"$context.error.messageString": '"Missing Authentication Token"',
+                    "$context.httpMethod": "GET", "$context.path": "/api/nowhere"}
+
+
+def check_gateway_responses(package: Path) -> dict[str, dict]:
+    """Every gateway response of GATEWAY_RESPONSES is in the package with its status and
+    a JSON body in the app's error shape, and the deployment waits for them."""
+    resources = merged_resources(package)
+    found = {r["response_type"]: r for r in
+             resources.get("aws_api_gateway_gateway_response", {}).values()}
+    if set(found) != set(GATEWAY_RESPONSES):
+        raise InfraError(f"gateway responses {sorted(found)}, want {sorted(GATEWAY_RESPONSES)}")
+    shown = {}
+    for rtype, status in GATEWAY_RESPONSES.items():
+        response = found[rtype]
+        if response.get("status_code") != status:
+            raise InfraError(f"{rtype}: status {response.get('status_code')}, want {status}")
+        template = response["response_templates"]["application/json"]
+        text = template
+        for variable, sample in _CONTEXT_SAMPLES.items():
+            text = text.replace(variable, sample)
+        if "$" in text:
+            raise InfraError(f"{rtype}: a template variable the check does not know: {template}")
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise InfraError(f"{rtype}: the body is not JSON: {template}") from exc
+        if set(body) != {"error", "message"} or not all(isinstance(v, str) and v
+                                                        for v in body.values()):
+            raise InfraError(f"{rtype}: the body is not the app's error shape: {body}")
+        shown[rtype] = {"status": status, "body": body}
+    description = resources["aws_api_gateway_deployment"]["rest_api"]["stage_description"]
+    waits = set(re.findall(r"aws_api_gateway_gateway_response\.(\w+)", description))
+    if waits != set(resources["aws_api_gateway_gateway_response"]):
+        raise InfraError(f"the stage's deployment does not follow the gateway responses: "
+                         f"{description}")
+    return shown
 
 
 def validate_package(package: Path) -> str:
@@ -551,6 +680,118 @@ def check_event_source_mappings(mappings: dict[str, dict]) -> None:
             raise InfraError(f"{name}: no on_failure destination")
 
 
+def deploy_with_chalice(app_dir: Path, stage: str, endpoint: str, log: Log = _print) -> dict:
+    """`chalice deploy` of a configured copy of the app to moto's server, as `make deploy`
+    runs it (the stage's environment over the caller's), a check of what it created, then
+    `chalice delete`.  Works on its own copy of app_dir (its config and Chalice's cache),
+    so it can run beside the packaging of the same app."""
+    work = WORK / "deploy-app"
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(app_dir, work, ignore=shutil.ignore_patterns("deployed", "__pycache__"))
+    config = configured_stage(work, stage)
+    env = clean_env(deploy_environment(config, stage, {**emulator_env(),
+                                                       "AWS_ENDPOINT_URL": endpoint}))
+    timings = {}
+    t0 = time.monotonic()
+    run([chalice_bin(), "deploy", "--stage", stage], cwd=work, env=env, timeout=900)
+    timings["chalice deploy"] = round(time.monotonic() - t0, 1)
+    try:
+        created = check_deployed(work, config, stage, endpoint)
+    finally:
+        t0 = time.monotonic()
+        run([chalice_bin(), "delete", "--stage", stage], cwd=work, env=env, timeout=600)
+        timings["chalice delete"] = round(time.monotonic() - t0, 1)
+    left = [f["FunctionName"] for f in boto_client("lambda", endpoint).list_functions()[
+        "Functions"] if f["FunctionName"].startswith(f"pulse-{stage}")]
+    apis = [a["name"] for a in boto_client("apigateway", endpoint).get_rest_apis()["items"]]
+    if left or apis:
+        raise InfraError(f"left after chalice delete: functions {left}, REST APIs {apis}")
+    log(f"rehearse: chalice deploy {timings['chalice deploy']} s, delete "
+        f"{timings['chalice delete']} s")
+    return {**created, "timings": timings, "deleted": True}
+
+
+def check_deployed(app_dir: Path, config: dict, stage: str, endpoint: str) -> dict:
+    """What `chalice deploy` must have made: each function with the stage's environment,
+    subnets and its own role with its own policy, the schedule rule targeting the ingest,
+    the SQS and Kinesis event source mappings, the REST API with every route of the
+    swagger and the binary media types."""
+    deployed = json.loads((app_dir / ".chalice" / "deployed" / f"{stage}.json").read_text())
+    by_type: dict[str, list[dict]] = {}
+    for resource in deployed["resources"]:
+        by_type.setdefault(resource["resource_type"], []).append(resource)
+    lam, iam = boto_client("lambda", endpoint), boto_client("iam", endpoint)
+    want_env = stage_environment(config, stage)
+    stage_cfg = config["stages"][stage]
+    functions, roles = {}, set()
+    for resource in by_type.get("lambda_function", []):
+        fn = lam.get_function(FunctionName=resource["lambda_arn"])["Configuration"]
+        name = fn["FunctionName"]
+        if fn.get("Environment", {}).get("Variables") != want_env:
+            raise InfraError(f"deployed {name}: environment {fn.get('Environment')}")
+        if sorted(fn.get("VpcConfig", {}).get("SubnetIds", [])) != sorted(stage_cfg["subnet_ids"]):
+            raise InfraError(f"deployed {name}: subnets {fn.get('VpcConfig')}")
+        role_name = fn["Role"].rsplit("/", 1)[1]
+        policies = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        documents = [iam.get_role_policy(RoleName=role_name, PolicyName=p)["PolicyDocument"]
+                     for p in policies]
+        short = resource["name"]
+        own = json.loads((app_dir / ".chalice" / configure.policy_file(stage, short)).read_text())
+        if documents != [own]:
+            raise InfraError(f"deployed {name}: role {role_name} has {documents}, not "
+                             f"policy-{stage}-{short}.json")
+        roles.add(role_name)
+        concurrency = lam.get_function_concurrency(FunctionName=name).get(
+            "ReservedConcurrentExecutions")
+        want = stage_cfg["lambda_functions"][short]["reserved_concurrency"]
+        if concurrency != want:
+            raise InfraError(f"deployed {name}: reserved concurrency {concurrency}, want {want}")
+        functions[short] = {"name": name, "role": role_name, "reserved_concurrency": concurrency}
+    if len(roles) != len(functions) or not functions:
+        raise InfraError(f"{len(functions)} deployed functions share {len(roles)} roles")
+    events = boto_client("events", endpoint)
+    rules = {}
+    for resource in by_type.get("cloudwatch_event", []):
+        rule = resource["rule_name"]
+        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule)["Targets"]]
+        rules[rule] = {"schedule": events.describe_rule(Name=rule).get("ScheduleExpression"),
+                       "targets": targets}
+    if not any(t.endswith(":function:" + functions["ingest_hashtags"]["name"])
+               for r in rules.values() for t in r["targets"]):
+        raise InfraError(f"no schedule rule targets the ingest: {rules}")
+    mappings = {}
+    for m in lam.list_event_source_mappings()["EventSourceMappings"]:
+        source = m["EventSourceArn"].split(":")[2]
+        mappings.setdefault(source, []).append(m["FunctionArn"].rsplit(":", 1)[1])
+    if not {"sqs", "kinesis"} <= set(mappings):
+        raise InfraError(f"event source mappings: {mappings}")
+    apigw = boto_client("apigateway", endpoint)
+    (api,) = [a for a in apigw.get_rest_apis()["items"]
+              if a["id"] == by_type["rest_api"][0]["rest_api_id"]]
+    paths = {r["path"]: sorted(r.get("resourceMethods", {}))
+             for r in apigw.get_resources(restApiId=api["id"], limit=500)["items"]}
+    routes = app_routes(app_dir, {**emulator_env(), **want_env})
+    missing = sorted(f"{m} {p}" for p, methods in routes.items() for m in methods
+                     if m not in paths.get(p, []))
+    if missing:
+        raise InfraError(f"the deployed REST API lacks {missing}")
+    binary = api.get("binaryMediaTypes", [])
+    if "image/png" not in binary:
+        raise InfraError(f"the deployed REST API's binary media types: {binary}")
+    return {"functions": functions, "rules": rules, "event_source_mappings": mappings,
+            "rest_api": {"name": api["name"], "routes": sum(map(len, routes.values())),
+                         "binary_media_types": binary}}
+
+
+def app_routes(app_dir: Path, env: dict[str, str]) -> dict[str, list[str]]:
+    """path -> methods of app_dir's app.py as the stage's settings make it."""
+    code = ("import json, app\n"
+            "print(json.dumps({p: sorted(m) for p, m in app.app.routes.items()}))")
+    proc = run([sys.executable, "-c", code], cwd=app_dir, env=clean_env(env), timeout=120)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def package_sizes(package: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(package.glob("*.zip"))}
 
@@ -574,12 +815,32 @@ def check_in_emulator(endpoint: str, outputs: dict, stage_cfg: dict) -> dict:
                      ec2.describe_subnets(SubnetIds=sorted(nat_subnets))["Subnets"])
     if len(nats) != 2 or len(set(nat_azs)) != 2:
         raise InfraError(f"expected one NAT gateway per AZ, found {len(nats)} in {nat_azs}")
-    alarms = boto_client("cloudwatch", endpoint).describe_alarms(
-        AlarmNamePrefix=f"pulse-{STAGE}-")["MetricAlarms"]
+    cloudwatch = boto_client("cloudwatch", endpoint)
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"pulse-{STAGE}-")["MetricAlarms"]
+    topic = outputs["alarm_topic_arn"]["value"]
+    names = {a["AlarmName"] for a in alarms}
+    missing = sorted(set(outputs["alarm_names"]["value"]) - names)
+    silent = sorted(a["AlarmName"] for a in alarms if a["AlarmActions"] != [topic])
+    if missing or silent:
+        raise InfraError(f"alarms missing in the emulator {missing}, not publishing to "
+                         f"{topic}: {silent}")
+    body = json.loads(cloudwatch.get_dashboard(
+        DashboardName=outputs["dashboard_name"]["value"])["DashboardBody"])
+    shown = json.dumps(body)
+    app_metrics = [n for names_ in outputs["app_metric_names"]["value"].values()
+                   for n in names_]
+    unshown = [n for n in app_metrics if f'MetricName=\\"{n}\\"' not in shown]
+    aws = {ns: ns in shown for ns in ("AWS/Lambda", "AWS/ApiGateway", "AWS/Kinesis", "AWS/SQS",
+                                      "AWS/DynamoDB", "AWS/MemoryDB", "AWS/ElastiCache")}
+    if unshown or not all(aws.values()):
+        raise InfraError(f"dashboard lacks app metrics {unshown} or namespaces {aws}")
     return {"subnets": {s["SubnetId"]: s["AvailabilityZone"] for s in subnets},
             "security_groups": [g["GroupId"] for g in sgs], "nat_gateway_azs": nat_azs,
             "alarms": {a["AlarmName"]: (a["Namespace"], a["MetricName"], a["AlarmActions"])
-                       for a in alarms}}
+                       for a in alarms},
+            "dashboard": {"name": outputs["dashboard_name"]["value"],
+                          "widgets": [w["properties"]["title"] for w in body["widgets"]],
+                          "app_metrics": app_metrics}}
 
 
 # --- the upgrade check -----------------------------------------------------------------
@@ -736,6 +997,7 @@ def rehearse_fresh(log: Log = _print) -> dict:
         env = emulator_env()
         tf_vars = [f"-state={state}", *rehearsal_vars(endpoint)]
         applied = False
+        deployed = None  # the chalice deploy running beside the packaging
         try:
             with step("terraform apply"):
                 applied = True  # a partial apply still needs a destroy
@@ -757,18 +1019,20 @@ def rehearse_fresh(log: Log = _print) -> dict:
                            cwd=REPO, env=clean_env())
                 log(proc.stdout.strip())
                 config = json.loads(config_path.read_text())
-                policy = json.loads((config_path.parent / f"policy-{STAGE}.json").read_text())
+                policy_files = {name: config_path.parent / configure.policy_file(STAGE, name)
+                                for name in ("", *configure.FUNCTIONS)}
+                policies = {name: json.loads(path.read_text())
+                            for name, path in policy_files.items()}
                 result["stage_config"] = config["stages"][STAGE]
                 result["stage_environment"] = stage_environment(config, STAGE)
-                result["policy"] = policy
+                result["policies"] = policies
 
             with step("emulator checks"):
                 result["emulator"] = check_in_emulator(endpoint, outputs, config["stages"][STAGE])
                 # The generated MemoryDB password must reach neither outputs nor config.
                 password = boto_client("secretsmanager", endpoint).get_secret_value(
                     SecretId=outputs["memorydb_password_secret_arn"]["value"])["SecretString"]
-                written = [WORK / "outputs.json", config_path,
-                           config_path.parent / f"policy-{STAGE}.json"]
+                written = [WORK / "outputs.json", config_path, *policy_files.values()]
                 leaks = [str(p) for p in written if password in p.read_text()]
                 if len(password) < 16 or leaks:
                     raise InfraError(f"MemoryDB password found in {leaks}")
@@ -778,12 +1042,16 @@ def rehearse_fresh(log: Log = _print) -> dict:
                 package = WORK / "package"
                 chalice_tf = package_for_terraform(app_dir, STAGE, package, log)
                 result["overrides"] = [p.name for p in override_files()]
+                result["package_files"] = [p.name for p in package_files()]
                 chalice_text = (package / "chalice.tf.json").read_text()
                 if password in chalice_text:
                     raise InfraError("MemoryDB password found in chalice.tf.json")
                 result["secret_checked_in"].append("chalice.tf.json")
                 result["chalice_required_version"] = chalice_tf["terraform"]["required_version"]
-                result["functions"] = check_chalice_tf(chalice_tf, config, policy, STAGE)
+                result["functions"] = check_chalice_tf(chalice_tf, config, policies, STAGE)
+                result["api_gateway"] = check_api_gateway(package, app_secured_routes(
+                    app_dir, {**emulator_env(), **result["stage_environment"]}))
+                result["gateway_responses"] = check_gateway_responses(package)
                 mappings = packaged_event_source_mappings(package)
                 check_event_source_mappings(mappings)
                 result["event_source_mappings"] = mappings
@@ -796,11 +1064,16 @@ def rehearse_fresh(log: Log = _print) -> dict:
                 result["log_groups"] = (json.loads(log_groups.read_text())["resource"]
                                         ["aws_cloudwatch_log_group"] if log_groups.exists() else {})
 
+            # chalice deploy to the same emulator, on its own copy of the app, while
+            # the second stage is packaged (both mostly wait on Chalice and moto).
+            deploy_pool = ThreadPoolExecutor(max_workers=1)
+            deployed = deploy_pool.submit(deploy_with_chalice, app_dir, STAGE, endpoint, log)
+            deploy_pool.shutdown(wait=False)
+
             with step("second stage package"):
-                # dev and prod in one account: a second stage of the same app (dev, one of
-                # the stages PULSE_STAGE names), packaged beside the first, must not share
-                # a single name with it.
-                second = "dev"
+                # dev and prod in one account: a second stage of the same app,
+                # packaged beside the first, must not share a single name with it.
+                second = "dev"  # a real stage: PULSE_STAGE accepts only the app's stages
                 both = json.loads(config_path.read_text())
                 both["stages"][second] = json.loads(json.dumps(both["stages"][STAGE]))
                 both["stages"][second]["environment_variables"]["PULSE_STAGE"] = second
@@ -816,7 +1089,12 @@ def rehearse_fresh(log: Log = _print) -> dict:
 
             with step("package validate"):
                 result["package_validation"] = validate_package(package)
+
+            with step("chalice deploy and delete"):
+                result["chalice_deploy"] = deployed.result()
         finally:
+            if deployed is not None and not deployed.done():
+                wait([deployed])  # its functions use the subnets destroyed below
             if applied:
                 with step("terraform destroy"):
                     listed = terraform(["state", "list", f"-state={state}"], cwd=tf_dir,
@@ -913,7 +1191,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearse: qr.created: rule {wiring['rule']} on {wiring['bus']} -> "
                   f"{wiring['targets']} (DLQ after {wiring['max_receive_count']} receives) -> "
                   f"{wiring['trigger']['name']} -> {wiring['trigger']['function_name']}")
+            dashboard = result["emulator"]["dashboard"]
+            print(f"rehearse: dashboard {dashboard['name']}: {len(dashboard['widgets'])} widgets "
+                  f"({'; '.join(dashboard['widgets'])}), app metrics "
+                  + ", ".join(dashboard["app_metrics"]))
+            alarms = result["emulator"]["alarms"]
+            topics = sorted({t for *_, actions in alarms.values() for t in actions})
+            print(f"rehearse: {len(alarms)} alarms -> SNS {topics}: " + ", ".join(sorted(alarms)))
+            api = result["api_gateway"]
+            print(f"rehearse: API key on {api['secured_routes']}, usage plan quota "
+                  f"{api['quota_per_day']}/day, stage throttling {api['method_throttling']}, "
+                  f"WAF association {api['waf_association']['resource_arn']}")
+            print("rehearse: gateway responses " + ", ".join(
+                f"{t} {r['status'] or 'as is'}" for t, r in result["gateway_responses"].items()))
             print(f"rehearse: {result['package_validation']}")
+            deployed = result["chalice_deploy"]
+            print(f"rehearse: chalice deploy created {sorted(deployed['functions'])} (one role "
+                  f"each), rules {sorted(deployed['rules'])}, event source mappings "
+                  f"{deployed['event_source_mappings']}, REST API {deployed['rest_api']}; "
+                  f"chalice delete removed them ({deployed['timings']})")
             print(f"rehearse: timings (s) {result['timings']}")
             report_upgrade(result["upgrade"])
     except InfraError as exc:

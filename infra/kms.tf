@@ -18,7 +18,7 @@ resource "aws_kms_key" "data" {
         Resource  = "*"
       },
       {
-        Sid       = "CloudWatchLogsEncryptsFlowLogs"
+        Sid       = "CloudWatchLogsEncryptsFlowAndWafLogs"
         Effect    = "Allow"
         Principal = { Service = "logs.${local.region}.amazonaws.com" }
         Action = [
@@ -31,8 +31,12 @@ resource "aws_kms_key" "data" {
         Resource = "*"
         Condition = {
           ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/pulse/${var.stage}/*"
+            "kms:EncryptionContext:aws:logs:arn" = [
+              "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/pulse/${var.stage}/*",
+              "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:aws-waf-logs-${local.name}",
+            ]
           }
+          StringEquals = { "aws:SourceAccount" = local.account_id }
         }
       },
       {
@@ -43,7 +47,8 @@ resource "aws_kms_key" "data" {
         Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
         Resource  = "*"
         Condition = {
-          ArnEquals = { "aws:SourceArn" = local.qr_created_rule_arn }
+          ArnEquals    = { "aws:SourceArn" = local.qr_created_rule_arn }
+          StringEquals = { "aws:SourceAccount" = local.account_id }
         }
       },
       {
@@ -53,6 +58,9 @@ resource "aws_kms_key" "data" {
         Principal = { Service = "cloudwatch.amazonaws.com" }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
       },
     ]
   })

@@ -124,6 +124,12 @@ resource "aws_dynamodb_table" "qr_cache" {
   }
 
   deletion_protection_enabled = var.deletion_protection
+
+  # Each new or changed item (its new image) feeds the QR stream handler, which puts
+  # the item's event on the app's bus: the event follows the write, retried by the
+  # stream until it succeeds.
+  stream_enabled   = true
+  stream_view_type = "NEW_IMAGE"
 }
 
 # The app's own event bus (EVENT_BUS_NAME). The QR feature puts `qr.created` on
@@ -204,6 +210,11 @@ output "qr_table_name" {
 output "qr_table_arn" {
   description = "ARN of the QR table, for the stage's IAM policy."
   value       = aws_dynamodb_table.qr_cache.arn
+}
+
+output "qr_table_stream_arn" {
+  description = "The QR table's stream (QR_TABLE_STREAM_ARN), which the QR stream handler reads; make configure writes it to the stage."
+  value       = aws_dynamodb_table.qr_cache.stream_arn
 }
 
 output "event_bus_name" {

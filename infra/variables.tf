@@ -3,9 +3,11 @@ variable "stage" {
   type        = string
   default     = "prod"
 
+  # The app's stages (PULSE_STAGE in chalicelib/settings.py) but the local one;
+  # deploy/configure.py --stage accepts the same set.
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.stage))
-    error_message = "stage: lower-case letters, digits and dashes, 2-21 characters."
+    condition     = contains(["dev", "prod", "rehearsal"], var.stage)
+    error_message = "stage: one of dev, prod, rehearsal."
   }
 }
 
@@ -171,4 +173,24 @@ variable "alarm_email" {
   description = "An email address subscribed to the alarm topic (confirm the subscription mail); null for none."
   type        = string
   default     = null
+}
+
+# --- API protection (api.tf) ---
+
+variable "waf_rate_limit_per_ip" {
+  description = "Requests one client address may make in any 5 minutes before the WAF blocks it (AWS WAF's minimum is 10)."
+  type        = number
+  default     = 2000
+}
+
+variable "api_5xx_alarm_percent" {
+  description = "Share of the API's answers (percent, over 5 minutes) that are 5xx above which the alarm fires."
+  type        = number
+  default     = 1
+}
+
+variable "x_rate_limit_alarm_remaining" {
+  description = "XRateLimitRemaining (requests left in the X API's window) below which the alarm fires."
+  type        = number
+  default     = 5
 }

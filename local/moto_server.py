@@ -21,6 +21,19 @@ its body): moto answers 500 `ValueError: I/O operation on closed file`.  S3 take
 concurrent writes of one key (the last wins), and QR's identical concurrent creations
 each write the same object; the lock serializes moto's object requests.
 
+API Gateway: moto's ImportRestApi reads the document's `info.description` unguarded
+(moto 5.2.5 `APIGatewayBackend.import_rest_api`) and answers 500 `KeyError: 'description'`
+when it is absent; OpenAPI makes it optional and Chalice's swagger has none, so
+`chalice deploy` against moto stopped there.  API Gateway imports such a document with an
+empty description; the wrapper gives moto the document with `description: ""` when it
+has none.  Next, moto's PutRestApi (which the import calls, and Chalice calls on a
+redeploy) refuses any Swagger 2.0 document (400 "Only OpenAPI 3.x.x are currently
+supported") that API Gateway accepts; what moto reads of a document (paths, methods,
+their responses and `x-amazon-apigateway-integration`) has the same shape in Swagger 2.0
+and OpenAPI 3, so the wrapper hands it a Swagger 2.0 document labelled `openapi: 3.0.1`,
+and applies the document's `x-amazon-apigateway-binary-media-types` (Chalice's image and
+octet-stream types), which moto ignores.  The caller's document is never changed.
+
     python local/moto_server.py -H 127.0.0.1 -p 15000   (moto_server's own arguments)
 """
 from __future__ import annotations
@@ -64,8 +77,44 @@ def make_writes_atomic() -> None:
                 "delete_object")
 
 
+# The document's binary media types, which API Gateway applies on import and moto ignores.
+BINARY_MEDIA_TYPES = "x-amazon-apigateway-binary-media-types"
+
+
+def import_swagger() -> None:
+    """ImportRestApi / PutRestApi of a Swagger 2.0 document without info.description, as
+    Chalice writes it, import its paths as API Gateway does."""
+    from moto.apigateway.models import APIGatewayBackend
+
+    if getattr(APIGatewayBackend.import_rest_api, "pulse_swagger", False):
+        return
+    unsafe_import, unsafe_put = APIGatewayBackend.import_rest_api, APIGatewayBackend.put_rest_api
+
+    def import_rest_api(self, api_doc, fail_on_warnings):
+        info = api_doc.get("info") if isinstance(api_doc, dict) else None
+        if isinstance(info, dict) and "description" not in info:
+            api_doc = {**api_doc, "info": {**info, "description": ""}}
+        return unsafe_import(self, api_doc, fail_on_warnings)
+
+    def put_rest_api(self, function_id, api_doc, fail_on_warnings, mode="merge"):
+        if isinstance(api_doc, dict) and str(api_doc.get("swagger", "")).startswith("2."):
+            api_doc = {k: v for k, v in api_doc.items() if k != "swagger"}
+            api_doc["openapi"] = "3.0.1"
+        api = unsafe_put(self, function_id, api_doc, fail_on_warnings, mode)
+        binary = api_doc.get(BINARY_MEDIA_TYPES) if isinstance(api_doc, dict) else None
+        if isinstance(binary, list):
+            api.binaryMediaTypes = list(binary)
+        return api
+
+    for wrapper, unsafe in ((import_rest_api, unsafe_import), (put_rest_api, unsafe_put)):
+        functools.update_wrapper(wrapper, unsafe)
+        wrapper.pulse_swagger = True
+        setattr(APIGatewayBackend, unsafe.__name__, wrapper)
+
+
 def main() -> int:
     make_writes_atomic()
+    import_swagger()
     from moto.server import main as moto_main
 
     sys.argv[0] = "moto_server"

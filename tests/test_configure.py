@@ -6,6 +6,7 @@ few ids, so each assertion can be traced back to an input.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/pulse-prod-events"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/pulse-prod-clicks"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-qr-events"
 FAILED_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:pulse-prod-clicks-failed"
+TABLE_STREAM_ARN = f"{TABLE_ARN}/stream/2026-12-02T17:00:00.000"
 KMS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1b2c3d4e-0000-4000-8000-1234567890ab"
 X_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/x-bearer-token-AbCdEf"
 PW_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pulse/prod/memorydb-password-GhIjKl"
@@ -77,6 +79,7 @@ def tf_outputs(stage: str = "prod", **overrides) -> dict:
         "click_stream_name": "pulse-prod-clicks",
         "click_stream_arn": STREAM_ARN,
         "click_failure_queue_arn": FAILED_QUEUE_ARN,
+        "qr_table_stream_arn": TABLE_STREAM_ARN,
         "x_bearer_token_secret_arn": X_SECRET,
         "lambda_environment": env,
     }
@@ -159,51 +162,112 @@ def test_writes_the_stage_and_keeps_everything_else(chalice_dir):
         "CLICK_FAILURE_QUEUE_ARN": FAILED_QUEUE_ARN,
         "X_BEARER_TOKEN_SECRET_ARN": X_SECRET,
         "MEMCACHED_TLS": "true",
+        "QR_TABLE_STREAM_ARN": TABLE_STREAM_ARN,
     }
+    # one role per function: its own policy file, beside the stage's own settings
+    assert prod["lambda_functions"] == {
+        name: {"iam_policy_file": f"policy-prod-{name}.json"} for name in configure.FUNCTIONS}
 
 
-def test_policy_is_least_privilege(chalice_dir):
-    assert run(chalice_dir, tf_outputs()) == 0
-    policy = json.loads((chalice_dir / "policy-prod.json").read_text())
-    statements = {s["Sid"]: s for s in policy["Statement"]}
+def _policies(chalice_dir: Path) -> dict[str, dict]:
+    return {name: json.loads((chalice_dir / configure.policy_file("prod", name)).read_text())
+            for name in ("", *configure.FUNCTIONS)}
 
+
+def _grants(policy: dict) -> dict[str, set[str]]:
+    """action -> the resources a policy grants it on."""
+    grants: dict[str, set[str]] = {}
     for st in policy["Statement"]:
-        assert st["Effect"] == "Allow"
-        assert all("*" not in a for a in st["Action"]), st
-    wildcard = [s["Sid"] for s in policy["Statement"] if s["Resource"] == "*"]
-    assert wildcard == ["LambdaVpcEniManagementRequiresResourceWildcard"]
-    assert set(statements[wildcard[0]]["Action"]) == {
-        "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
-        "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
-        "ec2:UnassignPrivateIpAddresses"}
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in st["Action"]:
+            grants.setdefault(action, set()).update(resources)
+    return grants
 
-    def grants(action: str) -> set[str]:
-        return {r for s in policy["Statement"] if action in s["Action"]
-                for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])}
 
-    assert grants("s3:GetObject") == grants("s3:PutObject") == {f"{BUCKET_ARN}/*"}
-    assert grants("s3:ListBucket") == {BUCKET_ARN}
+ENI = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+       "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+       "ec2:UnassignPrivateIpAddresses"}
+LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_each_function_has_a_least_privilege_policy_of_its_own(chalice_dir):
+    assert run(chalice_dir, tf_outputs()) == 0
+    policies = _policies(chalice_dir)
+    for name, policy in policies.items():
+        configure.check_policy(policy)
+        wildcard = [s["Sid"] for s in policy["Statement"] if s["Resource"] == "*"]
+        assert wildcard == ["LambdaVpcEniManagementRequiresResourceWildcard"], name
+        assert set(_grants(policy)) >= ENI | LOGS
+    # A function without its own file gets logs and ENIs only.
+    assert set(_grants(policies[""])) == ENI | LOGS
+    api, ingest = _grants(policies["api_handler"]), _grants(policies["ingest_hashtags"])
+    qr_created, clicks = _grants(policies["qr_created"]), _grants(policies["consume_clicks"])
+    stream = _grants(policies[configure.QR_STREAM_FUNCTION])
+
+    # Only the ingest reads the X token; every Redis user reads the Redis password.
+    assert ingest["secretsmanager:GetSecretValue"] == {X_SECRET, PW_SECRET}
+    for other in (api, qr_created, clicks):
+        assert other["secretsmanager:GetSecretValue"] == {PW_SECRET}
+    assert "secretsmanager:GetSecretValue" not in stream
+    # Only QR's functions touch its bucket, table and bus.
+    assert api["s3:GetObject"] == api["s3:PutObject"] == {f"{BUCKET_ARN}/*"}
     for action in ("GetItem", "PutItem", "UpdateItem", "DescribeTable"):
-        assert grants(f"dynamodb:{action}") == {TABLE_ARN}
-    assert grants("events:PutEvents") == {BUS_ARN}
+        assert api[f"dynamodb:{action}"] == {TABLE_ARN}
+    assert api["events:PutEvents"] == stream["events:PutEvents"] == {BUS_ARN}
+    for other in (ingest, qr_created, clicks):
+        assert not [a for a in other if a.split(":")[0] in ("s3", "dynamodb", "events")]
+    assert {a for a in stream if a.startswith(("s3:", "dynamodb:"))} == {
+        "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams"}
+    for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"):
+        assert stream[f"dynamodb:{action}"] == {TABLE_STREAM_ARN}
+    # The click route only writes; the consumer only reads (no consumer API, no writes).
+    assert {a for a in api if a.startswith("kinesis:")} == {"kinesis:PutRecords"}
+    assert api["kinesis:PutRecords"] == {STREAM_ARN}
+    assert {a for a in clicks if a.startswith("kinesis:")} == {
+        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+        "kinesis:GetShardIterator", "kinesis:ListShards"}
+    assert clicks["sqs:SendMessage"] == {FAILED_QUEUE_ARN}
     for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
-        assert grants(f"sqs:{action}") == {QUEUE_ARN}
-    for action in ("PutRecord", "PutRecords", "DescribeStream", "DescribeStreamSummary",
-                   "GetRecords", "GetShardIterator", "ListShards", "SubscribeToShard"):
-        assert STREAM_ARN in grants(f"kinesis:{action}")
-    # sends only to the click consumer's on-failure queue (never to the QR events queue)
-    assert grants("sqs:SendMessage") == {FAILED_QUEUE_ARN}
-    assert grants("secretsmanager:GetSecretValue") == {X_SECRET, PW_SECRET}
-    assert grants("kms:Decrypt") == {KMS_ARN}
-    via = statements["DataKeyThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]
-    assert f"kinesis.{REGION}.amazonaws.com" in via
-    assert f"sqs.{REGION}.amazonaws.com" in via
-    logs = grants("logs:PutLogEvents")
-    prefix = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/pulse-prod"
-    assert logs == {prefix, f"{prefix}:*", f"{prefix}-*", f"{prefix}-*:*"}
-    # Every non-ENI resource belongs to this account/region or to the bucket.
-    for r in set().union(*(grants(a) for s in policy["Statement"] for a in s["Action"])) - {"*"}:
-        assert r.startswith("arn:aws:") and (ACCOUNT in r or r.startswith(BUCKET_ARN)), r
+        assert qr_created[f"sqs:{action}"] == {QUEUE_ARN}
+    # No unused action anywhere.
+    every = set().union(*(_grants(p) for p in policies.values()))
+    assert not every & {"s3:ListBucket", "kinesis:PutRecord", "kinesis:SubscribeToShard",
+                        "kinesis:DescribeStreamConsumer"}
+    # KMS only through the services each function calls, and by this account only.
+    for policy in policies.values():
+        for st in policy["Statement"]:
+            if any(a.startswith("kms:") for a in st["Action"]):
+                assert st["Resource"] == [KMS_ARN]
+                assert st["Condition"]["StringEquals"]["kms:CallerAccount"] == ACCOUNT
+    kms = {s["Sid"]: s for s in json.loads(
+        (chalice_dir / "policy-prod-consume_clicks.json").read_text())["Statement"]}
+    assert set(kms["DataKeyThroughServices"]["Condition"]["StringEquals"]["kms:ViaService"]) == {
+        f"{svc}.{REGION}.amazonaws.com" for svc in ("kinesis", "sqs", "secretsmanager")}
+    # Each function writes to its own log group only.
+    group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/pulse-prod"
+    assert api["logs:PutLogEvents"] == {group, f"{group}:*"}
+    assert clicks["logs:PutLogEvents"] == {f"{group}-consume_clicks",
+                                           f"{group}-consume_clicks:*"}
+
+
+def _readme_table() -> dict[str, set[str]]:
+    """The README's table of each function's actions: function -> actions."""
+    text = (configure.REPO / "README.md").read_text()
+    section = text.split("| function | actions", 1)[1].split("\n\n", 1)[0]
+    table = {}
+    for row in section.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        table[cells[0].split("`")[1]] = set(re.findall(r"`([a-z0-9]+:[A-Za-z]+)`", cells[1]))
+    return table
+
+
+def test_readme_lists_each_functions_actions(chalice_dir):
+    assert run(chalice_dir, tf_outputs()) == 0
+    policies = _policies(chalice_dir)
+    common = ENI | LOGS
+    want = {name: set(_grants(policy)) - common for name, policy in policies.items() if name}
+    assert _readme_table() == want
 
 
 def test_is_idempotent(chalice_dir):
@@ -220,6 +284,17 @@ def test_adds_a_new_stage(chalice_dir):
     assert config["stages"]["prod"] == LEAD_CONFIG["stages"]["prod"]
     assert config["stages"]["rehearsal"]["environment_variables"]["PULSE_STAGE"] == "rehearsal"
     assert (chalice_dir / "policy-rehearsal.json").exists()
+    assert (chalice_dir / "policy-rehearsal-api_handler.json").exists()
+
+
+def test_accepts_exactly_the_deployable_stages(chalice_dir, capsys):
+    assert configure.DEPLOYABLE_STAGES == ("dev", "prod", "rehearsal")
+    with pytest.raises(SystemExit):
+        configure.main(["--stage", "local", "--config", str(chalice_dir / "config.json")])
+    assert "invalid choice: 'local'" in capsys.readouterr().err
+    variables = (configure.REPO / "infra" / "variables.tf").read_text()
+    stage_block = variables.split('variable "stage"', 1)[1].split("\n}\n", 1)[0]
+    assert 'contains(["dev", "prod", "rehearsal"], var.stage)' in stage_block
 
 
 @pytest.mark.parametrize("outputs, message", [

@@ -126,6 +126,45 @@ def test_package_before_configure_says_to_configure_first(tmp_path, monkeypatch,
     assert not out.exists()
 
 
+def _bare_package(tmp_path: Path) -> Path:
+    """A package folder with deploy/gateway_responses*.tf.json beside the least of a
+    chalice.tf.json they refer to (the REST API and its deployment)."""
+    chalice_tf = {"resource": {
+        "aws_api_gateway_rest_api": {"rest_api": {"name": "pulse"}},
+        "aws_api_gateway_deployment": {"rest_api": {"stage_name": "api"}}}}
+    (tmp_path / "chalice.tf.json").write_text(json.dumps(chalice_tf))
+    for extra in infra.package_files():
+        if extra.name.startswith("gateway_responses"):
+            shutil.copy2(extra, tmp_path / extra.name)
+    return tmp_path
+
+
+def test_gateway_responses_answer_in_the_apps_error_shape(tmp_path):
+    shown = infra.check_gateway_responses(_bare_package(tmp_path))
+    assert shown["MISSING_AUTHENTICATION_TOKEN"] == {"status": "404", "body": {
+        "error": "NotFound", "message": "no route for GET /api/nowhere"}}
+    # the same words as `chalice local` for a path no route has
+    from local import chalice_local
+
+    local = json.loads(chalice_local.not_found_body("GET", "/nowhere"))
+    assert local == {"error": "NotFound", "message": "no route for GET /nowhere"}
+    assert shown["THROTTLED"]["status"] == "429" and shown["WAF_FILTERED"]["status"] == "403"
+    assert shown["INTEGRATION_TIMEOUT"]["status"] == "504"
+    assert shown["DEFAULT_5XX"]["body"] == {"error": "InternalError",
+                                            "message": "Missing Authentication Token"}
+
+
+def test_gateway_responses_check_refuses_a_body_outside_the_shape(tmp_path):
+    package = _bare_package(tmp_path)
+    path = package / "gateway_responses.tf.json"
+    doc = json.loads(path.read_text())
+    doc["resource"]["aws_api_gateway_gateway_response"]["throttled"]["response_templates"][
+        "application/json"] = '{"message": "Too Many Requests"}'
+    path.write_text(json.dumps(doc))
+    with pytest.raises(infra.InfraError, match="THROTTLED: the body is not the app's error"):
+        infra.check_gateway_responses(package)
+
+
 def test_tree_stays_clean_of_terraform_runtime_files():
     # The checks above ran on a copy: no lock file, data dir or state in infra/.
     leftovers = [p.name for p in infra.INFRA.iterdir()
@@ -175,18 +214,55 @@ def test_rehearsal_environment_follows_the_app_contract(rehearsal):
         assert env[name].startswith("arn:aws:secretsmanager:"), name
     # The generated password was looked up in moto and found in none of these.
     assert rehearsal["secret_checked_in"] == [
-        "outputs.json", "config.json", "policy-rehearsal.json", "chalice.tf.json"]
+        "outputs.json", "config.json", "policy-rehearsal.json",
+        *(f"policy-rehearsal-{name}.json" for name in configure.FUNCTIONS), "chalice.tf.json"]
 
 
 @pytest.mark.slow
 def test_rehearsal_policy_names_resources(rehearsal):
-    configure.check_policy(rehearsal["policy"])
+    for policy in rehearsal["policies"].values():
+        configure.check_policy(policy)
     outputs = rehearsal["outputs"]
-    text = str(rehearsal["policy"])
+    text = str(rehearsal["policies"])
     for arn in ("qr_bucket_arn", "qr_table_arn", "event_bus_arn", "click_stream_arn",
-                "click_failure_queue_arn",
+                "click_failure_queue_arn", "qr_table_stream_arn",
                 "x_bearer_token_secret_arn", "memorydb_password_secret_arn", "kms_key_arn"):
         assert outputs[arn] in text, arn
+    assert outputs["qr_table_stream_arn"].startswith(outputs["qr_table_arn"] + "/stream/")
+    assert rehearsal["stage_environment"]["QR_TABLE_STREAM_ARN"] == outputs["qr_table_stream_arn"]
+
+
+@pytest.mark.slow
+def test_rehearsal_package_has_one_role_per_function_and_reserved_concurrency(rehearsal):
+    # check_chalice_tf compared each function's role policy with its own policy file
+    # (tests/test_configure.py checks those files against the README's table) and its
+    # reserved concurrency with the stage's lambda_functions.
+    functions = rehearsal["functions"]
+    assert {"api_handler", "ingest_hashtags", "qr_created", "consume_clicks"} <= set(functions)
+    per_function = rehearsal["stage_config"]["lambda_functions"]
+    assert per_function["api_handler"]["reserved_concurrency"] == 20
+    assert per_function["ingest_hashtags"]["reserved_concurrency"] == 1
+    for name in functions:
+        assert per_function[name]["iam_policy_file"] == f"policy-rehearsal-{name}.json"
+
+
+@pytest.mark.slow
+def test_rehearsal_package_guards_the_api(rehearsal):
+    # check_api_gateway: the swagger's secured routes are the app's api_key_required
+    # routes for the stage; the usage plan, the stage throttling and the WAF association.
+    api = rehearsal["api_gateway"]
+    from chalicelib.settings import Settings
+
+    if hasattr(Settings, "team_api_key_required"):  # the app keys the team's routes
+        assert api["secured_routes"]
+    # only the team's routes (QR management, /health details); the public ones stay open
+    assert all(r.split()[1].startswith(("/qr", "/health")) for r in api["secured_routes"])
+    assert "GET /leaderboard" not in api["secured_routes"]
+    assert api["quota_per_day"] > 0
+    assert api["method_throttling"]["*/*"]["rate_limit"] > 0
+    assert "api_gateway.tf.json" in rehearsal["package_files"]
+    # check_gateway_responses: every one in the app's error shape, the stage waits for them
+    assert rehearsal["gateway_responses"]["MISSING_AUTHENTICATION_TOKEN"]["status"] == "404"
 
 
 @pytest.mark.slow
@@ -222,7 +298,8 @@ def test_rehearsal_wires_qr_created_from_the_bus_to_its_handler(rehearsal):
     assert trigger["function_name"].startswith("${aws_lambda_function.qr_created.")
     assert "qr_created" in rehearsal["functions"]
     assert rehearsal["stage_environment"]["QR_EVENTS_QUEUE"] == outputs["qr_events_queue_name"]
-    policy = {a: s["Resource"] for s in rehearsal["policy"]["Statement"] for a in s["Action"]}
+    policy = {a: s["Resource"] for s in rehearsal["policies"]["qr_created"]["Statement"]
+              for a in s["Action"]}
     assert policy["sqs:ReceiveMessage"] == [outputs["qr_events_queue_arn"]]
 
 
@@ -263,6 +340,7 @@ def test_rehearsal_packages_two_stages_without_a_shared_name(rehearsal):
     assert set(first).isdisjoint(second), set(first) & set(second)
     assert "pulse-rehearsal-ingest_hashtags-schedule" in first  # the schedule rule
     assert "pulse-dev-ingest_hashtags-schedule" in second
+    assert "pulse-dev-team" in second  # the usage plan and the team's key
 
 
 @pytest.mark.slow
@@ -278,6 +356,47 @@ def test_rehearsal_alarms_on_memorydb_memory(rehearsal):
     namespace, metric, actions = rehearsal["emulator"]["alarms"]["pulse-rehearsal-memorydb-memory"]
     assert (namespace, metric) == ("AWS/MemoryDB", "DatabaseMemoryUsagePercentage")
     assert actions == [rehearsal["outputs"]["alarm_topic_arn"]]
+
+
+@pytest.mark.slow
+def test_rehearsal_shows_the_dashboard_and_alarms_to_the_topic(rehearsal):
+    # check_in_emulator read the dashboard and every alarm back from moto: each alarm of
+    # the alarm_names output exists and publishes to the encrypted topic.
+    emulator, outputs = rehearsal["emulator"], rehearsal["outputs"]
+    alarms, topic = emulator["alarms"], outputs["alarm_topic_arn"]
+    assert set(alarms) >= set(outputs["alarm_names"])
+    assert {tuple(actions) for *_, actions in alarms.values()} == {(topic,)}
+    for function in ("api_handler", "ingest_hashtags", "qr_created", "consume_clicks"):
+        assert alarms[f"pulse-rehearsal-{function}-errors"][:2] == ("AWS/Lambda", "Errors")
+        assert alarms[f"pulse-rehearsal-{function}-throttles"][:2] == ("AWS/Lambda", "Throttles")
+    assert alarms["pulse-rehearsal-api-5xx-rate"][:2] == ("AWS/ApiGateway", "5XXError")
+    assert alarms["pulse-rehearsal-consume_clicks-iterator-age"][1] == "IteratorAge"
+    assert alarms["pulse-rehearsal-clicks_failed-not-empty"][:2] == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarms["pulse-rehearsal-qr_events_dlq-not-empty"][0] == "AWS/SQS"
+    assert alarms["pulse-rehearsal-x-rate-limit-low"][:2] == ("Pulse", "XRateLimitRemaining")
+    dashboard = emulator["dashboard"]
+    assert dashboard["name"] == "pulse-rehearsal"
+    assert {"ClicksAccepted", "QrCreated", "IngestTweets", "RateLimited"} <= set(
+        dashboard["app_metrics"])
+    assert len(dashboard["widgets"]) >= 12
+
+
+@pytest.mark.slow
+def test_rehearsal_deploys_with_chalice_and_deletes_it(rehearsal):
+    # deploy_with_chalice: `chalice deploy` to moto (local/moto_server.py makes its
+    # ImportRestApi take Chalice's swagger), check_deployed, then `chalice delete`.
+    deployed = rehearsal["chalice_deploy"]
+    functions = deployed["functions"]
+    assert set(functions) == set(rehearsal["functions"])
+    assert len({f["role"] for f in functions.values()}) == len(functions)
+    assert functions["ingest_hashtags"]["reserved_concurrency"] == 1
+    assert any(r["schedule"].startswith("rate(") for r in deployed["rules"].values())
+    assert deployed["event_source_mappings"]["sqs"] == ["pulse-rehearsal-qr_created"]
+    assert deployed["event_source_mappings"]["kinesis"] == ["pulse-rehearsal-consume_clicks"]
+    assert deployed["rest_api"]["routes"] >= 15
+    assert "image/png" in deployed["rest_api"]["binary_media_types"]
+    assert deployed["deleted"] is True
 
 
 # --- the upgrade from the flat layout -----------------------------------------------------
@@ -306,6 +425,9 @@ def test_upgrade_from_the_flat_layout_keeps_every_stateful_resource(rehearsal):
                                 for r in PER_AZ for i, key in enumerate("ab")}
     assert all(changes[a]["actions"] == ["no-op"] for a in upgrade["moved"].values())
     # Beyond what moto reports back differently (the old layout's own plan shows the
-    # same), the upgrade only adds: no resource is updated in place.
+    # same), the upgrade only adds, and updates in place only the QR table (its stream
+    # turned on) and the KMS key (its policy's aws:SourceAccount conditions).
     assert [(c["address"], c["actions"]) for c in upgrade["beyond_drift"]
-            if c["actions"] != ["create"]] == []
+            if c["actions"] != ["create"]
+            and c["address"] not in ("aws_dynamodb_table.qr_cache", "aws_kms_key.data")] == []
+    assert all(c["actions"] in (["create"], ["update"]) for c in upgrade["beyond_drift"])

@@ -177,3 +177,40 @@ def test_moto_alone_fails_concurrent_writes_of_one_key(tmp_path):
         assert any("(500)" in e for e in _s3_burst_errors(port))
     finally:
         plain.stop()
+
+
+# A Swagger 2.0 document as Chalice writes it: info has a title and a version, no
+# description (moto alone: KeyError on the import, then a 400 for Swagger 2.0).
+CHALICE_SWAGGER = {
+    "swagger": "2.0", "info": {"version": "1.0", "title": "pulse"}, "schemes": ["https"],
+    "x-amazon-apigateway-binary-media-types": ["image/png", "application/octet-stream"],
+    "paths": {"/health": {"get": {"responses": {"200": {"description": "200 response"}}}}},
+}
+
+
+def _apigateway_backend(monkeypatch, fixed: bool):
+    from moto.apigateway.models import APIGatewayBackend, apigateway_backends
+
+    for name in ("import_rest_api", "put_rest_api"):
+        monkeypatch.setattr(APIGatewayBackend, name, getattr(APIGatewayBackend, name))
+    if fixed:
+        moto_server.import_swagger()
+    return apigateway_backends["123456789012"]["us-east-1"]
+
+
+def test_moto_alone_cannot_import_a_swagger_without_a_description(monkeypatch):
+    backend = _apigateway_backend(monkeypatch, fixed=False)
+    with pytest.raises(KeyError, match="description"):
+        backend.import_rest_api(CHALICE_SWAGGER, fail_on_warnings=False)
+
+
+def test_the_stand_in_imports_chalices_swagger_with_an_empty_description(monkeypatch):
+    backend = _apigateway_backend(monkeypatch, fixed=True)
+    api = backend.import_rest_api(CHALICE_SWAGGER, fail_on_warnings=False)
+    assert (api.name, api.description) == ("pulse", "")
+    assert api.binaryMediaTypes == ["image/png", "application/octet-stream"]
+    assert "/health" in {r.get_path() for r in api.resources.values()}
+    # ...and a redeploy's PutRestApi of the same Swagger 2.0 document
+    backend.put_rest_api(api.id, CHALICE_SWAGGER, fail_on_warnings=False, mode="overwrite")
+    assert "description" not in CHALICE_SWAGGER["info"]  # the caller's document is unchanged
+    backend.delete_rest_api(api.id)

@@ -23,6 +23,7 @@ def chalice_package(stage: str) -> dict:
         "aws_cloudwatch_event_rule": {"ingest_hashtags-event": {"name": "ingest_hashtags-event"}},
         "aws_lambda_permission": {"ingest_hashtags-event": {"statement_id": "x"}},
         "aws_api_gateway_rest_api": {"rest_api": {"name": "pulse"}},
+        "aws_api_gateway_deployment": {"rest_api": {"stage_name": "api"}},
         "aws_lambda_event_source_mapping": {
             "consume_clicks-kinesis-event-source": {"batch_size": 100}},
     }}
@@ -35,8 +36,8 @@ def packages(tmp_path: Path, with_overrides: bool) -> dict[str, Path]:
         pkg.mkdir()
         (pkg / "chalice.tf.json").write_text(json.dumps(chalice_package(stage)))
         if with_overrides:
-            for override in infra.override_files():
-                shutil.copy2(override, pkg / override.name)
+            for extra in infra.package_files():  # the overrides and what adds to the package
+                shutil.copy2(extra, pkg / extra.name)
         out[stage] = pkg
     return out
 
@@ -54,6 +55,7 @@ def test_with_the_overrides_no_name_is_shared(tmp_path):
     assert names[("aws_cloudwatch_event_rule", "ingest_hashtags-event")] == (
         "pulse-prod-ingest_hashtags-schedule")
     assert names[("aws_api_gateway_rest_api", "rest_api")] == "pulse-prod"
+    assert names[("aws_api_gateway_usage_plan", "team")] == "pulse-prod-team"
 
 
 def test_chalice_deploy_runs_with_the_stages_own_settings():

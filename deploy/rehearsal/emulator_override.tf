@@ -26,6 +26,7 @@ provider "aws" {
     sns            = var.emulator_endpoint
     sqs            = var.emulator_endpoint
     sts            = var.emulator_endpoint
+    wafv2          = var.emulator_endpoint
   }
 }
 
