@@ -750,6 +750,25 @@ def test_rising_from_the_writers_order_equals_scoring_at_read_time(r):
     assert [i.hashtag for i in reader.rising("24h", candidates=2).items] == ["boom", "big"]
 
 
+def test_rising_ties_share_a_rank_as_top_ties_do(r):
+    lb = board(r)
+    constructed_history(lb)
+    ids = itertools.count(10**6)
+    lb.record([Tweet(snowflake(T0 - 60, next(ids)), T0 - 60, (tag,) * 7)
+               for tag in ("zeta", "alpha", "mu")])  # three new tags of one score
+    ranks = [(i.rank, i.hashtag, round(i.score, 2)) for i in lb.rising("1h").items]
+    tied = [(rank, tag) for rank, tag, _ in ranks if tag in ("alpha", "mu", "zeta")]
+    assert [tag for _, tag in tied] == ["alpha", "mu", "zeta"]  # alphabetical, as in top
+    assert len({rank for rank, _ in tied}) == 1  # one shared rank
+    first = tied[0][0]
+    after = [rank for rank, tag, _ in ranks if rank > first]
+    assert not after or min(after) == first + 3  # competition ranking: 1, 2, 2, 2, 5
+    # a page that starts inside the tie gives the tie's rank, not its position
+    for offset in range(first - 1, first + 2):
+        page = lb.rising("1h", n=1, offset=offset).items
+        assert page[0].rank == first, offset
+
+
 def test_a_tags_counts_per_hour_over_the_last_day(r):
     lb = board(r)
     constructed_history(lb)

@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.http import query_choice, query_int, query_value
-from chalicelib.leaderboard import RISING_BASELINE, WINDOWS
+from chalicelib.leaderboard import RISING_BASELINE, RISING_DECIMALS, WINDOWS
 from chalicelib.leaderboard.wiring import board_names, get_board
 from chalicelib.timestamps import iso_z
 
@@ -59,7 +59,8 @@ def top(params: Mapping[str, str] | None, board=None) -> dict:
         rising = board.rising(window, n, offset)  # one consistent read
         return {**head, "items": [{"rank": i.rank, "hashtag": i.hashtag, "score": i.count,
                                    "expected": round(i.expected, 1),
-                                   "rising": round(i.score, 2)} for i in rising.items],
+                                   "rising": round(i.score, RISING_DECIMALS)}
+                                  for i in rising.items],
                 "candidates": rising.candidates, "updated_at": iso_z(rising.updated_at),
                 "sources": rising.sources}
     page = board.page(window, n, offset)  # one consistent read

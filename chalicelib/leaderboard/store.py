@@ -10,7 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.leaderboard import RISING_BASELINE, WINDOW_SECONDS, WINDOWS, scripts
+from chalicelib.leaderboard import (
+    RISING_BASELINE,
+    RISING_DECIMALS,
+    WINDOW_SECONDS,
+    WINDOWS,
+    scripts,
+)
 from chalicelib.leaderboard.bookkeeping import IngestBookkeeping
 from chalicelib.leaderboard.keys import (
     BUCKET_SHARD_MAX,
@@ -314,12 +320,27 @@ class Leaderboard(BoardKeys, IngestBookkeeping):
         if n < 0 or offset < 0 or candidates < 1:
             raise ValueError(f"n, offset >= 0 and candidates >= 1, got {n}, {offset}, "
                              f"{candidates}")
-        updated, (total, flat, spellings, sources) = self._read(
-            window, "rising", *self._rising_args(window, candidates, offset, n),
-            extra=self._rising_keys(window))
-        items = [Riser(offset + 1 + i // 4, _text(spellings[i // 4]), _score(flat[i + 1]),
+        # Ties share a rank (the shown scores, RISING_DECIMALS): a page is read from one
+        # place earlier, further back while that place ties the page's first tag, so the
+        # first tag's rank counts the tags before the page that tie it.
+        start = offset
+        while True:
+            start = max(0, start - max(n, 1))
+            updated, (total, flat, spellings, sources) = self._read(
+                window, "rising", *self._rising_args(window, candidates, start, offset - start
+                                                     + n), extra=self._rising_keys(window))
+            shown = [round(float(flat[i + 3]), RISING_DECIMALS) for i in range(0, len(flat), 4)]
+            first = offset - start
+            if start == 0 or first >= len(shown) or shown[0] != shown[first]:
+                break
+        ranks, rank = [], 0
+        for j, score in enumerate(shown):
+            if j == 0 or score != shown[j - 1]:
+                rank = start + 1 + j
+            ranks.append(rank)
+        items = [Riser(ranks[i // 4], _text(spellings[i // 4]), _score(flat[i + 1]),
                        float(flat[i + 2]), float(flat[i + 3])) for i in range(0, len(flat), 4)]
-        return RisingPage(items, int(total), updated, self._sources(sources))
+        return RisingPage(items[offset - start:], int(total), updated, self._sources(sources))
 
     def _rising_keys(self, window: str) -> list[str]:
         return [self.key_window[RISING_BASELINE[window]], self.key_sources,
