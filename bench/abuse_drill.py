@@ -210,15 +210,15 @@ def memory_bound(source_count: int, qr_creations: int) -> int:
 
 
 def apply_events(app, settings, rounds: int = 40) -> tuple[int, int]:
-    """Run the local event runner until the click stream and the QR queue are drained:
-    (click records, QR messages) delivered."""
+    """Run the local event runner until the click stream, the QR table's stream and the QR
+    queue are drained: (click records, QR messages) delivered."""
     from local.events import EventRunner
 
     runner = EventRunner(app, settings=settings).setup()
     records = messages = 0
     idle = 0
     for _ in range(rounds):
-        events = runner.deliver_events()
+        events = runner.deliver_events() + runner.deliver_table_records()
         got_records, got_messages = runner.deliver_records(), runner.deliver_messages()
         records, messages = records + got_records, messages + got_messages
         idle = idle + 1 if not (events or got_records or got_messages) else 0

@@ -7,8 +7,9 @@ client address (RATE_LIMITS, by stage).  The client address is API Gateway's
 address), never a header the caller writes such as X-Forwarded-For.
 
 One fixed window per client and class: `ratelimit.lua` counts it in one key,
-`pulse:rl:{<class>:<address>}`, whose hash tag keeps it on one cluster slot and
-whose TTL is the window.  Over the quota the answer is a 429 in the one error shape with
+`pulse:rl:{<class>:<client>}`, whose hash tag keeps it on one cluster slot and whose TTL
+is the window; `<client>` is a keyed hash of the address (RATE_LIMIT_SALT), so no
+address is stored.  Over the quota the answer is a 429 in the one error shape with
 `Retry-After`; every limited answer carries the `RateLimit-Policy` and `RateLimit`
 fields of draft-ietf-httpapi-ratelimit-headers-10 (`public-read;q=120;w=60`,
 `public-read;r=17;t=42`).
@@ -134,13 +135,20 @@ class Limiter:
                 self._script = self._redis_factory().register_script(SCRIPT.read_text())
             return self._script
 
+    def client_token(self, address: str) -> str:
+        """The name of a client address in Redis: a keyed BLAKE2b hash, not the address."""
+        import hashlib
+
+        key = ("pulse-ratelimit:" + self.settings.rate_limit_salt).encode()[:64]
+        return hashlib.blake2b(address.encode(), key=key, digest_size=12).hexdigest()
+
     def hit(self, route_class: str, address: str) -> Decision | None:
         """Count one request; None when the class is not limited or Redis failed."""
         policy = self.policies.get(route_class)
         if policy is None or policy.quota == 0 or self._clock() < self._skip_until:
             return None
         window_ms = policy.window * 1000
-        key = f"pulse:rl:{{{route_class}:{address}}}"
+        key = f"pulse:rl:{{{route_class}:{self.client_token(address)}}}"
         try:
             count, ttl_ms = self._counter()(keys=[key], args=[window_ms])
         except Exception as exc:  # Redis down, hung, refusing, or a cluster failing over

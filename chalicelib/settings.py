@@ -315,8 +315,11 @@ class Settings:
     # rate_limit_timeout for Redis and, after a failure, lets requests pass without asking
     # it for rate_limit_skip_seconds.
     rate_limits: str = _env("RATE_LIMITS", default="")
-    rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.1)
+    rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.03)
     rate_limit_skip_seconds: float = _env("RATE_LIMIT_SKIP_SECONDS", default=5.0)
+    # The key of the keyed hash that names a client address in Redis (no address is
+    # stored): a secret per stage keeps the names from being traced back by enumeration.
+    rate_limit_salt: str = _env("RATE_LIMIT_SALT", default="")
     # Click pages kept at most (hotspots.store: past it the least recently clicked page is
     # dropped), each of at most HOTSPOTS_WINDOW_CLICKS clicks.
     hotspots_max_pages: int = _env("HOTSPOTS_MAX_PAGES", default=2000)

@@ -52,7 +52,7 @@ def odd_client(memcached_env, odd_upstream, monkeypatch):
 
     monkeypatch.setenv("UPSTREAMS", json.dumps({"odd": {
         "url": f"{odd_upstream}/json", "item_url": odd_upstream + "/{item}", "ttl": 60,
-        "timeout": 1}}))
+        "timeout": 1, "item_pattern": "[a-z]+"}}))
     reset_clients()
     with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
         yield client
