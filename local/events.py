@@ -288,7 +288,8 @@ class EventRunner:
                         if shard.failures <= limit:
                             log.exception("kinesis handler %s failed on %s (retry %d of %d "
                                           "next)", name, shard.shard_id, shard.failures, limit)
-                            shard.iterator = self._iterator_after(kinesis, shard)
+                            shard.iterator = self._iterator_after(
+                                kinesis, shard, "StartingSequenceNumber", StreamName=shard.stream)
                             continue
                         log.exception("kinesis handler %s failed on %s %d times: skipping "
                                       "%d records to the on-failure queue", name,
@@ -317,14 +318,17 @@ class EventRunner:
                 "batchSize": len(records)}}))
 
     @staticmethod
-    def _iterator_after(kinesis, shard: _Shard) -> str:
+    def _iterator_after(client, shard: _Shard, sequence_param: str, **stream: str) -> str:
+        """An iterator just past the shard's last delivered record (its start before any), so
+        a failed batch is read again.  Kinesis and DynamoDB Streams name the stream and the
+        sequence number differently: `stream` and `sequence_param` give their words."""
         if shard.last_sequence is None:
             kind = {"ShardIteratorType": "TRIM_HORIZON"}
         else:
             kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "StartingSequenceNumber": shard.last_sequence}
-        return kinesis.get_shard_iterator(StreamName=shard.stream, ShardId=shard.shard_id,
-                                          **kind)["ShardIterator"]
+                    sequence_param: shard.last_sequence}
+        return client.get_shard_iterator(**stream, ShardId=shard.shard_id,
+                                         **kind)["ShardIterator"]
 
     def _kinesis_event(self, shard: _Shard, records: list[dict]) -> dict:
         return {"Records": [{
@@ -365,23 +369,14 @@ class EventRunner:
                         log.exception("dynamodb handler %s failed on %s (attempt %d); the "
                                       "batch is delivered again", name, shard.shard_id,
                                       shard.failures)
-                        shard.iterator = self._table_iterator_after(streams, shard)
+                        shard.iterator = self._iterator_after(
+                            streams, shard, "SequenceNumber", StreamArn=shard.stream_arn)
                         continue
                     delivered += len(records)
                     shard.failures = 0
                     shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
                 shard.iterator = page.get("NextShardIterator")
         return delivered
-
-    @staticmethod
-    def _table_iterator_after(streams, shard: _Shard) -> str:
-        if shard.last_sequence is None:
-            kind = {"ShardIteratorType": "TRIM_HORIZON"}
-        else:
-            kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "SequenceNumber": shard.last_sequence}
-        return streams.get_shard_iterator(StreamArn=shard.stream_arn, ShardId=shard.shard_id,
-                                          **kind)["ShardIterator"]
 
     def _dynamodb_event(self, shard: _Shard, records: list[dict]) -> dict:
         def record(r: dict) -> dict:
