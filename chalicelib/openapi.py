@@ -112,21 +112,20 @@ def _common_paths() -> dict:
             "responses": {"200": json_answer({"type": "object",
                                               "required": ["openapi", "paths"]},
                                              "the OpenAPI 3.1 document of every route")}}},
-        "/health": {"get": {
-            "summary": "ok or degraded, and which dependency fails, within 2 s",
-            "tags": ["health"],
-            "responses": {
-                "200": json_answer(ref("PublicHealth"), "every dependency ok"),
-                "503": json_answer(ref("PublicHealth"),
-                                   "some dependency failing: `failing` names them")}}},
-        "/health/details": {"get": {
-            "summary": "each dependency's check in detail (the team's route), within 2 s",
-            "tags": ["health"],
-            "responses": {
-                "200": json_answer(ref("Health"), "every dependency ok"),
-                "503": json_answer(ref("Health"),
-                                   "some dependency failing: `failing` names them")}}},
+        "/health": _health("ok or degraded, and which dependency fails, within 2 s",
+                           "PublicHealth"),
+        "/health/details": _health(
+            "each dependency's check in detail (the team's route), within 2 s", "Health"),
     }
+
+
+def _health(summary: str, schema: str) -> dict:
+    """A health route: 200 when every dependency is ok, 503 naming the failing ones."""
+    return {"get": {
+        "summary": summary, "tags": ["health"],
+        "responses": {
+            "200": json_answer(ref(schema), "every dependency ok"),
+            "503": json_answer(ref(schema), "some dependency failing: `failing` names them")}}}
 
 
 def _common_schemas() -> dict:

@@ -267,38 +267,45 @@ class EventRunner:
             "awsRegion": self.settings.region,
         } for m in messages]}
 
+    def _shard_pages(self, client, shards_by_handler: dict[str, list[_Shard]]):
+        """(handler, shard, get_records page) for each open shard of each handler, one batch
+        of the handler's size each, read when the loop reaches it (Kinesis and DynamoDB
+        Streams alike)."""
+        for name, shards in shards_by_handler.items():
+            for shard in shards:
+                if shard.iterator is None:  # shard closed
+                    continue
+                yield name, shard, client.get_records(ShardIterator=shard.iterator,
+                                                      Limit=self._batch_sizes[name])
+
     # -- Kinesis ---------------------------------------------------------
     def deliver_records(self) -> int:
         """One batch per shard per handler; a failing batch is retried from the same place."""
         kinesis = get_aws_client("kinesis", background=True)
         delivered = 0
-        for name, shards in self._shards.items():
-            for shard in shards:
-                if shard.iterator is None:  # shard closed
-                    continue
-                page = kinesis.get_records(ShardIterator=shard.iterator,
-                                           Limit=self._batch_sizes[name])
-                records = page["Records"]
-                if records:
-                    try:
-                        self._invoke(name, self._kinesis_event(shard, records))
-                    except Exception:
-                        shard.failures += 1
-                        limit = self.settings.kinesis_max_retry_attempts
-                        if shard.failures <= limit:
-                            log.exception("kinesis handler %s failed on %s (retry %d of %d "
-                                          "next)", name, shard.shard_id, shard.failures, limit)
-                            shard.iterator = self._iterator_after(kinesis, shard)
-                            continue
-                        log.exception("kinesis handler %s failed on %s %d times: skipping "
-                                      "%d records to the on-failure queue", name,
-                                      shard.shard_id, shard.failures, len(records))
-                        self._send_to_failure_queue(name, shard, records)
-                    else:
-                        delivered += len(records)
-                    shard.failures = 0
-                    shard.last_sequence = records[-1]["SequenceNumber"]
-                shard.iterator = page.get("NextShardIterator")
+        for name, shard, page in self._shard_pages(kinesis, self._shards):
+            records = page["Records"]
+            if records:
+                try:
+                    self._invoke(name, self._kinesis_event(shard, records))
+                except Exception:
+                    shard.failures += 1
+                    limit = self.settings.kinesis_max_retry_attempts
+                    if shard.failures <= limit:
+                        log.exception("kinesis handler %s failed on %s (retry %d of %d "
+                                      "next)", name, shard.shard_id, shard.failures, limit)
+                        shard.iterator = self._iterator_after(
+                            kinesis, shard, "StartingSequenceNumber", StreamName=shard.stream)
+                        continue
+                    log.exception("kinesis handler %s failed on %s %d times: skipping "
+                                  "%d records to the on-failure queue", name,
+                                  shard.shard_id, shard.failures, len(records))
+                    self._send_to_failure_queue(name, shard, records)
+                else:
+                    delivered += len(records)
+                shard.failures = 0
+                shard.last_sequence = records[-1]["SequenceNumber"]
+            shard.iterator = page.get("NextShardIterator")
         return delivered
 
     def _send_to_failure_queue(self, name: str, shard: _Shard, records: list[dict]) -> None:
@@ -317,14 +324,17 @@ class EventRunner:
                 "batchSize": len(records)}}))
 
     @staticmethod
-    def _iterator_after(kinesis, shard: _Shard) -> str:
+    def _iterator_after(client, shard: _Shard, sequence_param: str, **stream: str) -> str:
+        """An iterator just past the shard's last delivered record (its start before any), so
+        a failed batch is read again.  Kinesis and DynamoDB Streams name the stream and the
+        sequence number differently: `stream` and `sequence_param` give their words."""
         if shard.last_sequence is None:
             kind = {"ShardIteratorType": "TRIM_HORIZON"}
         else:
             kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "StartingSequenceNumber": shard.last_sequence}
-        return kinesis.get_shard_iterator(StreamName=shard.stream, ShardId=shard.shard_id,
-                                          **kind)["ShardIterator"]
+                    sequence_param: shard.last_sequence}
+        return client.get_shard_iterator(**stream, ShardId=shard.shard_id,
+                                         **kind)["ShardIterator"]
 
     def _kinesis_event(self, shard: _Shard, records: list[dict]) -> dict:
         return {"Records": [{
@@ -350,38 +360,24 @@ class EventRunner:
         same place on the next call, until it succeeds."""
         streams = get_aws_client("dynamodbstreams", background=True)
         delivered = 0
-        for name, shards in self._table_shards.items():
-            for shard in shards:
-                if shard.iterator is None:
+        for name, shard, page in self._shard_pages(streams, self._table_shards):
+            records = page["Records"]
+            if records:
+                try:
+                    self._invoke(name, self._dynamodb_event(shard, records))
+                except Exception:
+                    shard.failures += 1
+                    log.exception("dynamodb handler %s failed on %s (attempt %d); the "
+                                  "batch is delivered again", name, shard.shard_id,
+                                  shard.failures)
+                    shard.iterator = self._iterator_after(
+                        streams, shard, "SequenceNumber", StreamArn=shard.stream_arn)
                     continue
-                page = streams.get_records(ShardIterator=shard.iterator,
-                                           Limit=self._batch_sizes[name])
-                records = page["Records"]
-                if records:
-                    try:
-                        self._invoke(name, self._dynamodb_event(shard, records))
-                    except Exception:
-                        shard.failures += 1
-                        log.exception("dynamodb handler %s failed on %s (attempt %d); the "
-                                      "batch is delivered again", name, shard.shard_id,
-                                      shard.failures)
-                        shard.iterator = self._table_iterator_after(streams, shard)
-                        continue
-                    delivered += len(records)
-                    shard.failures = 0
-                    shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
-                shard.iterator = page.get("NextShardIterator")
+                delivered += len(records)
+                shard.failures = 0
+                shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+            shard.iterator = page.get("NextShardIterator")
         return delivered
-
-    @staticmethod
-    def _table_iterator_after(streams, shard: _Shard) -> str:
-        if shard.last_sequence is None:
-            kind = {"ShardIteratorType": "TRIM_HORIZON"}
-        else:
-            kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "SequenceNumber": shard.last_sequence}
-        return streams.get_shard_iterator(StreamArn=shard.stream_arn, ShardId=shard.shard_id,
-                                          **kind)["ShardIterator"]
 
     def _dynamodb_event(self, shard: _Shard, records: list[dict]) -> dict:
         def record(r: dict) -> dict:

@@ -15,6 +15,8 @@ import argparse
 import json
 import sys
 
+from chalicelib.cli_support import run_command
+
 
 def _queue_url(sqs, settings) -> str:
     name = (settings.click_failure_queue_arn.rsplit(":", 1)[1]
@@ -56,26 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _expected_error(exc: BaseException) -> str | None:
+    """The one-line message for a failure the user can act on; None for bugs."""
     from chalicelib.errors import is_dependency_failure
     from chalicelib.settings import SettingsError
 
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("pulse: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if isinstance(exc, SettingsError) or is_dependency_failure(exc):
-            print(f"pulse: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
-        from botocore.exceptions import ClientError
+    if isinstance(exc, SettingsError) or is_dependency_failure(exc):
+        return f"{type(exc).__name__}: {exc}"
+    from botocore.exceptions import ClientError
 
-        if isinstance(exc, ClientError):
-            print(f"pulse: {exc}", file=sys.stderr)
-            return 2
-        raise
+    if isinstance(exc, ClientError):
+        return str(exc)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv), _expected_error)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from chalicelib.cli_support import run_command
 from chalicelib.leaderboard import WINDOWS
 
 
@@ -216,19 +217,19 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
-def _expected_error(exc: BaseException) -> tuple[str, int] | None:
-    """(one-line message, exit code) for the failures a user can act on; None for bugs."""
+def _expected_error(exc: BaseException) -> str | None:
+    """The one-line message for a failure the user can act on (exit code 2); None for bugs."""
     from chalicelib.leaderboard.boards import BoardsConfigError
     from chalicelib.leaderboard.sources import ArchiveError, SourceConfigError
     from chalicelib.settings import SettingsError
 
     if isinstance(exc, CliError | ArchiveError | SourceConfigError | BoardsConfigError
                   | SettingsError):
-        return str(exc), 2
+        return str(exc)
     from chalicelib.errors import PulseError
 
     if isinstance(exc, PulseError):  # the API's own checks (a bad board, n, window...)
-        return exc.message, 2
+        return exc.message
     if "redis" in sys.modules:
         from redis import exceptions as rx
 
@@ -238,36 +239,24 @@ def _expected_error(exc: BaseException) -> tuple[str, int] | None:
         if isinstance(exc, unreachable):
             hint = " (is `make run` running?)" if _settings().stage == "local" else ""
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            return f"cannot reach Redis at {where}{hint}: {detail}", 2
+            return f"cannot reach Redis at {where}{hint}: {detail}"
         if isinstance(exc, rx.RedisError):
-            return f"Redis error at {where}: {' '.join(str(exc).split())}", 2
+            return f"Redis error at {where}: {' '.join(str(exc).split())}"
     if "tweepy" in sys.modules:
         import tweepy
 
         if isinstance(exc, tweepy.TweepyException):
-            return f"X API error: {' '.join(str(exc).split())}", 2
+            return f"X API error: {' '.join(str(exc).split())}"
     if "requests" in sys.modules:
         import requests
 
         if isinstance(exc, requests.RequestException):
-            return f"cannot reach the X API: {type(exc).__name__}", 2
+            return f"cannot reach the X API: {type(exc).__name__}"
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("pulse: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        expected = _expected_error(exc)
-        if expected is None:
-            raise
-        message, code = expected
-        print(f"pulse: {message}", file=sys.stderr)
-        return code
+    return run_command(build_parser().parse_args(argv), _expected_error)
 
 
 if __name__ == "__main__":
