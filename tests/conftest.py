@@ -3,6 +3,7 @@ server, each started on free loopback ports once per session; a headless
 Chromium for page tests.  No fakes of our own code."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -194,23 +195,35 @@ def session_upstream():
     upstream.stop()
 
 
-@pytest.fixture(scope="session")
-def live_server(stack_env, stack_dir, session_upstream):
-    """`chalice local` serving the real app on a free port, against the session's servers
-    (UPSTREAMS: `demo`, the session's demo upstream)."""
-    port = processes.free_port()
+@contextlib.contextmanager
+def chalice_local(name: str, stack_env: dict, stack_dir, port: int | None = None, **extra_env):
+    """`chalice local` serving the real app on `port` (a free one if None) against the
+    session's servers, with `extra_env` over the stack's environment (no AWS_* of the
+    caller's); yields its base URL and stops it on exit."""
+    port = processes.free_port() if port is None else port
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE,
-               UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60, timeout=1))
+    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE, **extra_env)
     # as `make run` serves it: without Nagle's 40 ms delay on every answer
-    server = processes.Server("chalice-local", port,
+    server = processes.Server(name, port,
                               [os.sys.executable, "-m", "local.chalice_local", "local",
                                "--stage", "local", "--no-autoreload",
                                "--host", "127.0.0.1", "--port", str(port)],
                               ROOT, env=env, rundir=stack_dir)
     server.start(timeout=60)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(stack_env, stack_dir, session_upstream):
+    """`chalice local` serving the real app on a free port, against the session's servers
+    (UPSTREAMS: `demo`, the session's demo upstream)."""
+    with chalice_local("chalice-local", stack_env, stack_dir,
+                       UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60,
+                                                timeout=1)) as url:
+        yield url
 
 
 @pytest.fixture
