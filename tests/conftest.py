@@ -4,6 +4,7 @@ Chromium for page tests.  No fakes of our own code."""
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import shutil
@@ -102,18 +103,47 @@ def stack_env(redis_server, memcached_servers, moto_server) -> dict[str, str]:
 LIVE_SERVER_AWS_PATIENCE = {"PULSE_AWS_READ_TIMEOUT": "2", "PULSE_AWS_BUDGET": "6"}
 
 
+def real_redis(request):
+    """A client (decoding responses) of a real Redis chosen by `request.param`: "standalone",
+    the session's server, or "cluster", the session's 3-master Redis Cluster."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    if request.param == "standalone":
+        return redis.Redis(port=request.getfixturevalue("redis_server").port,
+                           decode_responses=True)
+    nodes = request.getfixturevalue("redis_cluster")
+    return RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test server's request handler that logs nothing; `answer` sends a 200 with a body."""
+
+    def answer(self, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 def reset_moto(endpoint: str) -> None:
     req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).read()
 
 
-@pytest.fixture
-def pulse_env(monkeypatch, stack_env) -> Settings:
-    """A clean world per test: empty Redis and memcached, fresh moto resources."""
+def clean_world(mp: pytest.MonkeyPatch, stack_env: dict, **extra_env) -> Settings:
+    """The session's servers (and `extra_env`) in the environment through `mp`, no AWS
+    profile or session of the caller's, and a clean world: empty Redis and memcached,
+    fresh moto resources, provisioned.  Returns the world's settings."""
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in stack_env.items():
-        monkeypatch.setenv(key, value)
+        mp.delenv(key, raising=False)
+    for key, value in {**stack_env, **extra_env}.items():
+        mp.setenv(key, value)
     reset_clients()
     settings = Settings.from_env()
     from chalicelib.clients import get_memcached, get_redis
@@ -124,7 +154,13 @@ def pulse_env(monkeypatch, stack_env) -> Settings:
     from local.provision import provision
 
     provision(settings)
-    yield settings
+    return settings
+
+
+@pytest.fixture
+def pulse_env(monkeypatch, stack_env) -> Settings:
+    """A clean world per test: empty Redis and memcached, fresh moto resources."""
+    yield clean_world(monkeypatch, stack_env)
     reset_clients()
 
 
