@@ -232,11 +232,15 @@ def session_upstream():
 
 
 @contextlib.contextmanager
-def chalice_local(name: str, stack_env: dict, stack_dir, port: int | None = None, **extra_env):
+def chalice_local(name: str, stack_env: dict, stack_dir, port: int | None = None,
+                  upstream=None, **extra_env):
     """`chalice local` serving the real app on `port` (a free one if None) against the
     session's servers, with `extra_env` over the stack's environment (no AWS_* of the
-    caller's); yields its base URL and stops it on exit."""
+    caller's) and, given a demo `upstream`, UPSTREAMS naming it `demo` (TTL 60 s, timeout
+    1 s); yields its base URL and stops it on exit."""
     port = processes.free_port() if port is None else port
+    if upstream is not None:
+        extra_env["UPSTREAMS"] = upstreams_json(upstream.base_url, ttl=60, timeout=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE, **extra_env)
     # as `make run` serves it: without Nagle's 40 ms delay on every answer
@@ -256,9 +260,7 @@ def chalice_local(name: str, stack_env: dict, stack_dir, port: int | None = None
 def live_server(stack_env, stack_dir, session_upstream):
     """`chalice local` serving the real app on a free port, against the session's servers
     (UPSTREAMS: `demo`, the session's demo upstream)."""
-    with chalice_local("chalice-local", stack_env, stack_dir,
-                       UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60,
-                                                timeout=1)) as url:
+    with chalice_local("chalice-local", stack_env, stack_dir, upstream=session_upstream) as url:
         yield url
 
 

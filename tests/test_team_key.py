@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import chalice_local, upstreams_json
+from tests.conftest import chalice_local
 from tests.qr_support import decode_png
 
 KEY = "team-key-for-the-test-3f9a"
@@ -20,9 +20,8 @@ KEY = "team-key-for-the-test-3f9a"
 def keyed_server(stack_env, stack_dir, session_upstream):
     """`chalice local` of the local stack on a stage that requires the team's key."""
     with chalice_local("chalice-local-keyed", stack_env, stack_dir,
-                       TEAM_API_KEY_REQUIRED="true", PULSE_LOCAL_API_KEY=KEY,
-                       UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60,
-                                                timeout=1)) as url:
+                       upstream=session_upstream, TEAM_API_KEY_REQUIRED="true",
+                       PULSE_LOCAL_API_KEY=KEY) as url:
         yield url
 
 
