@@ -185,6 +185,16 @@ def own_redis(app_client, monkeypatch, tmp_path):
     server.stop()
 
 
+@contextlib.contextmanager
+def paused(server: processes.Server):
+    """`server` hung (SIGSTOP) for the block, resumed after it whatever happens."""
+    server.pause()
+    try:
+        yield server
+    finally:
+        server.resume()
+
+
 @pytest.fixture(scope="module")
 def private_moto_server(tmp_path_factory):
     """A moto server of the test module's own, for tests that pause it: the shared
