@@ -3,6 +3,8 @@ server, each started on free loopback ports once per session; a headless
 Chromium for page tests.  No fakes of our own code."""
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
@@ -101,18 +103,47 @@ def stack_env(redis_server, memcached_servers, moto_server) -> dict[str, str]:
 LIVE_SERVER_AWS_PATIENCE = {"PULSE_AWS_READ_TIMEOUT": "2", "PULSE_AWS_BUDGET": "6"}
 
 
+def real_redis(request):
+    """A client (decoding responses) of a real Redis chosen by `request.param`: "standalone",
+    the session's server, or "cluster", the session's 3-master Redis Cluster."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    if request.param == "standalone":
+        return redis.Redis(port=request.getfixturevalue("redis_server").port,
+                           decode_responses=True)
+    nodes = request.getfixturevalue("redis_cluster")
+    return RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test server's request handler that logs nothing; `answer` sends a 200 with a body."""
+
+    def answer(self, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 def reset_moto(endpoint: str) -> None:
     req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10).read()
 
 
-@pytest.fixture
-def pulse_env(monkeypatch, stack_env) -> Settings:
-    """A clean world per test: empty Redis and memcached, fresh moto resources."""
+def clean_world(mp: pytest.MonkeyPatch, stack_env: dict, **extra_env) -> Settings:
+    """The session's servers (and `extra_env`) in the environment through `mp`, no AWS
+    profile or session of the caller's, and a clean world: empty Redis and memcached,
+    fresh moto resources, provisioned.  Returns the world's settings."""
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in stack_env.items():
-        monkeypatch.setenv(key, value)
+        mp.delenv(key, raising=False)
+    for key, value in {**stack_env, **extra_env}.items():
+        mp.setenv(key, value)
     reset_clients()
     settings = Settings.from_env()
     from chalicelib.clients import get_memcached, get_redis
@@ -123,7 +154,13 @@ def pulse_env(monkeypatch, stack_env) -> Settings:
     from local.provision import provision
 
     provision(settings)
-    yield settings
+    return settings
+
+
+@pytest.fixture
+def pulse_env(monkeypatch, stack_env) -> Settings:
+    """A clean world per test: empty Redis and memcached, fresh moto resources."""
+    yield clean_world(monkeypatch, stack_env)
     reset_clients()
 
 
@@ -146,6 +183,16 @@ def own_redis(app_client, monkeypatch, tmp_path):
     reset_clients()
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def paused(server: processes.Server):
+    """`server` hung (SIGSTOP) for the block, resumed after it whatever happens."""
+    server.pause()
+    try:
+        yield server
+    finally:
+        server.resume()
 
 
 @pytest.fixture(scope="module")
@@ -194,23 +241,37 @@ def session_upstream():
     upstream.stop()
 
 
-@pytest.fixture(scope="session")
-def live_server(stack_env, stack_dir, session_upstream):
-    """`chalice local` serving the real app on a free port, against the session's servers
-    (UPSTREAMS: `demo`, the session's demo upstream)."""
-    port = processes.free_port()
+@contextlib.contextmanager
+def chalice_local(name: str, stack_env: dict, stack_dir, port: int | None = None,
+                  upstream=None, **extra_env):
+    """`chalice local` serving the real app on `port` (a free one if None) against the
+    session's servers, with `extra_env` over the stack's environment (no AWS_* of the
+    caller's) and, given a demo `upstream`, UPSTREAMS naming it `demo` (TTL 60 s, timeout
+    1 s); yields its base URL and stops it on exit."""
+    port = processes.free_port() if port is None else port
+    if upstream is not None:
+        extra_env["UPSTREAMS"] = upstreams_json(upstream.base_url, ttl=60, timeout=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE,
-               UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60, timeout=1))
+    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE, **extra_env)
     # as `make run` serves it: without Nagle's 40 ms delay on every answer
-    server = processes.Server("chalice-local", port,
+    server = processes.Server(name, port,
                               [os.sys.executable, "-m", "local.chalice_local", "local",
                                "--stage", "local", "--no-autoreload",
                                "--host", "127.0.0.1", "--port", str(port)],
                               ROOT, env=env, rundir=stack_dir)
     server.start(timeout=60)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(stack_env, stack_dir, session_upstream):
+    """`chalice local` serving the real app on a free port, against the session's servers
+    (UPSTREAMS: `demo`, the session's demo upstream)."""
+    with chalice_local("chalice-local", stack_env, stack_dir, upstream=session_upstream) as url:
+        yield url
 
 
 @pytest.fixture

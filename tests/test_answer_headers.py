@@ -43,26 +43,15 @@ def seeded_client(stack_env, session_upstream):
     for the module: the requests here only read, or make what is already made."""
     from chalice.test import Client
 
-    from chalicelib.clients import get_memcached, get_redis
+    from chalicelib.clients import get_redis
     from chalicelib.hotspots.wiring import get_store
     from chalicelib.leaderboard.model import Tweet
     from chalicelib.leaderboard.store import Leaderboard
-    from chalicelib.settings import Settings
-    from local.provision import provision
-    from tests.conftest import ROOT, reset_clients, reset_moto, upstreams_json
+    from tests.conftest import ROOT, clean_world, reset_clients, upstreams_json
 
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack_env.items():
-            mp.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-            mp.delenv(key, raising=False)
-        mp.setenv("UPSTREAMS", upstreams_json(session_upstream.base_url, ttl=60, timeout=1))
-        reset_clients()
-        world = Settings.from_env()
-        get_redis().flushall()
-        get_memcached().flush_all()
-        reset_moto(stack_env["AWS_ENDPOINT_URL"])
-        provision(world)
+        world = clean_world(mp, stack_env, UPSTREAMS=upstreams_json(
+            session_upstream.base_url, ttl=60, timeout=1))
         now = time.time()
         Leaderboard(get_redis(), world.leaderboard_name).record(
             [Tweet(1 + i, now - 60, (EXAMPLE_TAG,)) for i in range(3)])

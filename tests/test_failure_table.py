@@ -103,34 +103,32 @@ def assert_unaffected(client, qr_id: str, routes: list[str]) -> None:
 REDIS_ROUTES = ["/leaderboard", "/leaderboard/pulse", "/hotspots?page=table", "/qr?top=5"]
 
 
-def redis_routes_fail(client, qr_id: str, hung: bool) -> None:
-    """The row's promise: Redis's routes 503 `redis` (after the read timeout when hung, at
-    once when refused); the others unaffected."""
-    for path in REDIS_ROUTES:
-        resp, elapsed = timed(client, "GET", path)
-        assert_503(resp, "redis")
-        assert elapsed >= 0.5 if hung else elapsed < 0.5
-    assert_unaffected(client, qr_id, ["qr-new", "qr-hit", "clicks", "upstream"])
+def redis_routes_fail(client, qr_id: str, own_redis, hung: bool) -> None:
+    """The row's promise, with Redis paused (hung) or stopped (refused) meanwhile: Redis's
+    routes 503 `redis` (after the read timeout when hung, at once when refused); the others
+    unaffected."""
+    down, up = (own_redis.pause, own_redis.resume) if hung else (own_redis.stop, own_redis.start)
+    down()
+    try:
+        for path in REDIS_ROUTES:
+            resp, elapsed = timed(client, "GET", path)
+            assert_503(resp, "redis")
+            assert elapsed >= 0.5 if hung else elapsed < 0.5
+        assert_unaffected(client, qr_id, ["qr-new", "qr-hit", "clicks", "upstream"])
+    finally:
+        up()
 
 
 def test_redis_hung(world, own_redis):
     client, qr_id = world
-    own_redis.pause()
-    try:
-        redis_routes_fail(client, qr_id, hung=True)
-    finally:
-        own_redis.resume()
+    redis_routes_fail(client, qr_id, own_redis, hung=True)
     for path in ("/leaderboard", "/qr?top=5"):
         assert call(client, "GET", path).status_code == 200  # normal at the next request
 
 
 def test_redis_refused(world, own_redis):
     client, qr_id = world
-    own_redis.stop()
-    try:
-        redis_routes_fail(client, qr_id, hung=False)
-    finally:
-        own_redis.start()
+    redis_routes_fail(client, qr_id, own_redis, hung=False)
     resp = call(client, "GET", "/leaderboard")
     assert resp.status_code == 200, resp.body  # normal at the next request
 

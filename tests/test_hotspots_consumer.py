@@ -10,11 +10,11 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.cluster import RedisCluster
 
 from chalicelib.hotspots.consumer import HotspotConsumer
 from chalicelib.hotspots.reader import HotspotReader
 from chalicelib.hotspots.store import MALFORMED_KEY, HotspotStore, page_keys
+from tests.conftest import real_redis
 
 SHARD = "shardId-000000000000"
 T0 = 1_764_460_800.0  # arrival time (s) of the first record
@@ -23,12 +23,7 @@ _pages = itertools.count()
 
 @pytest.fixture(params=["standalone", "cluster"])
 def r(request):
-    if request.param == "standalone":
-        client = redis.Redis(port=request.getfixturevalue("redis_server").port,
-                             decode_responses=True)
-    else:
-        nodes = request.getfixturevalue("redis_cluster")
-        client = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+    client = real_redis(request)
     client.delete(MALFORMED_KEY)
     yield client
     client.close()

@@ -264,8 +264,6 @@ def post_http(base, body):
 def test_clicks_after_a_make_run_restart_are_all_counted(stack_ports):
     """`make run` twice with the same data directory: Redis keeps the checkpoints (its
     append-only file) while moto's stream is new; the clicks after the restart count."""
-    import signal
-
     from tests import test_local_stack as stack
 
     env = stack_ports
@@ -279,11 +277,7 @@ def test_clicks_after_a_make_run_restart_are_all_counted(stack_ports):
                                     "clicks": clicks(n, first=first)}) == 202
             assert window_clicks_over_http(base, "restart", accepted) == accepted
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            finally:
-                proc.kill()
+            stack.stop_stack(proc)
         stack.wait_ports_closed(env)
 
 

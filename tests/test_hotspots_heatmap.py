@@ -9,8 +9,6 @@ import random
 import time
 
 import pytest
-import redis
-from redis.cluster import RedisCluster
 
 from chalicelib.hotspots import api
 from chalicelib.hotspots.compute import GRID_BOUNDS, heatmap
@@ -18,6 +16,7 @@ from chalicelib.hotspots.consumer import HotspotConsumer
 from chalicelib.hotspots.reader import HotspotReader
 from chalicelib.hotspots.store import HotspotStore, views_key
 from chalicelib.hotspots.wire import encode
+from tests.conftest import real_redis
 
 HEADERS = {"Content-Type": "application/json"}
 _pages = itertools.count()
@@ -76,12 +75,7 @@ def test_clicks_on_the_edges_and_corners_keep_their_weight():
 def r(request):
     """A real Redis: standalone, and a 3-master cluster (the views hash shares the page's
     slot with its window)."""
-    if request.param == "standalone":
-        client = redis.Redis(port=request.getfixturevalue("redis_server").port,
-                             decode_responses=True)
-    else:
-        nodes = request.getfixturevalue("redis_cluster")
-        client = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
+    client = real_redis(request)
     yield client
     client.close()
 

@@ -74,6 +74,15 @@ def wait_ports_closed(env, timeout=10):
     raise AssertionError(f"still listening: {listening}")
 
 
+def stop_stack(proc: subprocess.Popen) -> None:
+    """Ctrl-C the stack and give it 30 s to exit; kill it whatever happens."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    finally:
+        proc.kill()
+
+
 def test_run_serves_health_then_ctrl_c_stops_everything(stack_ports, tmp_path):
     proc = start_stack(stack_ports)
     try:

@@ -14,7 +14,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, QuietHandler
 
 JSON = {"Content-Type": "application/json"}
 
@@ -201,26 +201,19 @@ def test_a_dependency_503_is_counted_by_dependency_and_route_class(app_client, m
 def test_the_x_sources_rate_limit_remaining_is_read_from_each_answer():
     """`XRateLimitRemaining` comes from the X API's `x-rate-limit-remaining` header."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
 
     from chalicelib.leaderboard.sources import TwitterSource
     from tests.test_leaderboard_ingest import ToLocalServer
 
-    class XApi(BaseHTTPRequestHandler):
+    class XApi(QuietHandler):
         def do_GET(self):  # one page, then the range is over
             body = json.dumps({"data": [{"id": "1440000000000000000", "text": "#a",
                                          "created_at": "2021-09-22T16:00:00.000Z",
                                          "entities": {"hashtags": [{"tag": "a"}]}}],
                                "meta": {"result_count": 1}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("x-rate-limit-remaining", "179")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(body, {"Content-Type": "application/json",
+                               "x-rate-limit-remaining": "179"})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), XApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()

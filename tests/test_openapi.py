@@ -145,22 +145,11 @@ def contract_world(stack_env, live_server):
     """The live app over one clean, provisioned world shared by every operation (faster
     than a world per operation), seeded with the document's examples so the run reaches
     the 200s too: a counted tag, a code, a clicked page; `demo` is the demo upstream."""
-    from chalicelib.clients import get_memcached, get_redis, reset_clients
-    from chalicelib.settings import Settings
-    from local.provision import provision
-    from tests.conftest import reset_moto
+    from chalicelib.clients import reset_clients
+    from tests.conftest import clean_world
 
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in stack_env.items():
-            mp.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-            mp.delenv(key, raising=False)
-        reset_clients()
-        world = Settings.from_env()
-        get_redis().flushall()
-        get_memcached().flush_all()
-        reset_moto(stack_env["AWS_ENDPOINT_URL"])
-        provision(world)
+        world = clean_world(mp, stack_env)
         record_tweets(world, [EXAMPLE_TAG] * 3 + ["campaign"])
         record_clicks(EXAMPLE_PAGE)
         req = urllib.request.Request(f"{live_server}/qr", method="POST",

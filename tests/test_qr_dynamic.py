@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from chalicelib.clients import get_aws_client, reset_clients
+from tests.conftest import paused
 from tests.qr_support import JSON, decode_png, fetch
 
 BASE = "http://pulse.test"
@@ -325,19 +326,15 @@ def test_redis_paused_redirects_still_answer_within_100_ms(dyn_client, own_redis
     _, body = create(dyn_client, {"url": "https://example.com/"})
     code = body["code"]
     assert scan(dyn_client, code).status_code == 302  # warm: memcached copy, Redis client
-    own_redis.pause()
-    try:
-        timings = []
-        with caplog.at_level(logging.WARNING, logger="pulse.qr.scans"):
-            for _ in range(5):
-                start = time.perf_counter()
-                resp = scan(dyn_client, code)
-                timings.append(time.perf_counter() - start)
-                assert resp.status_code == 302
-                assert resp.headers["Location"] == "https://example.com/"
-            wiring.get_scan_counter().flush(2)
-    finally:
-        own_redis.resume()
+    timings = []
+    with paused(own_redis), caplog.at_level(logging.WARNING, logger="pulse.qr.scans"):
+        for _ in range(5):
+            start = time.perf_counter()
+            resp = scan(dyn_client, code)
+            timings.append(time.perf_counter() - start)
+            assert resp.status_code == 302
+            assert resp.headers["Location"] == "https://example.com/"
+        wiring.get_scan_counter().flush(2)
     assert max(timings) < 0.1, timings
     assert f"scan(s) of {code} not counted: Redis failed" in caplog.text
 

@@ -5,13 +5,12 @@ chart.  The app runs on its own port with PULSE_HTTP_PORT set to it, as `make ru
 so the short link the image encodes is this server's."""
 from __future__ import annotations
 
-import os
 import urllib.request
 
 import pytest
 
 from local import processes
-from tests.conftest import LIVE_SERVER_AWS_PATIENCE, ROOT
+from tests.conftest import ROOT, chalice_local
 from tests.qr_support import decode_png
 
 pytestmark = pytest.mark.browser
@@ -24,16 +23,9 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
 @pytest.fixture(scope="module")
 def own_app(stack_env, stack_dir):
     port = processes.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE, PULSE_HTTP_PORT=str(port))
-    server = processes.Server("chalice-local-dynqr", port,
-                              [os.sys.executable, "-m", "local.chalice_local", "local",
-                               "--stage", "local", "--no-autoreload",
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              ROOT, env=env, rundir=stack_dir)
-    server.start(timeout=60)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with chalice_local("chalice-local-dynqr", stack_env, stack_dir, port=port,
+                       PULSE_HTTP_PORT=str(port)) as url:
+        yield url
 
 
 @pytest.fixture

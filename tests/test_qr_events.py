@@ -228,8 +228,6 @@ def test_a_redelivered_stream_batch_makes_no_second_creation(app_client, runner,
 @pytest.mark.slow
 def test_make_run_delivers_qr_created_to_the_handler(stack_ports):
     """`python -m local.stack` (what `make run` runs): create a code over HTTP, see it counted."""
-    import signal
-
     from tests.conftest import http_json
     from tests.qr_support import post_http
 
@@ -248,8 +246,4 @@ def test_make_run_delivers_qr_created_to_the_handler(stack_ports):
         assert got["domains"] == [{"domain": "run.example", "count": 1}]
         assert got["recent"][0]["domain"] == "run.example"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        finally:
-            proc.kill()
+        test_local_stack.stop_stack(proc)

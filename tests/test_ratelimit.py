@@ -12,6 +12,7 @@ import pytest
 from chalicelib.clients import get_redis, reset_clients
 from chalicelib.ratelimit import CLASSES, policies
 from chalicelib.settings import Settings, SettingsError
+from tests.conftest import paused
 
 LOW = json.dumps({"public-read": {"quota": 3, "window": 60},
                   "public-write": {"quota": 2, "window": 60}})
@@ -77,16 +78,12 @@ def test_with_redis_down_requests_pass_at_once_and_it_is_logged(limited, own_red
 
 
 def test_with_redis_hung_the_limiter_waits_at_most_its_timeout(limited, own_redis, caplog):
-    own_redis.pause()
-    try:
-        timings = []
-        with caplog.at_level(logging.WARNING, logger="pulse.ratelimit"):
-            for _ in range(5):
-                started = time.monotonic()
-                assert limited.http.get("/ui/leaderboard").status_code == 200
-                timings.append(time.monotonic() - started)
-    finally:
-        own_redis.resume()
+    timings = []
+    with paused(own_redis), caplog.at_level(logging.WARNING, logger="pulse.ratelimit"):
+        for _ in range(5):
+            started = time.monotonic()
+            assert limited.http.get("/ui/leaderboard").status_code == 200
+            timings.append(time.monotonic() - started)
     # the first waits the limiter's timeout; the next skip Redis without asking it
     assert max(timings) < 0.6, timings
     assert sum("redis failed" in r.getMessage() for r in caplog.records) == 1

@@ -5,14 +5,12 @@ open; the QR page asks for the key, keeps it for the session and makes the code.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 
 import pytest
 
-from local import processes
-from tests.conftest import LIVE_SERVER_AWS_PATIENCE, ROOT, upstreams_json
+from tests.conftest import chalice_local
 from tests.qr_support import decode_png
 
 KEY = "team-key-for-the-test-3f9a"
@@ -21,19 +19,10 @@ KEY = "team-key-for-the-test-3f9a"
 @pytest.fixture(scope="module")
 def keyed_server(stack_env, stack_dir, session_upstream):
     """`chalice local` of the local stack on a stage that requires the team's key."""
-    port = processes.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(stack_env, **LIVE_SERVER_AWS_PATIENCE, TEAM_API_KEY_REQUIRED="true",
-               PULSE_LOCAL_API_KEY=KEY,
-               UPSTREAMS=upstreams_json(session_upstream.base_url, ttl=60, timeout=1))
-    server = processes.Server("chalice-local-keyed", port,
-                              [os.sys.executable, "-m", "local.chalice_local", "local",
-                               "--stage", "local", "--no-autoreload",
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              ROOT, env=env, rundir=stack_dir)
-    server.start(timeout=60)
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with chalice_local("chalice-local-keyed", stack_env, stack_dir,
+                       upstream=session_upstream, TEAM_API_KEY_REQUIRED="true",
+                       PULSE_LOCAL_API_KEY=KEY) as url:
+        yield url
 
 
 @pytest.fixture

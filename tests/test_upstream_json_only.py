@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+
+from tests.conftest import QuietHandler
 
 # path -> (Content-Type, body) the upstream answers
 ANSWERS = {
@@ -23,18 +25,10 @@ ANSWERS = {
 
 @pytest.fixture(scope="module")
 def odd_upstream():
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             content_type, body = ANSWERS[self.path]
-            self.send_response(200)
-            if content_type:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(body, {"Content-Type": content_type} if content_type else {})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -52,7 +46,7 @@ def odd_client(memcached_env, odd_upstream, monkeypatch):
 
     monkeypatch.setenv("UPSTREAMS", json.dumps({"odd": {
         "url": f"{odd_upstream}/json", "item_url": odd_upstream + "/{item}", "ttl": 60,
-        "timeout": 1, "item_pattern": "[a-z]+"}}))
+        "timeout": 1, "item_pattern": "[a-z]{1,9}"}}))  # the items here are ANSWERS' names
     reset_clients()
     with Client(pulse_app.app, stage_name="local", project_dir=str(ROOT)) as client:
         yield client
