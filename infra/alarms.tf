@@ -38,112 +38,67 @@ output "alarm_topic_arn" {
 
 # --- the app's alarms: each to the same topic --------------------------------------------
 
-# Any error of a function in 5 minutes.
-resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each            = local.functions
-  alarm_name          = "${local.name}-${each.key}-errors"
-  alarm_description   = "Lambda ${each.value} raised an error"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
+# Every app alarm by its name after "${local.name}-": what it watches and when it fires.
+# All are notBreaching on missing data and publish to the alarm topic on alarm and on OK.
+locals {
+  app_alarms = merge(
+    # Any error of a function in 5 minutes.
+    { for k, f in local.functions : "${k}-errors" => {
+      description = "Lambda ${f} raised an error"
+      namespace   = "AWS/Lambda", metric = "Errors", dimensions = tomap({ FunctionName = f })
+      statistic   = "Sum", period = 300, operator = "GreaterThanThreshold", threshold = 0
+    } },
+    # Any throttled invocation: the function's reserved concurrency is used up.
+    { for k, f in local.functions : "${k}-throttles" => {
+      description = "Lambda ${f} was throttled (its reserved concurrency is used up)"
+      namespace   = "AWS/Lambda", metric = "Throttles", dimensions = tomap({ FunctionName = f })
+      statistic   = "Sum", period = 300, operator = "GreaterThanThreshold", threshold = 0
+    } },
+    # A stream consumer more than a minute behind its stream.
+    { for k in local.stream_functions : "${k}-iterator-age" => {
+      description = "Lambda ${local.functions[k]} is more than a minute behind its stream"
+      namespace   = "AWS/Lambda", metric = "IteratorAge", dimensions = tomap({ FunctionName = local.functions[k] })
+      statistic   = "Maximum", period = 60, operator = "GreaterThanThreshold", threshold = 60000
+    } },
+    # Any message in a dead-letter or failure queue: something was given up on.
+    { for k, q in local.failure_queues : "${k}-not-empty" => {
+      description = "Queue ${q} holds a message that was given up on (look, then redrive or replay)"
+      namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", dimensions = tomap({ QueueName = q })
+      statistic   = "Maximum", period = 300, operator = "GreaterThanThreshold", threshold = 0
+    } },
+    {
+      # API Gateway's 5XXError is 1 per failed request, so its average is the 5xx rate.
+      "api-5xx-rate" = {
+        description = "More than ${var.api_5xx_alarm_percent}% of the API's answers are 5xx"
+        namespace   = "AWS/ApiGateway", metric = "5XXError"
+        dimensions  = tomap({ ApiName = local.api_name, Stage = local.api_stage })
+        statistic   = "Average", period = 300, operator = "GreaterThanThreshold"
+        threshold   = var.api_5xx_alarm_percent / 100
+      }
+      # The X API's rate-limit window nearly used up (the app's XRateLimitRemaining).
+      "x-rate-limit-low" = {
+        description = "The X API allows fewer than ${var.x_rate_limit_alarm_remaining} more requests in its window"
+        namespace   = local.app_namespace, metric = "XRateLimitRemaining"
+        dimensions  = tomap({ Stage = var.stage, Feature = "leaderboard" })
+        statistic   = "Minimum", period = 300, operator = "LessThanThreshold"
+        threshold   = var.x_rate_limit_alarm_remaining
+      }
+    },
+  )
 }
 
-# Any throttled invocation: the function's reserved concurrency is used up.
-resource "aws_cloudwatch_metric_alarm" "function_throttles" {
-  for_each            = local.functions
-  alarm_name          = "${local.name}-${each.key}-throttles"
-  alarm_description   = "Lambda ${each.value} was throttled (its reserved concurrency is used up)"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
+resource "aws_cloudwatch_metric_alarm" "app" {
+  for_each            = local.app_alarms
+  alarm_name          = "${local.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
   evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-# API Gateway's 5XXError is 1 per failed request, so its average is the 5xx rate.
-resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
-  alarm_name          = "${local.name}-api-5xx-rate"
-  alarm_description   = "More than ${var.api_5xx_alarm_percent}% of the API's answers are 5xx"
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "5XXError"
-  dimensions          = { ApiName = local.api_name, Stage = local.api_stage }
-  statistic           = "Average"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.api_5xx_alarm_percent / 100
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-# A stream consumer more than a minute behind its stream.
-resource "aws_cloudwatch_metric_alarm" "iterator_age" {
-  for_each            = toset(local.stream_functions)
-  alarm_name          = "${local.name}-${each.key}-iterator-age"
-  alarm_description   = "Lambda ${local.functions[each.key]} is more than a minute behind its stream"
-  namespace           = "AWS/Lambda"
-  metric_name         = "IteratorAge"
-  dimensions          = { FunctionName = local.functions[each.key] }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 60000
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-# Any message in a dead-letter or failure queue: something was given up on.
-resource "aws_cloudwatch_metric_alarm" "failure_queue" {
-  for_each            = local.failure_queues
-  alarm_name          = "${local.name}-${each.key}-not-empty"
-  alarm_description   = "Queue ${each.value} holds a message that was given up on (look, then redrive or replay)"
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = each.value }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  actions_enabled     = true
-  alarm_actions       = [aws_sns_topic.alarms.arn]
-  ok_actions          = [aws_sns_topic.alarms.arn]
-}
-
-# The X API's rate-limit window nearly used up (the app's XRateLimitRemaining).
-resource "aws_cloudwatch_metric_alarm" "x_rate_limit" {
-  alarm_name          = "${local.name}-x-rate-limit-low"
-  alarm_description   = "The X API allows fewer than ${var.x_rate_limit_alarm_remaining} more requests in its window"
-  namespace           = local.app_namespace
-  metric_name         = "XRateLimitRemaining"
-  dimensions          = { Stage = var.stage, Feature = "leaderboard" }
-  statistic           = "Minimum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "LessThanThreshold"
-  threshold           = var.x_rate_limit_alarm_remaining
+  comparison_operator = each.value.operator
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   actions_enabled     = true
   alarm_actions       = [aws_sns_topic.alarms.arn]
@@ -153,11 +108,7 @@ resource "aws_cloudwatch_metric_alarm" "x_rate_limit" {
 output "alarm_names" {
   description = "Every alarm of the stage; each publishes to alarm_topic_arn."
   value = concat(
-    [aws_cloudwatch_metric_alarm.memorydb_memory.alarm_name, aws_cloudwatch_metric_alarm.api_5xx_rate.alarm_name,
-    aws_cloudwatch_metric_alarm.x_rate_limit.alarm_name],
-    [for a in aws_cloudwatch_metric_alarm.function_errors : a.alarm_name],
-    [for a in aws_cloudwatch_metric_alarm.function_throttles : a.alarm_name],
-    [for a in aws_cloudwatch_metric_alarm.iterator_age : a.alarm_name],
-    [for a in aws_cloudwatch_metric_alarm.failure_queue : a.alarm_name],
+    [aws_cloudwatch_metric_alarm.memorydb_memory.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.app : a.alarm_name],
   )
 }

@@ -45,117 +45,87 @@ locals {
 
   dashboard_period = 300
 
-  # One SEARCH per app metric: whatever extra dimension a metric carries, its series show.
-  app_widgets = [for feature, names in local.app_metrics : {
-    type   = "metric"
-    width  = 12
-    height = 6
-    properties = {
-      title  = "Pulse: ${feature}"
-      region = local.region
-      view   = "timeSeries"
-      period = local.dashboard_period
-      metrics = [for i, n in names : [{
-        expression = "SEARCH('{${local.app_namespace},Feature,Stage} MetricName=\"${n}\" Stage=\"${var.stage}\"', '${lookup(local.app_metric_stat, n, "Sum")}', ${local.dashboard_period})"
-        id         = "m${i}"
-        label      = n
-      }]]
-    }
+  # Every widget is a 12x6 time series of the stage's region over dashboard_period; each
+  # spec gives its title, its metrics and, when all its series share one, its stat.
+  widgets = [for w in concat(local.app_widget_specs, local.aws_widget_specs) : {
+    type       = "metric"
+    width      = 12
+    height     = 6
+    properties = merge({ region = local.region, period = local.dashboard_period, view = "timeSeries" }, w)
   }]
 
-  aws_widgets = [
+  # One SEARCH per app metric: whatever extra dimension a metric carries, its series show.
+  app_widget_specs = [for feature, names in local.app_metrics : {
+    title = "Pulse: ${feature}"
+    metrics = [for i, n in names : [{
+      expression = "SEARCH('{${local.app_namespace},Feature,Stage} MetricName=\"${n}\" Stage=\"${var.stage}\"', '${lookup(local.app_metric_stat, n, "Sum")}', ${local.dashboard_period})"
+      id         = "m${i}"
+      label      = n
+    }]]
+  }]
+
+  # What AWS measures of the functions, the API, the stream, the queues, the table and the caches.
+  aws_widget_specs = [
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title  = "Lambda errors and throttles", region = local.region, stat = "Sum"
-        period = local.dashboard_period, view = "timeSeries"
-        metrics = concat(
-          [for k, f in local.functions : ["AWS/Lambda", "Errors", "FunctionName", f, { label = "${k} errors" }]],
-          [for k, f in local.functions : ["AWS/Lambda", "Throttles", "FunctionName", f, { label = "${k} throttles" }]],
-        )
-      }
+      title = "Lambda errors and throttles", stat = "Sum"
+      metrics = concat(
+        [for k, f in local.functions : ["AWS/Lambda", "Errors", "FunctionName", f, { label = "${k} errors" }]],
+        [for k, f in local.functions : ["AWS/Lambda", "Throttles", "FunctionName", f, { label = "${k} throttles" }]],
+      )
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title   = "Lambda duration p99 (ms)", region = local.region, stat = "p99"
-        period  = local.dashboard_period, view = "timeSeries"
-        metrics = [for k, f in local.functions : ["AWS/Lambda", "Duration", "FunctionName", f, { label = k }]]
-      }
+      title   = "Lambda duration p99 (ms)", stat = "p99"
+      metrics = [for k, f in local.functions : ["AWS/Lambda", "Duration", "FunctionName", f, { label = k }]]
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title  = "API Gateway: 4xx, 5xx, latency p99", region = local.region
-        period = local.dashboard_period, view = "timeSeries"
-        metrics = [
-          ["AWS/ApiGateway", "4XXError", "ApiName", local.api_name, "Stage", local.api_stage, { stat = "Sum" }],
-          ["AWS/ApiGateway", "5XXError", "ApiName", local.api_name, "Stage", local.api_stage, { stat = "Sum" }],
-          ["AWS/ApiGateway", "Latency", "ApiName", local.api_name, "Stage", local.api_stage, { stat = "p99", yAxis = "right" }],
-        ]
-      }
+      title = "API Gateway: 4xx, 5xx, latency p99"
+      metrics = [
+        ["AWS/ApiGateway", "4XXError", "ApiName", local.api_name, "Stage", local.api_stage, { stat = "Sum" }],
+        ["AWS/ApiGateway", "5XXError", "ApiName", local.api_name, "Stage", local.api_stage, { stat = "Sum" }],
+        ["AWS/ApiGateway", "Latency", "ApiName", local.api_name, "Stage", local.api_stage, { stat = "p99", yAxis = "right" }],
+      ]
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title  = "Kinesis clicks: incoming records, iterator age", region = local.region
-        period = local.dashboard_period, view = "timeSeries"
-        metrics = concat(
-          [["AWS/Kinesis", "IncomingRecords", "StreamName", aws_kinesis_stream.clicks.name, { stat = "Sum" }],
-          ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", aws_kinesis_stream.clicks.name, { stat = "Maximum", yAxis = "right" }]],
-          [for k in local.stream_functions : ["AWS/Lambda", "IteratorAge", "FunctionName", local.functions[k], { stat = "Maximum", yAxis = "right", label = "${k} iterator age" }]],
-        )
-      }
+      title = "Kinesis clicks: incoming records, iterator age"
+      metrics = concat(
+        [["AWS/Kinesis", "IncomingRecords", "StreamName", aws_kinesis_stream.clicks.name, { stat = "Sum" }],
+        ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", aws_kinesis_stream.clicks.name, { stat = "Maximum", yAxis = "right" }]],
+        [for k in local.stream_functions : ["AWS/Lambda", "IteratorAge", "FunctionName", local.functions[k], { stat = "Maximum", yAxis = "right", label = "${k} iterator age" }]],
+      )
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title   = "SQS: dead-letter and failure queues", region = local.region, stat = "Maximum"
-        period  = local.dashboard_period, view = "timeSeries"
-        metrics = [for k, q in local.failure_queues : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q, { label = k }]]
-      }
+      title   = "SQS: dead-letter and failure queues", stat = "Maximum"
+      metrics = [for k, q in local.failure_queues : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q, { label = k }]]
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title  = "DynamoDB QR table: throttles", region = local.region, stat = "Sum"
-        period = local.dashboard_period, view = "timeSeries"
-        metrics = [
-          ["AWS/DynamoDB", "ReadThrottleEvents", "TableName", aws_dynamodb_table.qr_cache.name],
-          ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", aws_dynamodb_table.qr_cache.name],
-        ]
-      }
+      title = "DynamoDB QR table: throttles", stat = "Sum"
+      metrics = [
+        ["AWS/DynamoDB", "ReadThrottleEvents", "TableName", aws_dynamodb_table.qr_cache.name],
+        ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", aws_dynamodb_table.qr_cache.name],
+      ]
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title  = "MemoryDB: memory %, evictions, CPU %", region = local.region
-        period = local.dashboard_period, view = "timeSeries"
-        metrics = [
-          ["AWS/MemoryDB", "DatabaseMemoryUsagePercentage", "ClusterName", aws_memorydb_cluster.main.name, { stat = "Maximum" }],
-          ["AWS/MemoryDB", "Evictions", "ClusterName", aws_memorydb_cluster.main.name, { stat = "Sum", yAxis = "right" }],
-          ["AWS/MemoryDB", "EngineCPUUtilization", "ClusterName", aws_memorydb_cluster.main.name, { stat = "Maximum" }],
-        ]
-      }
+      title = "MemoryDB: memory %, evictions, CPU %"
+      metrics = [
+        ["AWS/MemoryDB", "DatabaseMemoryUsagePercentage", "ClusterName", aws_memorydb_cluster.main.name, { stat = "Maximum" }],
+        ["AWS/MemoryDB", "Evictions", "ClusterName", aws_memorydb_cluster.main.name, { stat = "Sum", yAxis = "right" }],
+        ["AWS/MemoryDB", "EngineCPUUtilization", "ClusterName", aws_memorydb_cluster.main.name, { stat = "Maximum" }],
+      ]
     },
     {
-      type = "metric", width = 12, height = 6
-      properties = {
-        title  = "ElastiCache memcached: memory, evictions, CPU %", region = local.region
-        period = local.dashboard_period, view = "timeSeries"
-        metrics = [
-          ["AWS/ElastiCache", "BytesUsedForCacheItems", "CacheClusterId", aws_elasticache_cluster.memcached.cluster_id, { stat = "Maximum" }],
-          ["AWS/ElastiCache", "Evictions", "CacheClusterId", aws_elasticache_cluster.memcached.cluster_id, { stat = "Sum", yAxis = "right" }],
-          ["AWS/ElastiCache", "CPUUtilization", "CacheClusterId", aws_elasticache_cluster.memcached.cluster_id, { stat = "Maximum", yAxis = "right" }],
-        ]
-      }
+      title = "ElastiCache memcached: memory, evictions, CPU %"
+      metrics = [
+        ["AWS/ElastiCache", "BytesUsedForCacheItems", "CacheClusterId", aws_elasticache_cluster.memcached.cluster_id, { stat = "Maximum" }],
+        ["AWS/ElastiCache", "Evictions", "CacheClusterId", aws_elasticache_cluster.memcached.cluster_id, { stat = "Sum", yAxis = "right" }],
+        ["AWS/ElastiCache", "CPUUtilization", "CacheClusterId", aws_elasticache_cluster.memcached.cluster_id, { stat = "Maximum", yAxis = "right" }],
+      ]
     },
   ]
 }
 
 resource "aws_cloudwatch_dashboard" "main" {
   dashboard_name = local.name
-  dashboard_body = jsonencode({ widgets = concat(local.app_widgets, local.aws_widgets) })
+  dashboard_body = jsonencode({ widgets = local.widgets })
 }
 
 output "dashboard_name" {

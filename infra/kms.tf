@@ -7,8 +7,8 @@ resource "aws_kms_key" "data" {
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
-      {
+    Statement = concat(
+      [{
         # Lets IAM policies in this account grant use of the key (the Lambda
         # role from .chalice/policy-<stage>.json does, via kms:ViaService).
         Sid       = "AccountAdministersKeyThroughIam"
@@ -16,54 +16,51 @@ resource "aws_kms_key" "data" {
         Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
         Action    = "kms:*"
         Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsEncryptsFlowAndWafLogs"
+      }],
+      # AWS services that use the key for this account only, each limited further by its condition.
+      [for s in local.kms_service_grants : {
+        Sid       = s.sid
         Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action = [
-          "kms:Encrypt",
-          "kms:Decrypt",
-          "kms:ReEncrypt*",
-          "kms:GenerateDataKey*",
-          "kms:Describe*",
-        ]
-        Resource = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = [
-              "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/pulse/${var.stage}/*",
-              "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:aws-waf-logs-${local.name}",
-            ]
-          }
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-        }
-      },
-      {
-        # EventBridge writes `qr.created` into the KMS-encrypted queue (infra/qr.tf).
-        Sid       = "EventBridgeWritesQrEventsQueue"
-        Effect    = "Allow"
-        Principal = { Service = "events.amazonaws.com" }
-        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Principal = { Service = s.service }
+        Action    = s.actions
         Resource  = "*"
-        Condition = {
-          ArnEquals    = { "aws:SourceArn" = local.qr_created_rule_arn }
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-        }
-      },
-      {
-        # CloudWatch alarms publish to the KMS-encrypted alarm topic (alarms.tf).
-        Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
-        Effect    = "Allow"
-        Principal = { Service = "cloudwatch.amazonaws.com" }
-        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-        }
-      },
-    ]
+        Condition = merge(s.condition, { StringEquals = { "aws:SourceAccount" = local.account_id } })
+      }],
+    )
   })
+}
+
+locals {
+  kms_service_grants = [
+    {
+      # CloudWatch Logs encrypts the flow-log and WAF log groups (network.tf, api.tf).
+      sid     = "CloudWatchLogsEncryptsFlowAndWafLogs"
+      service = "logs.${local.region}.amazonaws.com"
+      actions = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+      condition = {
+        ArnLike = {
+          "kms:EncryptionContext:aws:logs:arn" = [
+            "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/pulse/${var.stage}/*",
+            "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:aws-waf-logs-${local.name}",
+          ]
+        }
+      }
+    },
+    {
+      # EventBridge writes `qr.created` into the KMS-encrypted queue (infra/qr.tf).
+      sid       = "EventBridgeWritesQrEventsQueue"
+      service   = "events.amazonaws.com"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      condition = { ArnEquals = { "aws:SourceArn" = local.qr_created_rule_arn } }
+    },
+    {
+      # CloudWatch alarms publish to the KMS-encrypted alarm topic (alarms.tf).
+      sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
+      service   = "cloudwatch.amazonaws.com"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      condition = {}
+    },
+  ]
 }
 
 resource "aws_kms_alias" "data" {

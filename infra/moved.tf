@@ -76,3 +76,68 @@ moved {
   from = aws_memorydb_parameter_group.main[0]
   to   = aws_memorydb_parameter_group.main
 }
+# The app's alarms are one resource keyed by alarm name (alarms.tf).
+moved {
+  from = aws_cloudwatch_metric_alarm.function_errors["api_handler"]
+  to   = aws_cloudwatch_metric_alarm.app["api_handler-errors"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_errors["ingest_hashtags"]
+  to   = aws_cloudwatch_metric_alarm.app["ingest_hashtags-errors"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_errors["qr_created"]
+  to   = aws_cloudwatch_metric_alarm.app["qr_created-errors"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_errors["consume_clicks"]
+  to   = aws_cloudwatch_metric_alarm.app["consume_clicks-errors"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_errors["qr_item_written"]
+  to   = aws_cloudwatch_metric_alarm.app["qr_item_written-errors"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["api_handler"]
+  to   = aws_cloudwatch_metric_alarm.app["api_handler-throttles"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["ingest_hashtags"]
+  to   = aws_cloudwatch_metric_alarm.app["ingest_hashtags-throttles"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["qr_created"]
+  to   = aws_cloudwatch_metric_alarm.app["qr_created-throttles"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["consume_clicks"]
+  to   = aws_cloudwatch_metric_alarm.app["consume_clicks-throttles"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.function_throttles["qr_item_written"]
+  to   = aws_cloudwatch_metric_alarm.app["qr_item_written-throttles"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.iterator_age["consume_clicks"]
+  to   = aws_cloudwatch_metric_alarm.app["consume_clicks-iterator-age"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.iterator_age["qr_item_written"]
+  to   = aws_cloudwatch_metric_alarm.app["qr_item_written-iterator-age"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.failure_queue["qr_events_dlq"]
+  to   = aws_cloudwatch_metric_alarm.app["qr_events_dlq-not-empty"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.failure_queue["clicks_failed"]
+  to   = aws_cloudwatch_metric_alarm.app["clicks_failed-not-empty"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.api_5xx_rate
+  to   = aws_cloudwatch_metric_alarm.app["api-5xx-rate"]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.x_rate_limit
+  to   = aws_cloudwatch_metric_alarm.app["x-rate-limit-low"]
+}
