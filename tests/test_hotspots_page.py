@@ -119,8 +119,8 @@ def test_a_window_of_ten_thousand_clicks_is_drawn_as_a_heatmap(page, live_app, p
     # the heatmap is painted under the cluster: the board's pixel there is yellow-ish
     pixel = page.evaluate("""() => {
       const c = document.getElementById('board');
-      const d = c.getContext('2d').getImageData(Math.round(0.22 * c.width),
-                                                Math.round(0.27 * c.height), 1, 1).data;
+      const d = c.getContext("2d").getImageData(Math.round(0.25 * c.width),
+                                                Math.round(0.30 * c.height), 1, 1).data;
       return Array.from(d);
     }""")
     assert pixel[3] > 100 and pixel[0] > 100 and pixel[1] > 100, pixel  # not blank, not blue
