@@ -21,6 +21,7 @@ RATE_LIMIT_SKIP_SECONDS, so a hung Redis costs one request that timeout, not eve
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -122,6 +123,8 @@ class Limiter:
         self._lock = threading.Lock()
         self._script = None
         self._skip_until = 0.0
+        # BLAKE2b takes a key of at most 64 bytes; built once, not per request
+        self._token_key = ("pulse-ratelimit:" + settings.rate_limit_salt).encode()[:64]
 
     def _make_redis(self):
         from chalicelib.clients import make_redis
@@ -137,10 +140,8 @@ class Limiter:
 
     def client_token(self, address: str) -> str:
         """The name of a client address in Redis: a keyed BLAKE2b hash, not the address."""
-        import hashlib
-
-        key = ("pulse-ratelimit:" + self.settings.rate_limit_salt).encode()[:64]
-        return hashlib.blake2b(address.encode(), key=key, digest_size=12).hexdigest()
+        return hashlib.blake2b(address.encode(), key=self._token_key,
+                               digest_size=12).hexdigest()
 
     def hit(self, route_class: str, address: str) -> Decision | None:
         """Count one request; None when the class is not limited or Redis failed."""
