@@ -42,7 +42,19 @@ def event_runner(live_app, pulse_env):
     thread.join(10)
 
 
+def without_heat(route):
+    """The page's heatmap answers with every cell 0: the board then shows the hotspot
+    squares alone, whatever moment the heatmap would have been painted under them."""
+    response = route.fetch()
+    body = response.json()
+    cells = body.get("heatmap", {}).get("cells", [])
+    body["heatmap"]["cells"] = [[0] * len(row) for row in cells]
+    body["heatmap"]["max"] = 0
+    route.fulfill(response=response, json=body)
+
+
 def test_clicking_a_cluster_paints_a_hotspot(page, live_app, event_runner, tmp_path):
+    page.route("**/hotspots?*view=heatmap*", without_heat)
     page.goto(live_app + "/ui/clicks?page=e2e&poll=0.5&flush=200")
     board = page.locator("#board")
     box = board.bounding_box()
