@@ -680,15 +680,22 @@ def check_event_source_mappings(mappings: dict[str, dict]) -> None:
             raise InfraError(f"{name}: no on_failure destination")
 
 
-def deploy_with_chalice(app_dir: Path, stage: str, endpoint: str, log: Log = _print) -> dict:
-    """`chalice deploy` of a configured copy of the app to moto's server, as `make deploy`
-    runs it (the stage's environment over the caller's), a check of what it created, then
-    `chalice delete`.  Works on its own copy of app_dir (its config and Chalice's cache),
-    so it can run beside the packaging of the same app."""
+def copy_for_deploy(app_dir: Path) -> Path:
+    """A copy of app_dir (its config and Chalice's cache) for deploy_with_chalice, so the
+    deploy can run beside the packaging of the same app.  Taken by the caller before the
+    packaging goes on: packaging rewrites .chalice/config.json in place, and a copy taken
+    meanwhile could read it half written."""
     work = WORK / "deploy-app"
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(app_dir, work, ignore=shutil.ignore_patterns("deployed", "__pycache__"))
+    return work
+
+
+def deploy_with_chalice(work: Path, stage: str, endpoint: str, log: Log = _print) -> dict:
+    """`chalice deploy` of a configured copy of the app (copy_for_deploy) to moto's server,
+    as `make deploy` runs it (the stage's environment over the caller's), a check of what
+    it created, then `chalice delete`."""
     config = configured_stage(work, stage)
     env = clean_env(deploy_environment(config, stage, {**emulator_env(),
                                                        "AWS_ENDPOINT_URL": endpoint}))
@@ -1067,7 +1074,8 @@ def rehearse_fresh(log: Log = _print) -> dict:
             # chalice deploy to the same emulator, on its own copy of the app, while
             # the second stage is packaged (both mostly wait on Chalice and moto).
             deploy_pool = ThreadPoolExecutor(max_workers=1)
-            deployed = deploy_pool.submit(deploy_with_chalice, app_dir, STAGE, endpoint, log)
+            deployed = deploy_pool.submit(deploy_with_chalice, copy_for_deploy(app_dir),
+                                          STAGE, endpoint, log)
             deploy_pool.shutdown(wait=False)
 
             with step("second stage package"):
