@@ -8,7 +8,13 @@ from functools import cache
 from chalice import Chalice, Rate, Response
 
 from chalicelib import health, ratelimit, telemetry, web
-from chalicelib.http import answer_head_where_get, json_api, json_response, one_error_shape
+from chalicelib.http import (
+    answer_head_where_get,
+    json_api,
+    json_response,
+    one_error_shape,
+    public_origin,
+)
 from chalicelib.leaderboard import api as leaderboard_api
 from chalicelib.logs import configure_app_logging
 from chalicelib.qr import api as qr_api
@@ -21,12 +27,13 @@ answer_head_where_get(app)  # every GET route answers HEAD too
 configure_app_logging(app.log, get_settings().log_level)
 app.register_middleware(telemetry.middleware, "all")  # JSON logs, EMF metrics
 app.register_middleware(one_error_shape, "http")
-# Every route's class (@limit below) is limited per client address (chalicelib/ratelimit.py).
+# Every route's class (@limit below) is limited per client address (chalicelib/ratelimit.py);
+# a read_only view (it only reads, cheaply) runs while its request is counted.
 app.register_middleware(ratelimit.middleware_for(app), "http")
 
 
 @app.route("/")
-@limit("pages")
+@limit("pages", read_only=True)
 def index() -> Response:
     return web.html_response("index.html")
 
@@ -35,19 +42,19 @@ app.api.binary_types.extend(t for t in web.BINARY_TYPES if t not in app.api.bina
 
 
 @app.route("/ui/assets/{name}")
-@limit("pages")
+@limit("pages", read_only=True)
 def page_asset(name: str) -> Response:
     return web.asset_response(name)
 
 
 @app.route("/favicon.ico")
-@limit("pages")
+@limit("pages", read_only=True)
 def favicon() -> Response:
     return web.asset_response("favicon.svg")
 
 
 @app.route("/openapi.json")
-@limit("public-read")
+@limit("public-read", read_only=True)
 def openapi_document() -> Response:
     return json_response(api_document())
 
@@ -87,7 +94,7 @@ def health_details() -> Response:
 
 
 @app.route("/leaderboard")
-@limit("public-read")
+@limit("public-read", read_only=True)
 @json_api
 def leaderboard_top() -> Response:
     request = app.current_request
@@ -95,7 +102,7 @@ def leaderboard_top() -> Response:
 
 
 @app.route("/leaderboard/{hashtag}")
-@limit("public-read")
+@limit("public-read", read_only=True)
 @json_api
 def leaderboard_tag(hashtag: str) -> Response:
     request = app.current_request
@@ -115,7 +122,7 @@ def ingest_hashtags(event) -> dict:
 
 
 @app.route("/ui/leaderboard")
-@limit("pages")
+@limit("pages", read_only=True)
 def leaderboard_page() -> Response:
     return web.html_response("leaderboard.html")
 
@@ -128,7 +135,8 @@ app.api.binary_types.extend(t for t in qr_api.BINARY_TYPES if t not in app.api.b
 @limit("team")
 @json_api
 def qr_create() -> Response:
-    body, status = qr_api.create(app.current_request.raw_body)
+    request = app.current_request
+    body, status = qr_api.create(request.raw_body, origin=public_origin(request))
     return json_response(body, status)
 
 
@@ -196,7 +204,7 @@ def qr_created(event) -> dict:
 
 
 @app.route("/ui/qr")
-@limit("pages")
+@limit("pages", read_only=True)
 def qr_page() -> Response:
     return web.html_response("qr.html")
 
@@ -217,7 +225,7 @@ def upstream_item(name: str, item: str) -> Response:
 
 
 @app.route("/ui/cache")
-@limit("pages")
+@limit("pages", read_only=True)
 def cache_page() -> Response:
     return web.html_response("cache.html")
 
@@ -253,6 +261,6 @@ def consume_clicks(event) -> dict:
 
 
 @app.route("/ui/clicks")
-@limit("pages")
+@limit("pages", read_only=True)
 def clicks_page() -> Response:
     return web.html_response("clicks.html")

@@ -90,6 +90,20 @@ def _first_invalid_text(value, where: str = "") -> str | None:
     return None
 
 
+def public_origin(request) -> str | None:
+    """The origin (with any path prefix) a request reached the API at, as API Gateway saw
+    it: https://<requestContext.domainName> and what requestContext.path has before the
+    route's path (the stage on an execute-api URL, a custom domain's base path).  API
+    Gateway sets both, not the caller; None where they are missing (`chalice local`) or the
+    route has path parameters."""
+    context = request.context or {}
+    domain, full = context.get("domainName"), context.get("path") or ""
+    route = request.path
+    if not domain or "{" in route or not full.endswith(route):
+        return None
+    return f"https://{domain}{full[:len(full) - len(route)]}"
+
+
 def query_value(params: Mapping[str, str] | None, name: str) -> str | None:
     """The value of a query parameter, None when absent.  A name given more than once
     (`?n=5&n=50`, Chalice's MultiDict) is an InvalidInput: which value was meant is not

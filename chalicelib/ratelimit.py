@@ -14,6 +14,14 @@ address is stored.  Over the quota the answer is a 429 in the one error shape wi
 fields of draft-ietf-httpapi-ratelimit-headers-10 (`public-read;q=120;w=60`,
 `public-read;r=17;t=42`).
 
+A read-only view (`@limit(..., read_only=True)`: it only reads, cheaply, and changes
+nothing) runs while its request is being counted: the count is sent, the view runs, then
+the count's answer is read, and over the quota the view's answer is dropped for the 429.
+The Redis round trip then overlaps the view's own work instead of adding to it.  A client
+refused on this container is counted before its view again until its window ends, so a
+flood's refused requests do not run views.  Every other view runs only once its request
+is counted.
+
 Redis down, slow or refusing: the request passes unlimited (API Gateway's stage
 throttling and the WAF still hold in AWS) and a warning is logged.  The limiter's client
 waits at most RATE_LIMIT_TIMEOUT for Redis, and after a failure skips Redis for
@@ -42,6 +50,9 @@ DEFAULT_POLICIES = {"public-read": (120, 60), "public-write": (60, 60), "team": 
 # suite and a developer's pages never meet them (tests that do set RATE_LIMITS).
 LOCAL_FACTOR = 100
 SCRIPT = Path(__file__).with_name("ratelimit.lua")
+SAFE_METHODS = ("GET", "HEAD")
+# Clients refused on this container, remembered until their window ends (at most this many).
+REFUSED_CAP = 1024
 
 
 @dataclass(frozen=True)
@@ -54,13 +65,16 @@ class Policy:
         return f"{self.name};q={self.quota};w={self.window}"
 
 
-def limit(route_class: str):
-    """Put a view in a rate-limit class (one of CLASSES); the middleware reads it."""
+def limit(route_class: str, *, read_only: bool = False):
+    """Put a view in a rate-limit class (one of CLASSES); the middleware reads it.
+    read_only: the view only reads, cheaply, so it may run while its request is counted
+    (see the module); not for a view that calls a third party or counts anything."""
     if route_class not in CLASSES:
         raise ValueError(f"unknown rate-limit class {route_class!r}: one of {CLASSES}")
 
     def mark(view):
         view.rate_class = route_class
+        view.rate_read_only = read_only
         return view
 
     return mark
@@ -123,6 +137,7 @@ class Limiter:
         self._lock = threading.Lock()
         self._script = None
         self._skip_until = 0.0
+        self._refused: dict[str, float] = {}  # key -> end of its window (monotonic)
         # BLAKE2b takes a key of at most 64 bytes; built once, not per request
         self._token_key = ("pulse-ratelimit:" + settings.rate_limit_salt).encode()[:64]
 
@@ -143,24 +158,113 @@ class Limiter:
         return hashlib.blake2b(address.encode(), key=self._token_key,
                                digest_size=12).hexdigest()
 
-    def hit(self, route_class: str, address: str) -> Decision | None:
-        """Count one request; None when the class is not limited or Redis failed."""
+    def _key(self, route_class: str, address: str) -> str:
+        return f"pulse:rl:{{{route_class}:{self.client_token(address)}}}"
+
+    def _policy(self, route_class: str) -> Policy | None:
+        """The class's policy while it is limited and Redis is not being skipped."""
         policy = self.policies.get(route_class)
         if policy is None or policy.quota == 0 or self._clock() < self._skip_until:
             return None
-        window_ms = policy.window * 1000
-        key = f"pulse:rl:{{{route_class}:{self.client_token(address)}}}"
-        try:
-            count, ttl_ms = self._counter()(keys=[key], args=[window_ms])
-        except Exception as exc:  # Redis down, hung, refusing, or a cluster failing over
-            self._skip_until = self._clock() + self.settings.rate_limit_skip_seconds
-            log.warning("rate limiter: redis failed (%s: %s); requests pass unlimited "
-                        "for %ss", type(exc).__name__, str(exc)[:120],
-                        self.settings.rate_limit_skip_seconds)
+        return policy
+
+    def hit(self, route_class: str, address: str) -> Decision | None:
+        """Count one request; None when the class is not limited or Redis failed."""
+        policy = self._policy(route_class)
+        if policy is None:
             return None
+        key = self._key(route_class, address)
+        try:
+            count, ttl_ms = self._counter()(keys=[key], args=[policy.window * 1000])
+        except Exception as exc:  # Redis down, hung, refusing, or a cluster failing over
+            self._failed(exc)
+            return None
+        return self._decide(policy, key, count, ttl_ms)
+
+    def send(self, route_class: str, address: str) -> Counting | None:
+        """Send one request's count without waiting for its answer (Counting.decision()
+        reads it).  None when the request is to be counted by hit() instead: the class
+        is not limited, Redis is being skipped, the client was refused here in its
+        current window, or the count could not be sent."""
+        policy = self._policy(route_class)
+        if policy is None:
+            return None
+        key = self._key(route_class, address)
+        refused_until = self._refused.get(key)
+        if refused_until is not None and self._clock() < refused_until:
+            return None
+        script = self._counter()
+        client = script.registered_client
+        if hasattr(client, "get_node_from_key"):  # a cluster: the pool of the key's node
+            pool = client.get_redis_connection(client.get_node_from_key(key)).connection_pool
+        else:
+            pool = client.connection_pool
+        connection = None
+        try:
+            connection = pool.get_connection()
+            connection.send_command("EVALSHA", script.sha, 1, key, policy.window * 1000)
+        except Exception:  # hit() retries, and names the failure if it persists
+            if connection is not None:
+                connection.disconnect()
+                pool.release(connection)
+            return None
+        return Counting(self, route_class, address, policy, key, pool, connection)
+
+    def _decide(self, policy: Policy, key: str, count, ttl_ms) -> Decision:
+        count = int(count)
         reset = max(1, math.ceil(int(ttl_ms) / 1000))
-        return Decision(int(count) <= policy.quota, policy,
-                        max(0, policy.quota - int(count)), reset)
+        if count > policy.quota:
+            with self._lock:
+                if len(self._refused) >= REFUSED_CAP:
+                    now = self._clock()
+                    self._refused = {k: t for k, t in self._refused.items() if t > now}
+                    while len(self._refused) >= REFUSED_CAP:  # the oldest go first
+                        del self._refused[next(iter(self._refused))]
+                self._refused[key] = self._clock() + reset
+        return Decision(count <= policy.quota, policy, max(0, policy.quota - count), reset)
+
+    def _failed(self, exc: Exception) -> None:
+        self._skip_until = self._clock() + self.settings.rate_limit_skip_seconds
+        log.warning("rate limiter: redis failed (%s: %s); requests pass unlimited "
+                    "for %ss", type(exc).__name__, str(exc)[:120],
+                    self.settings.rate_limit_skip_seconds)
+
+
+class Counting:
+    """One request's count, sent to Redis (Limiter.send), its answer not yet read."""
+
+    def __init__(self, limiter: Limiter, route_class: str, address: str, policy: Policy,
+                 key: str, pool, connection):
+        self._limiter, self._class, self._address = limiter, route_class, address
+        self._policy, self._key = policy, key
+        self._pool, self._connection = pool, connection
+
+    def decision(self) -> Decision | None:
+        """The count's answer, as Limiter.hit gives it."""
+        from redis.exceptions import (
+            AskError,
+            ConnectionError,
+            MovedError,
+            NoScriptError,
+            TryAgainError,
+        )
+
+        connection, self._connection = self._connection, None
+        try:
+            count, ttl_ms = connection.read_response()
+        except (NoScriptError, MovedError, AskError, TryAgainError, ConnectionError):
+            # Not run (a Redis that restarted and lost the script, a slot that moved) or
+            # a connection the server had closed: hit() loads the script, follows the
+            # cluster and retries the connection.
+            connection.disconnect()
+            return self._limiter.hit(self._class, self._address)
+        except Exception as exc:  # a timeout: whether it was counted is unknown
+            connection.disconnect()
+            self._limiter._failed(exc)
+            return None
+        finally:
+            self._pool.release(connection)
+        return self._limiter._decide(self._policy, self._key, count, ttl_ms)
 
 
 _current: list[Limiter] = []  # this container's limiter, rebuilt when the settings change
@@ -173,21 +277,24 @@ def get_limiter() -> Limiter:
     return _current[0]
 
 
-def route_class_of(app, request) -> str | None:
+def route_marks(app, request) -> tuple[str | None, bool]:
     """The class of the view a request goes to (any method's, for a method the route
-    lacks); None for a path no route has."""
+    lacks; None for a path no route has) and whether that view is read-only."""
     methods = app.routes.get(request.path) or {}
     entry = methods.get(request.method) or next(iter(methods.values()), None)
-    return getattr(entry.view_function, "rate_class", None) if entry else None
+    view = entry.view_function if entry else None
+    return getattr(view, "rate_class", None), getattr(view, "rate_read_only", False)
 
 
 def client_address(request) -> str:
     return (request.context.get("identity") or {}).get("sourceIp") or "unknown"
 
 
-def too_many_requests(decision: Decision):
+def too_many_requests(route_class: str, decision: Decision):
+    from chalicelib import telemetry
     from chalicelib.http import json_response
 
+    telemetry.count_rate_limited(route_class)
     body = {"error": "TooManyRequests",
             "message": f"more than {decision.policy.quota} requests in "
                        f"{decision.policy.window} s from this address to "
@@ -199,21 +306,30 @@ def middleware_for(app):
     """The `http` middleware that limits every route by its class."""
 
     def rate_limit(event, get_response):
-        route_class = route_class_of(app, event)
-        decision = get_limiter().hit(route_class, client_address(event)) \
-            if route_class else None
-        if decision is None:
+        route_class, read_only = route_marks(app, event)
+        if route_class is None:
             return get_response(event)
-        if not decision.allowed:
-            from chalicelib import telemetry
-
-            telemetry.count_rate_limited(route_class)
-            return too_many_requests(decision)
-        response = get_response(event)
-        for name, value in decision.headers().items():
-            # a view's own policy (an upstream's call budget) stays: the fields are lists
-            own = response.headers.get(name)
-            response.headers[name] = f"{own}, {value}" if own else value
+        limiter = get_limiter()
+        address = client_address(event)
+        counting = limiter.send(route_class, address) \
+            if read_only and event.method in SAFE_METHODS else None
+        if counting is None:
+            decision = limiter.hit(route_class, address)
+            if decision is not None and not decision.allowed:
+                return too_many_requests(route_class, decision)
+            response = get_response(event)
+        else:
+            try:
+                response = get_response(event)  # while the count travels
+            finally:
+                decision = counting.decision()
+            if decision is not None and not decision.allowed:
+                return too_many_requests(route_class, decision)  # the view's answer dropped
+        if decision is not None:
+            for name, value in decision.headers().items():
+                # a view's own policy (an upstream's call budget) stays: fields are lists
+                own = response.headers.get(name)
+                response.headers[name] = f"{own}, {value}" if own else value
         return response
 
     return rate_limit

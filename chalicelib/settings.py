@@ -217,7 +217,7 @@ class Settings:
     # --- dynamic qr ---
     # Dynamic QR codes encode <PUBLIC_BASE_URL>/r/<code>: the stage's public origin (and
     # API Gateway stage path, if any); "": http://127.0.0.1:<PULSE_HTTP_PORT> on the local
-    # stage, required on the others.
+    # stage, where the creating request reached the API on the others.
     public_base_url: str = _env("PUBLIC_BASE_URL", default="")
     # A dynamic code's target and rules kept in memcached this long (PATCH replaces the
     # copy, so an edit is seen at once).
@@ -316,7 +316,7 @@ class Settings:
     # it for rate_limit_skip_seconds.
     rate_limits: str = _env("RATE_LIMITS", default="")
     rate_limit_timeout: float = _env("RATE_LIMIT_TIMEOUT", default=0.03)
-    rate_limit_skip_seconds: float = _env("RATE_LIMIT_SKIP_SECONDS", default=5.0)
+    rate_limit_skip_seconds: float = _env("RATE_LIMIT_SKIP_SECONDS", default=1.0)
     # The key of the keyed hash that names a client address in Redis (no address is
     # stored): a secret per stage keeps the names from being traced back by enumeration.
     rate_limit_salt: str = _env("RATE_LIMIT_SALT", default="")

@@ -95,6 +95,48 @@ def test_the_image_encodes_the_short_link_which_redirects_to_the_target(dyn_clie
     assert resp.headers["Cache-Control"] == "private, no-store"
 
 
+def gateway_event(method: str, resource: str, full_path: str, domain: str, body: str) -> dict:
+    """A REST API proxy event as API Gateway sends it: `full_path` is the path the caller
+    used (the stage first on an execute-api URL), `resource` the route's."""
+    return {"resource": resource, "path": resource, "httpMethod": method,
+            "headers": {"content-type": "application/json", "host": domain},
+            "multiValueHeaders": {}, "queryStringParameters": None,
+            "multiValueQueryStringParameters": None, "pathParameters": None,
+            "stageVariables": None, "body": body, "isBase64Encoded": False,
+            "requestContext": {"resourcePath": resource, "httpMethod": method,
+                               "path": full_path, "domainName": domain, "stage": "api",
+                               "requestId": "r-1", "identity": {"sourceIp": "192.0.2.7"}}}
+
+
+@pytest.mark.parametrize("domain, full_path, origin", [
+    ("a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "/api/qr",
+     "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/api"),
+    ("go.example.org", "/qr", "https://go.example.org"),
+    ("go.example.org", "/campaign/qr", "https://go.example.org/campaign"),
+])
+def test_without_public_base_url_a_deployed_stage_links_where_it_was_called(
+        app_client, monkeypatch, domain, full_path, origin):
+    # `make deploy` learns the API's URL only once it exists: without PUBLIC_BASE_URL the
+    # short link is on the URL the team called (execute-api with its stage, or a custom
+    # domain with its base path), which then answers the scan.
+    import app as pulse_app
+    from chalice.local import LambdaContext
+
+    monkeypatch.setenv("PULSE_STAGE", "dev")
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    reset_clients()
+    event = gateway_event("POST", "/qr", full_path, domain,
+                          json.dumps({"dynamic": True, "url": "https://example.com/fall"}))
+    answer = pulse_app.app(event, LambdaContext("api_handler", 512))
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 201, body
+    assert body["short_url"] == f"{origin}/r/{body['code']}"
+    monkeypatch.setenv("PULSE_STAGE", "local")
+    reset_clients()
+    resp = scan(app_client, body["code"])
+    assert resp.status_code == 302 and resp.headers["Location"] == "https://example.com/fall"
+
+
 def test_the_item_has_no_ttl_and_codes_differ(dyn_client, pulse_env):
     codes = {create(dyn_client, {"url": "https://example.com/"})[1]["code"] for _ in range(5)}
     assert len(codes) == 5

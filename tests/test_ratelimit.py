@@ -12,7 +12,7 @@ import pytest
 from chalicelib.clients import get_redis, reset_clients
 from chalicelib.ratelimit import CLASSES, policies
 from chalicelib.settings import Settings, SettingsError
-from tests.conftest import paused
+from tests.conftest import paused, real_redis
 
 LOW = json.dumps({"public-read": {"quota": 3, "window": 60},
                   "public-write": {"quota": 2, "window": 60}})
@@ -129,3 +129,58 @@ def test_chalice_local_counts_by_the_peer_address(live_app):
     token = Limiter(Settings.from_env()).client_token  # the live server's settings' salt
     keys = set(get_redis().keys("pulse:rl:*"))
     assert {f"pulse:rl:{{public-read:{token(a)}}}" for a in ("127.0.0.2", "127.0.0.3")} <= keys
+
+
+def test_a_read_only_route_is_counted_once_even_after_redis_lost_the_script(limited):
+    # /leaderboard runs while its count travels; a Redis restarted (or failed over) without
+    # the script answers NOSCRIPT, and the request is then counted the usual way, once.
+    assert limited.http.get("/leaderboard").headers["RateLimit"].startswith("public-read;r=2;")
+    get_redis().script_flush()
+    assert limited.http.get("/leaderboard").headers["RateLimit"].startswith("public-read;r=1;")
+    assert limited.http.get("/leaderboard").headers["RateLimit"].startswith("public-read;r=0;")
+    assert limited.http.get("/leaderboard").status_code == 429
+
+
+def test_a_refused_client_does_not_run_read_only_views_again_in_its_window(limited, monkeypatch):
+    import app as pulse_app
+
+    calls = []
+    top = pulse_app.leaderboard_api.top
+    monkeypatch.setattr(pulse_app.leaderboard_api, "top", lambda *a: calls.append(1) or top(*a))
+    statuses = [limited.http.get("/leaderboard").status_code for _ in range(8)]
+    assert statuses == [200] * 3 + [429] * 5
+    # the first refusal ran its view while counted (its answer dropped); the next four
+    # were counted first, on this container, and refused without running it
+    assert len(calls) == 4
+    from chalicelib.ratelimit import get_limiter
+
+    assert get_limiter().send("public-read", "127.0.0.1") is None  # counted before the view
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def any_redis(request):
+    client = real_redis(request)
+    yield client
+    client.close()
+
+
+def test_counts_sent_ahead_land_on_each_clients_slot(any_redis):
+    from chalicelib.ratelimit import Limiter
+
+    limiter = Limiter(Settings.from_env({"RATE_LIMITS": LOW}),
+                      redis_factory=lambda: any_redis)
+    addresses = [f"198.51.100.{i}" for i in range(12)]  # keys on all three masters
+    keys = [limiter._key("public-read", a) for a in addresses]
+    for key in keys:
+        any_redis.delete(key)
+    for round_ in range(4):
+        if round_ == 2:
+            any_redis.script_flush()  # every node forgets it: counted the usual way, once
+        decisions = [limiter.send("public-read", a).decision() for a in addresses]
+        assert [(d.allowed, d.remaining) for d in decisions] == \
+            [(round_ < 3, max(0, 2 - round_))] * len(addresses), round_
+    # refused: from now on counted before their views, on this container
+    assert [limiter.send("public-read", a) for a in addresses] == [None] * len(addresses)
+    assert not any(limiter.hit("public-read", a).allowed for a in addresses)
+    assert [any_redis.get(k) for k in keys] == ["5"] * len(keys)
+    assert all(0 < any_redis.ttl(k) <= 60 for k in keys)

@@ -38,15 +38,17 @@ def parse_body(raw: bytes | None) -> QrSpec:
         raise _invalid(exc) from None
 
 
-def create(raw_body: bytes | None, service=None, codes=None) -> tuple[dict, int]:
+def create(raw_body: bytes | None, service=None, codes=None,
+           origin: str | None = None) -> tuple[dict, int]:
     """POST /qr: (answer, status): 201 when this request made the code, 200 from the cache.
-    With `"dynamic": true`, a dynamic code (always new: 201)."""
+    With `"dynamic": true`, a dynamic code (always new: 201) whose short link is on
+    PUBLIC_BASE_URL, or else on `origin`, where this request reached the API."""
     body = json_object_body(raw_body, MAX_BODY_BYTES, object_pairs_hook=_no_duplicate_keys)
     is_dynamic = body.pop("dynamic", False)
     if not isinstance(is_dynamic, bool):
         raise InvalidInput("'dynamic' must be true or false", field="dynamic")
     if is_dynamic:
-        return create_dynamic(body, codes)
+        return create_dynamic(body, codes, origin)
     if "rules" in body:
         raise InvalidInput("'rules' are for dynamic codes: add \"dynamic\": true",
                            field="rules")
@@ -111,7 +113,7 @@ def _presign_seconds() -> int:
     return get_settings().qr_presign_seconds
 
 
-def create_dynamic(body: dict, codes=None) -> tuple[dict, int]:
+def create_dynamic(body: dict, codes=None, origin: str | None = None) -> tuple[dict, int]:
     """POST /qr with "dynamic": true: `url` is the target; `rules` optional."""
     raw_rules = body.pop("rules", [])
     try:
@@ -120,7 +122,7 @@ def create_dynamic(body: dict, codes=None) -> tuple[dict, int]:
     except SpecError as exc:
         raise _invalid(exc) from None
     codes = codes or wiring.get_dynamic_codes()
-    record = codes.create(spec.url, rules, spec)
+    record = codes.create(spec.url, rules, spec, origin)
     return _record_body(record, codes), 201
 
 

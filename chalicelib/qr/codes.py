@@ -78,19 +78,23 @@ class DynamicCodes:
             raise NotFound(f"no dynamic QR code {code}", id=code)
         return record
 
-    def create(self, target: str, rules: tuple[Rule, ...], options: QrSpec) -> Record:
-        """A new code (a fresh random one if the drawn code exists), its image in S3."""
+    def create(self, target: str, rules: tuple[Rule, ...], options: QrSpec,
+               origin: str | None = None) -> Record:
+        """A new code (a fresh random one if the drawn code exists), its image in S3; its
+        short link on base_url (PUBLIC_BASE_URL), or else on `origin` (the API's own)."""
         from dataclasses import replace
 
         from chalicelib.qr.render import render
 
-        if not self.base_url:
-            raise PulseError("PUBLIC_BASE_URL is not set: dynamic codes need the stage's "
+        base_url = self.base_url or origin
+        if not base_url:
+            raise PulseError("PUBLIC_BASE_URL is not set and the request does not say "
+                             "where it reached the API: dynamic codes need the stage's "
                              "public origin")
         now = int(self.clock())
         for _ in range(3):
             code = new_code()
-            spec = replace(options, url=short_url(self.base_url, code))
+            spec = replace(options, url=short_url(base_url, code))
             key = f"qr/dynamic/{code}.{spec.format}"
             item = {
                 **_pk(code), "target": {"S": target}, "rules": {"S": _rules_json(rules)},
