@@ -119,8 +119,9 @@ def test_without_public_base_url_a_deployed_stage_links_where_it_was_called(
     # `make deploy` learns the API's URL only once it exists: without PUBLIC_BASE_URL the
     # short link is on the URL the team called (execute-api with its stage, or a custom
     # domain with its base path), which then answers the scan.
-    import app as pulse_app
     from chalice.local import LambdaContext
+
+    import app as pulse_app
 
     monkeypatch.setenv("PULSE_STAGE", "dev")
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)

@@ -88,6 +88,23 @@ def test_creation_reaches_the_handler_and_the_stats(app_client, runner):
     assert not any("id" in r for r in got["recent"])  # an id would open the image: the URL
 
 
+def test_a_dynamic_code_is_a_creation_once_and_its_edits_are_not(app_client, runner,
+                                                                 pulse_env):
+    status, code = post(app_client, {"dynamic": True, "url": "https://fair.example/day1"})
+    assert status == 201, code
+    runner.deliver_table_records()
+    [event] = queued(pulse_env)
+    assert event["dynamic"] is True and event["id"] == code["code"]
+    assert event["domain"] == "fair.example" and event["short_url"] == code["short_url"]
+    assert drain_qr_events(runner) == 1
+    patched = app_client.http.patch(f"/qr/{code['code']}", headers={
+        "Content-Type": "application/json"}, body=json.dumps({"target": "https://x.example/"}))
+    assert patched.status_code == 200
+    assert app_client.http.delete(f"/qr/{code['code']}").status_code == 200
+    assert drain_qr_events(runner) == 0  # an edit and a retirement: no new creation
+    assert stats(app_client)["domains"] == [{"domain": "fair.example", "count": 1}]
+
+
 def test_a_redelivered_event_counts_once(app_client, runner, pulse_env):
     post(app_client, {"url": "https://once.example/"})
     runner.deliver_table_records()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from chalicelib.errors import NotFound, PulseError
@@ -45,7 +45,8 @@ def _rules_json(rules) -> str:
     return json.dumps([r.to_dict() for r in rules], separators=(",", ":"))
 
 
-def _record(item: dict) -> Record:
+def item_record(item: Mapping) -> Record:
+    """A dynamic code's DynamoDB item (or stream image) as a Record."""
     spec = QrSpec(url=item["url"]["S"], format=item["format"]["S"],
                   size=int(item["size"]["N"]), border=int(item["border"]["N"]),
                   error_correction=item["error_correction"]["S"], fg=item["fg"]["S"],
@@ -70,7 +71,7 @@ class DynamicCodes:
     def get(self, code: str) -> Record | None:
         item = self.dynamodb.get_item(TableName=self.table, Key=_pk(code),
                                       ConsistentRead=True).get("Item")
-        return None if item is None else _record(item)
+        return None if item is None else item_record(item)
 
     def existing(self, code: str) -> Record:
         record = self.get(code)
@@ -110,7 +111,7 @@ class DynamicCodes:
             except self.dynamodb.exceptions.ConditionalCheckFailedException:
                 continue  # 2**-57 per live code: practically never
             self.put_image(spec, key, render(spec))
-            return _record(item)
+            return item_record(item)
         raise PulseError("could not draw an unused short code")  # pragma: no cover
 
     def put_image(self, spec: QrSpec, key: str, body: bytes) -> None:
@@ -159,4 +160,4 @@ class DynamicCodes:
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             self.existing(code)  # 404 when it never existed; else it was retired
             raise Gone(f"dynamic QR code {code} was deleted", id=code) from None
-        return _record(item)
+        return item_record(item)

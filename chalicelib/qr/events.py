@@ -42,24 +42,40 @@ def created_event(entry: Entry, domain: str, bus: str) -> dict:
             "Detail": json.dumps(detail, separators=(",", ":"))}
 
 
+def dynamic_created_event(item: Mapping, bus: str) -> dict:
+    """A dynamic code's `qr.created`: its domain is its target's, where scans go."""
+    from chalicelib.qr.codes import item_record
+
+    code = item_record(item)
+    detail = {"id": code.code, "url": code.target, "short_url": code.spec.url,
+              "domain": urlsplit(code.target).hostname or "", "format": code.spec.format,
+              "created_at": code.created_at, "creation": f"dyn#{code.code}", "dynamic": True}
+    return {"EventBusName": bus, "Source": SOURCE, "DetailType": DETAIL_TYPE,
+            "Detail": json.dumps(detail, separators=(",", ":"))}
+
+
 def events_from_records(records: Iterable[Mapping], bus: str) -> tuple[list[dict], int]:
     """(the `qr.created` entries of a DynamoDB Streams batch, records skipped): one per
-    QR item inserted or replaced (an expired entry written over is a new creation);
-    removals (TTL expiry) and items that are no QR cache entry are skipped."""
+    QR cache item inserted or replaced (an expired entry written over is a new creation)
+    and one per dynamic code inserted (its edits and retirement are not creations);
+    removals (TTL expiry) and other items are skipped."""
     from chalicelib.qr.store import entry_from_item
 
     entries, skipped = [], 0
     for record in records:
         image = (record.get("dynamodb") or {}).get("NewImage") or {}
-        if record.get("eventName") not in ("INSERT", "MODIFY") \
-                or not image.get("pk", {}).get("S", "").startswith("qr#") \
-                or not image.get("creation", {}).get("S"):
-            skipped += 1
-            continue
+        pk, event = image.get("pk", {}).get("S", ""), record.get("eventName")
         try:
+            if event == "INSERT" and pk.startswith("dyn#"):
+                entries.append(dynamic_created_event(image, bus))
+                continue
+            if event not in ("INSERT", "MODIFY") or not pk.startswith("qr#") \
+                    or not image.get("creation", {}).get("S"):
+                skipped += 1
+                continue
             entry = entry_from_item(image)
         except (KeyError, TypeError, ValueError) as exc:  # no retry can fix it
-            log.warning("qr item %s: not a cache entry (%r); no event", image.get("pk"), exc)
+            log.warning("qr item %s: not a QR item (%r); no event", pk, exc)
             skipped += 1
             continue
         entries.append(created_event(entry, urlsplit(entry.url).hostname or "", bus))
