@@ -193,14 +193,15 @@ class Limiter:
         refused_until = self._refused.get(key)
         if refused_until is not None and self._clock() < refused_until:
             return None
-        script = self._counter()
-        client = script.registered_client
-        if hasattr(client, "get_node_from_key"):  # a cluster: the pool of the key's node
-            pool = client.get_redis_connection(client.get_node_from_key(key)).connection_pool
-        else:
-            pool = client.connection_pool
-        connection = None
+        pool = connection = None
         try:
+            script = self._counter()
+            client = script.registered_client
+            if hasattr(client, "get_node_from_key"):  # a cluster: the pool of the key's node
+                node = client.get_node_from_key(key)
+                pool = client.get_redis_connection(node).connection_pool
+            else:
+                pool = client.connection_pool
             connection = pool.get_connection()
             connection.send_command("EVALSHA", script.sha, 1, key, policy.window * 1000)
         except Exception:  # hit() retries, and names the failure if it persists

@@ -184,3 +184,20 @@ def test_counts_sent_ahead_land_on_each_clients_slot(any_redis):
     assert not any(limiter.hit("public-read", a).allowed for a in addresses)
     assert [any_redis.get(k) for k in keys] == ["5"] * len(keys)
     assert all(0 < any_redis.ttl(k) <= 60 for k in keys)
+
+
+def test_a_cluster_unreachable_when_the_limiter_starts_lets_requests_pass(limited, caplog):
+    # RedisCluster connects when it is made: with every node down, making it raises.
+    from redis.exceptions import RedisClusterException
+
+    from chalicelib.ratelimit import get_limiter
+
+    def unreachable():
+        raise RedisClusterException("Redis Cluster cannot be connected")
+
+    get_limiter()._redis_factory = unreachable
+    with caplog.at_level(logging.WARNING, logger="pulse.ratelimit"):
+        answers = [limited.http.get(path) for path in ("/leaderboard", "/hotspots?page=a")]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert not any("RateLimit" in a.headers for a in answers)
+    assert any("RedisClusterException" in r.getMessage() for r in caplog.records)
