@@ -221,6 +221,7 @@ class Limiter:
                     self._refused = {k: t for k, t in self._refused.items() if t > now}
                     while len(self._refused) >= REFUSED_CAP:  # the oldest go first
                         del self._refused[next(iter(self._refused))]
+                self._refused.pop(key, None)  # to the end: the oldest stay first
                 self._refused[key] = self._clock() + reset
         return Decision(count <= policy.quota, policy, max(0, policy.quota - count), reset)
 
