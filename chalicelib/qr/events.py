@@ -35,11 +35,15 @@ class EventsNotPublished(RuntimeError):
     """Some events were not accepted: the stream batch must be delivered again."""
 
 
-def created_event(entry: Entry, domain: str, bus: str) -> dict:
-    detail = {"id": entry.id, "url": entry.url, "domain": domain, "format": entry.format,
-              "created_at": entry.created_at, "creation": entry.creation}
+def _put_entry(detail: dict, bus: str) -> dict:
     return {"EventBusName": bus, "Source": SOURCE, "DetailType": DETAIL_TYPE,
             "Detail": json.dumps(detail, separators=(",", ":"))}
+
+
+def created_event(entry: Entry, domain: str, bus: str) -> dict:
+    return _put_entry({"id": entry.id, "url": entry.url, "domain": domain,
+                       "format": entry.format, "created_at": entry.created_at,
+                       "creation": entry.creation}, bus)
 
 
 def dynamic_created_event(item: Mapping, bus: str) -> dict:
@@ -47,11 +51,10 @@ def dynamic_created_event(item: Mapping, bus: str) -> dict:
     from chalicelib.qr.codes import item_record
 
     code = item_record(item)
-    detail = {"id": code.code, "url": code.target, "short_url": code.spec.url,
-              "domain": urlsplit(code.target).hostname or "", "format": code.spec.format,
-              "created_at": code.created_at, "creation": f"dyn#{code.code}", "dynamic": True}
-    return {"EventBusName": bus, "Source": SOURCE, "DetailType": DETAIL_TYPE,
-            "Detail": json.dumps(detail, separators=(",", ":"))}
+    return _put_entry({"id": code.code, "url": code.target, "short_url": code.spec.url,
+                       "domain": urlsplit(code.target).hostname or "",
+                       "format": code.spec.format, "created_at": code.created_at,
+                       "creation": f"dyn#{code.code}", "dynamic": True}, bus)
 
 
 def events_from_records(records: Iterable[Mapping], bus: str) -> tuple[list[dict], int]:
