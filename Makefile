@@ -26,7 +26,8 @@ help:
 	@echo "make help                 - this list"
 	@echo "make configure STAGE=prod - write that stage of .chalice/config.json from infra/'s outputs"
 	@echo "make package STAGE=prod   - the stage as a Terraform package in out/ (after configure)"
-	@echo "make deploy STAGE=prod    - chalice deploy with the stage's environment (after configure)"
+	@echo "make deploy STAGE=prod    - chalice deploy with the stage's environment (after configure), then the API's key, throttling, WAF"
+	@echo "make undeploy STAGE=prod  - remove what make deploy made"
 	@echo "make rehearse             - apply infra/ to moto's server, configure, package, destroy"
 	@echo "make infra-check          - terraform fmt and validate, and checkov, on infra/"
 

@@ -347,10 +347,106 @@ def configured_stage(app_dir: Path, stage: str) -> dict:
 
 
 def chalice_deploy(stage: str) -> int:
+    """`chalice deploy` of the stage, then its API's guard (apply_api_gateway)."""
     config = configured_stage(REPO, stage)
-    return subprocess.run([chalice_bin(), "deploy", "--stage", stage], cwd=REPO,
+    code = subprocess.run([chalice_bin(), "deploy", "--stage", stage], cwd=REPO,
                           env=deploy_environment(config, stage, dict(os.environ)),
                           check=False).returncode
+    if code != 0:
+        return code
+    guard = apply_api_gateway(REPO, stage, caller_aws_env())
+    print(f"API guard applied: usage plan {guard['usage_plan']} (the team's key: "
+          f"terraform -chdir={guard['dir'].relative_to(REPO)} output -raw team_api_key), "
+          f"stage throttling, WAF web ACL {guard['web_acl']}")
+    return 0
+
+
+def chalice_delete(stage: str) -> int:
+    """The API's guard first (its usage plan holds the stage), then `chalice delete`."""
+    destroy_api_gateway(REPO, stage, caller_aws_env())
+    return subprocess.run([chalice_bin(), "delete", "--stage", stage], cwd=REPO,
+                          check=False).returncode
+
+
+def caller_aws_env() -> dict[str, str]:
+    """The caller's AWS identity, region and profile for Terraform (clean_env drops them)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+
+# What `make deploy` adds to the stage `chalice deploy` made: api_gateway.tf.json
+# beside deployed_api.tf.json, which names the API from .chalice/deployed/<stage>.json.
+API_GATEWAY_FOR_DEPLOY = DEPLOY / "api_gateway_for_deploy"
+
+
+def api_gateway_dir(app_dir: Path, stage: str) -> Path:
+    """Where the stage's guard is applied from and its state kept (git-ignored)."""
+    return app_dir / ".chalice" / "api-gateway" / stage
+
+
+def deployed_api(app_dir: Path, stage: str) -> dict[str, str]:
+    """The REST API, stage and API function that `chalice deploy` made for the stage."""
+    path = app_dir / ".chalice" / "deployed" / f"{stage}.json"
+    try:
+        resources = json.loads(path.read_text())["resources"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InfraError(f"no deployment of stage {stage!r} recorded in {path}: {exc}") from exc
+    by_name = {r.get("name"): r for r in resources}
+    api, handler = by_name.get("rest_api"), by_name.get("api_handler")
+    if not api or not handler:
+        raise InfraError(f"{path} has no rest_api or api_handler: the stage has no routes?")
+    # rest_api_url is https://<id>.execute-api.<region>.<domain>/<stage>/
+    stage_name = api["rest_api_url"].rstrip("/").rsplit("/", 1)[1]
+    return {"rest_api_id": api["rest_api_id"], "stage_name": stage_name,
+            "api_function_name": handler["lambda_arn"].rsplit(":", 1)[1]}
+
+
+def _api_gateway_module(app_dir: Path, stage: str, emulator: str | None) -> tuple[Path, list]:
+    work = api_gateway_dir(app_dir, stage)
+    work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*.tf.json"):
+        if not old.name.startswith("backend_override"):  # a team's own backend stays
+            old.unlink()
+    for src in [DEPLOY / "api_gateway.tf.json", *API_GATEWAY_FOR_DEPLOY.glob("*.tf.json")]:
+        shutil.copy2(src, work / src.name)
+    if emulator:
+        (work / "emulator_override.tf.json").write_text(json.dumps({"provider": {"aws": {
+            "skip_credentials_validation": True, "skip_requesting_account_id": True,
+            "skip_metadata_api_check": True,
+            "endpoints": [{s: emulator for s in ("apigateway", "wafv2", "sts")}]}}}, indent=2))
+    variables = [f"-var={k}={v}" for k, v in deployed_api(app_dir, stage).items()]
+    return work, variables
+
+
+def apply_api_gateway(app_dir: Path, stage: str, env: dict[str, str],
+                      emulator: str | None = None) -> dict:
+    """Terraform-apply api_gateway.tf.json to the API `chalice deploy` made for the stage:
+    the team's key and usage plan, stage throttling, the WAF association.  The same file
+    `make package` adds to a Terraform package, so both ways ship the same guard."""
+    work, variables = _api_gateway_module(app_dir, stage, emulator)
+    data = work / ".terraform"
+    terraform(init_args(), cwd=work, data_dir=data, env=env, timeout=300)
+    terraform(["apply", "-auto-approve", "-no-color", *variables], cwd=work, data_dir=data,
+              env=env, timeout=600)
+    state = json.loads(terraform(["show", "-json", "-no-color"], cwd=work, data_dir=data,
+                                 env=env).stdout)
+    values = {r["address"]: r["values"] for r in state["values"]["root_module"]["resources"]}
+    plan = values["aws_api_gateway_usage_plan.team"]
+    return {"dir": work, "usage_plan": plan["name"], "usage_plan_id": plan["id"],
+            "api_key_id": values["aws_api_gateway_api_key.team"]["id"],
+            "web_acl": values["data.aws_wafv2_web_acl.api"]["name"]}
+
+
+def destroy_api_gateway(app_dir: Path, stage: str, env: dict[str, str],
+                        emulator: str | None = None) -> None:
+    """Undo apply_api_gateway (nothing to do if it never ran for the stage)."""
+    work = api_gateway_dir(app_dir, stage)
+    if not (work / "terraform.tfstate").exists():
+        return
+    work, variables = _api_gateway_module(app_dir, stage, emulator)
+    data = work / ".terraform"
+    terraform(init_args(), cwd=work, data_dir=data, env=env, timeout=300)
+    terraform(["destroy", "-auto-approve", "-no-color", *variables], cwd=work, data_dir=data,
+              env=env, timeout=600)
 
 
 LOG_GROUPS_FILE = "log_groups.tf.json"
@@ -400,6 +496,7 @@ def package_for_terraform(app_dir: Path, stage: str, out: Path, log: Log = _prin
 SCOPED_NAMES = {"aws_iam_role_policy", "aws_lambda_permission", "aws_cloudwatch_event_target",
                 "aws_lambda_event_source_mapping"}
 _FUNCTION_NAME_REF = re.compile(r"\$\{aws_lambda_function\.([\w-]+)\.function_name\}")
+_LOCAL_REF = re.compile(r"\$\{local\.(\w+)\}")
 
 
 def merged_resources(package: Path) -> dict[str, dict]:
@@ -420,11 +517,20 @@ def merged_resources(package: Path) -> dict[str, dict]:
     return resources
 
 
+def package_locals(package: Path) -> dict[str, str]:
+    """Every local value the package's *.tf.json define, as written."""
+    values = {}
+    for extra in sorted(package.glob("*.tf.json")):
+        values.update(json.loads(extra.read_text()).get("locals", {}))
+    return values
+
+
 def effective_names(package: Path) -> dict[tuple[str, str], str]:
     """(type, resource) -> the name AWS will see, after the override files, for every
     resource of the package that has an account-wide name."""
     resources = merged_resources(package)
     functions = {n: f["function_name"] for n, f in resources.get("aws_lambda_function", {}).items()}
+    local_values = package_locals(package)
     names = {}
     for rtype, blocks in resources.items():
         if rtype in SCOPED_NAMES:
@@ -433,6 +539,7 @@ def effective_names(package: Path) -> dict[tuple[str, str], str]:
             name = attrs.get("function_name") or attrs.get("name")
             if not isinstance(name, str):
                 continue
+            name = _LOCAL_REF.sub(lambda m: local_values.get(m.group(1), m.group(0)), name)
             name = _FUNCTION_NAME_REF.sub(lambda m: functions[m.group(1)], name)
             if "${" in name:
                 raise InfraError(f"{rtype}.{rname}: cannot evaluate the name {name!r}")
@@ -519,9 +626,16 @@ def check_api_gateway(package: Path, app_secured: list[str]) -> dict:
                          f"are {app_secured}")
     if secured and "api_key" not in swagger.get("securityDefinitions", {}):
         raise InfraError("secured routes but no api_key security definition")
+    refs = package_locals(package)
+    stage_ref, api_ref = "${local.api_stage_name}", "${local.api_rest_api_id}"
+    want_refs = {"api_rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+                 "api_stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
+                 "api_function_name": "${aws_lambda_function.api_handler.function_name}"}
+    if any(refs.get(name) != ref for name, ref in want_refs.items()) or not refs.get(
+            "api_stage_arn", "").endswith("/restapis/${aws_api_gateway_rest_api.rest_api.id}"
+                                         "/stages/${aws_api_gateway_deployment.rest_api.stage_name}"):
+        raise InfraError(f"api_gateway.tf.json's API is not the package's: {refs}")
     plan = resources.get("aws_api_gateway_usage_plan", {}).get("team")
-    stage_ref = "${aws_api_gateway_deployment.rest_api.stage_name}"
-    api_ref = "${aws_api_gateway_rest_api.rest_api.id}"
     if (not plan or plan["api_stages"] != [{"api_id": api_ref, "stage": stage_ref}]
             or not plan.get("quota_settings", {}).get("limit")):
         raise InfraError(f"no usage plan with a quota on the API's stage: {plan}")
@@ -540,11 +654,12 @@ def check_api_gateway(package: Path, app_secured: list[str]) -> dict:
     if "*/*" not in per_method:
         raise InfraError(f"stage throttling does not cover every method: {per_method}")
     waf = resources.get("aws_wafv2_web_acl_association", {}).get("api", {})
-    if not (waf.get("resource_arn", "").endswith(f"/stages/{stage_ref}")
+    if not (waf.get("resource_arn") == "${local.api_stage_arn}"
             and waf.get("web_acl_arn") == "${data.aws_wafv2_web_acl.api.arn}"):
         raise InfraError(f"the WAF web ACL is not associated with the stage: {waf}")
     return {"secured_routes": secured, "quota_per_day": variables["team_quota_per_day"]["default"],
-            "method_throttling": per_method, "waf_association": waf}
+            "method_throttling": per_method, "waf_association": waf,
+            "stage_arn": refs["api_stage_arn"]}
 
 
 def check_qr_event_wiring(chalice_tf: dict, outputs: dict, endpoint: str) -> dict:
@@ -705,18 +820,56 @@ def deploy_with_chalice(work: Path, stage: str, endpoint: str, log: Log = _print
     timings["chalice deploy"] = round(time.monotonic() - t0, 1)
     try:
         created = check_deployed(work, config, stage, endpoint)
+        t0 = time.monotonic()
+        guard = apply_api_gateway(work, stage, emulator_env(), emulator=endpoint)
+        timings["API guard apply"] = round(time.monotonic() - t0, 1)
+        created["api_guard"] = check_api_guard(guard, deployed_api(work, stage), endpoint)
     finally:
         t0 = time.monotonic()
+        destroy_api_gateway(work, stage, emulator_env(), emulator=endpoint)
         run([chalice_bin(), "delete", "--stage", stage], cwd=work, env=env, timeout=600)
         timings["chalice delete"] = round(time.monotonic() - t0, 1)
     left = [f["FunctionName"] for f in boto_client("lambda", endpoint).list_functions()[
         "Functions"] if f["FunctionName"].startswith(f"pulse-{stage}")]
-    apis = [a["name"] for a in boto_client("apigateway", endpoint).get_rest_apis()["items"]]
-    if left or apis:
-        raise InfraError(f"left after chalice delete: functions {left}, REST APIs {apis}")
-    log(f"rehearse: chalice deploy {timings['chalice deploy']} s, delete "
-        f"{timings['chalice delete']} s")
+    apigw = boto_client("apigateway", endpoint)
+    apis = [a["name"] for a in apigw.get_rest_apis()["items"]]
+    plans = [p["name"] for p in apigw.get_usage_plans()["items"]]
+    keys = [k["name"] for k in apigw.get_api_keys()["items"]]
+    if left or apis or plans or keys:
+        raise InfraError(f"left after chalice delete: functions {left}, REST APIs {apis}, "
+                         f"usage plans {plans}, API keys {keys}")
+    log(f"rehearse: chalice deploy {timings['chalice deploy']} s, its API guard "
+        f"{timings['API guard apply']} s, delete {timings['chalice delete']} s")
     return {**created, "timings": timings, "deleted": True}
+
+
+def check_api_guard(guard: dict, api: dict[str, str], endpoint: str) -> dict:
+    """What apply_api_gateway must have made on the deployed API's stage: the team's
+    usage plan on it with a quota, the team's key in that plan, throttling for every
+    method, the WAF web ACL of infra/api.tf associated."""
+    apigw, waf = boto_client("apigateway", endpoint), boto_client("wafv2", endpoint)
+    plan = apigw.get_usage_plan(usagePlanId=guard["usage_plan_id"])
+    if plan.get("apiStages") != [{"apiId": api["rest_api_id"], "stage": api["stage_name"]}] \
+            or not plan.get("quota", {}).get("limit"):
+        raise InfraError(f"the team's usage plan is not on the deployed stage {api}: {plan}")
+    keys = [k["id"] for k in apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]]
+    if keys != [guard["api_key_id"]]:
+        raise InfraError(f"the usage plan's keys {keys}, want the team's {guard['api_key_id']}")
+    stage = apigw.get_stage(restApiId=api["rest_api_id"], stageName=api["stage_name"])
+    settings = stage.get("methodSettings", {})
+    every = settings.get("*/*", {})
+    if not every.get("throttlingRateLimit") or not every.get("throttlingBurstLimit"):
+        raise InfraError(f"the deployed stage is not throttled: {settings}")
+    arn = (f"arn:aws:apigateway:{REGION}::/restapis/{api['rest_api_id']}/stages/"
+           f"{api['stage_name']}")
+    acl = waf.get_web_acl_for_resource(ResourceArn=arn).get("WebACL", {})
+    if acl.get("Name") != guard["web_acl"]:
+        raise InfraError(f"the deployed stage's WAF web ACL is {acl.get('Name')}, "
+                         f"want {guard['web_acl']}")
+    return {"usage_plan": plan["name"], "quota": plan["quota"], "throttle": plan["throttle"],
+            "method_settings": {path: (m.get("throttlingRateLimit"), m.get("throttlingBurstLimit"))
+                                for path, m in settings.items()},
+            "web_acl": acl["Name"]}
 
 
 def check_deployed(app_dir: Path, config: dict, stage: str, endpoint: str) -> dict:
@@ -1155,19 +1308,20 @@ def report_upgrade(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["check", "rehearse", "upgrade", "package", "deploy"])
-    parser.add_argument("--stage", help="package, deploy: the Chalice stage")
+    parser.add_argument("command", choices=["check", "rehearse", "upgrade", "package", "deploy",
+                                            "undeploy"])
+    parser.add_argument("--stage", help="package, deploy, undeploy: the Chalice stage")
     parser.add_argument("--out", type=Path, default=REPO / "out", help="package: output folder")
     parser.add_argument("--from", dest="rev", default=UPGRADE_FROM,
                         help="upgrade: the git revision of infra/ to upgrade from")
     args = parser.parse_args(argv)
-    if args.command == "deploy":
+    if args.command in ("deploy", "undeploy"):
         if not args.stage:
-            parser.error("deploy needs --stage")
+            parser.error(f"{args.command} needs --stage")
         try:
-            return chalice_deploy(args.stage)
+            return (chalice_deploy if args.command == "deploy" else chalice_delete)(args.stage)
         except InfraError as exc:
-            print(f"infra deploy: {exc}", file=sys.stderr)
+            print(f"infra {args.command}: {exc}", file=sys.stderr)
             return 2 if isinstance(exc, StageNotConfigured) else 1
     if args.command == "package":
         if not args.stage:
@@ -1209,7 +1363,7 @@ def main(argv: list[str] | None = None) -> int:
             api = result["api_gateway"]
             print(f"rehearse: API key on {api['secured_routes']}, usage plan quota "
                   f"{api['quota_per_day']}/day, stage throttling {api['method_throttling']}, "
-                  f"WAF association {api['waf_association']['resource_arn']}")
+                  f"WAF association {api['stage_arn']}")
             print("rehearse: gateway responses " + ", ".join(
                 f"{t} {r['status'] or 'as is'}" for t, r in result["gateway_responses"].items()))
             print(f"rehearse: {result['package_validation']}")
@@ -1217,6 +1371,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rehearse: chalice deploy created {sorted(deployed['functions'])} (one role "
                   f"each), rules {sorted(deployed['rules'])}, event source mappings "
                   f"{deployed['event_source_mappings']}, REST API {deployed['rest_api']}; "
+                  f"its guard {deployed['api_guard']}; "
                   f"chalice delete removed them ({deployed['timings']})")
             print(f"rehearse: timings (s) {result['timings']}")
             report_upgrade(result["upgrade"])

@@ -5,7 +5,8 @@
 #   make infra-check            terraform fmt -check, init -backend=false + validate, checkov
 #   make rehearse               apply infra/ to moto's server, configure, package, destroy
 #   make package STAGE=prod     the stage as a Terraform package in out/ (see README)
-#   make deploy STAGE=prod      chalice deploy with the stage's environment variables
+#   make deploy STAGE=prod      chalice deploy with the stage's environment, then the API's guard
+#   make undeploy STAGE=prod    the API's guard destroyed, then chalice delete
 #   make checkov-venv           checkov in its own venv (.venv-checkov): its pins clash with the app's
 
 # Keep whatever default goal the main Makefile chose.
@@ -20,7 +21,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV ?= $(abspath $(CHECKOV_VENV)/bin/checkov)
 export CHECKOV
 
-.PHONY: configure infra-check rehearse checkov-venv package deploy
+.PHONY: configure infra-check rehearse checkov-venv package deploy undeploy
 
 checkov-venv: $(CHECKOV_VENV)/.installed
 
@@ -39,10 +40,16 @@ infra-check: venv checkov-venv
 rehearse: venv
 	$(PY) deploy/infra.py rehearse
 
-# chalice deploy with the stage's environment (app.py reads some settings at import).
+# chalice deploy with the stage's environment (app.py reads some settings at import),
+# then the API's guard (deploy/api_gateway.tf.json) applied to the API it made.
 deploy: venv
 	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod" >&2; exit 2; }
 	$(PY) deploy/infra.py deploy --stage $(STAGE)
+
+# The API's guard destroyed, then chalice delete.
+undeploy: venv
+	@test -n "$(STAGE)" || { echo "usage: make undeploy STAGE=prod" >&2; exit 2; }
+	$(PY) deploy/infra.py undeploy --stage $(STAGE)
 
 # The stage as Terraform (chalice package + overrides + log groups) in out/.
 package: venv

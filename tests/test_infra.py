@@ -126,6 +126,24 @@ def test_package_before_configure_says_to_configure_first(tmp_path, monkeypatch,
     assert not out.exists()
 
 
+def test_the_api_guard_is_applied_to_the_api_chalice_deploy_recorded(tmp_path):
+    # What `chalice deploy` writes to .chalice/deployed/<stage>.json (Chalice 1.x), trimmed.
+    deployed = tmp_path / ".chalice" / "deployed"
+    deployed.mkdir(parents=True)
+    (deployed / "prod.json").write_text(json.dumps({"schema_version": "2.0", "resources": [
+        {"name": "api_handler", "resource_type": "lambda_function",
+         "lambda_arn": "arn:aws:lambda:eu-west-1:123456789012:function:pulse-prod"},
+        {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "a1b2c3d4e5",
+         "rest_api_url": "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/v1/"}]}))
+    assert infra.deployed_api(tmp_path, "prod") == {
+        "rest_api_id": "a1b2c3d4e5", "stage_name": "v1", "api_function_name": "pulse-prod"}
+    with pytest.raises(infra.InfraError, match="no deployment of stage 'dev' recorded"):
+        infra.deployed_api(tmp_path, "dev")
+    # Undeploying a stage whose guard was never applied leaves Terraform alone.
+    infra.destroy_api_gateway(tmp_path, "prod", {})
+    assert not infra.api_gateway_dir(tmp_path, "prod").exists()
+
+
 def _bare_package(tmp_path: Path) -> Path:
     """A package folder with deploy/gateway_responses*.tf.json beside the least of a
     chalice.tf.json they refer to (the REST API and its deployment)."""
@@ -396,7 +414,21 @@ def test_rehearsal_deploys_with_chalice_and_deletes_it(rehearsal):
     assert deployed["event_source_mappings"]["kinesis"] == ["pulse-rehearsal-consume_clicks"]
     assert deployed["rest_api"]["routes"] >= 15
     assert "image/png" in deployed["rest_api"]["binary_media_types"]
-    assert deployed["deleted"] is True
+    assert deployed["deleted"] is True  # and no usage plan or API key left either
+
+
+@pytest.mark.slow
+def test_rehearsal_guards_the_api_chalice_deploy_made(rehearsal):
+    # apply_api_gateway: `make deploy` applies the package's api_gateway.tf.json to the
+    # API `chalice deploy` made; check_api_guard read it back from the emulator.
+    guard = rehearsal["chalice_deploy"]["api_guard"]
+    packaged = rehearsal["api_gateway"]
+    assert guard["usage_plan"] == "pulse-rehearsal-team"
+    assert guard["quota"] == {"limit": packaged["quota_per_day"], "period": "DAY"}
+    assert guard["method_settings"] == {
+        path: (float(t["rate_limit"]), t["burst_limit"])
+        for path, t in packaged["method_throttling"].items()}
+    assert guard["web_acl"] == "pulse-rehearsal-api"
 
 
 # --- the upgrade from the flat layout -----------------------------------------------------
