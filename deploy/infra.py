@@ -417,18 +417,25 @@ def _api_gateway_module(app_dir: Path, stage: str, emulator: str | None) -> tupl
     return work, variables
 
 
+def _api_gateway_terraform(action: str, app_dir: Path, stage: str, env: dict[str, str],
+                           emulator: str | None) -> Path:
+    """terraform init, then apply or destroy, of the stage's guard module."""
+    work, variables = _api_gateway_module(app_dir, stage, emulator)
+    data = work / ".terraform"
+    terraform(init_args(), cwd=work, data_dir=data, env=env, timeout=300)
+    terraform([action, "-auto-approve", "-no-color", *variables], cwd=work, data_dir=data,
+              env=env, timeout=600)
+    return work
+
+
 def apply_api_gateway(app_dir: Path, stage: str, env: dict[str, str],
                       emulator: str | None = None) -> dict:
     """Terraform-apply api_gateway.tf.json to the API `chalice deploy` made for the stage:
     the team's key and usage plan, stage throttling, the WAF association.  The same file
     `make package` adds to a Terraform package, so both ways ship the same guard."""
-    work, variables = _api_gateway_module(app_dir, stage, emulator)
-    data = work / ".terraform"
-    terraform(init_args(), cwd=work, data_dir=data, env=env, timeout=300)
-    terraform(["apply", "-auto-approve", "-no-color", *variables], cwd=work, data_dir=data,
-              env=env, timeout=600)
-    state = json.loads(terraform(["show", "-json", "-no-color"], cwd=work, data_dir=data,
-                                 env=env).stdout)
+    work = _api_gateway_terraform("apply", app_dir, stage, env, emulator)
+    state = json.loads(terraform(["show", "-json", "-no-color"], cwd=work,
+                                 data_dir=work / ".terraform", env=env).stdout)
     values = {r["address"]: r["values"] for r in state["values"]["root_module"]["resources"]}
     plan = values["aws_api_gateway_usage_plan.team"]
     return {"dir": work, "usage_plan": plan["name"], "usage_plan_id": plan["id"],
@@ -442,11 +449,7 @@ def destroy_api_gateway(app_dir: Path, stage: str, env: dict[str, str],
     work = api_gateway_dir(app_dir, stage)
     if not (work / "terraform.tfstate").exists():
         return
-    work, variables = _api_gateway_module(app_dir, stage, emulator)
-    data = work / ".terraform"
-    terraform(init_args(), cwd=work, data_dir=data, env=env, timeout=300)
-    terraform(["destroy", "-auto-approve", "-no-color", *variables], cwd=work, data_dir=data,
-              env=env, timeout=600)
+    _api_gateway_terraform("destroy", app_dir, stage, env, emulator)
 
 
 LOG_GROUPS_FILE = "log_groups.tf.json"
